@@ -1,0 +1,4 @@
+//! The one integration-test binary: the real `pop3` binary run end to end against a scripted
+//! in-process POP3 server (for faults a real server will not produce) and a real Dovecot.
+
+mod support;

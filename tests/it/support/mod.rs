@@ -1,0 +1,4 @@
+//! Test support: servers and helpers shared by the integration tests.
+
+pub mod dovecot;
+pub mod scripted;
