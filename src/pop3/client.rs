@@ -1,0 +1,614 @@
+//! The POP3 client over any `Read + Write` stream: the only part of the protocol core that does
+//! I/O. RFC 1939's states are types: a [`Client`] is in the AUTHORIZATION state and becomes a
+//! [`Session`] (TRANSACTION) by logging in; [`Session::quit`] enters the UPDATE state, so
+//! deletions become real only through it.
+
+use std::io::{Read, Write};
+
+use super::command::Command;
+use super::multiline::{Line, MultilineDecoder, Sink, take_line, unstuff_line};
+use super::response::{
+    self, AuthReply, MAX_STATUS_LINE, StatusLine, parse_auth_reply, parse_status_line,
+    trim_line_ending,
+};
+use super::{
+    Capabilities, Error, MaildropStat, MessageNumber, Result, ScanListing, UniqueIdListing,
+};
+
+/// Who sent a traced line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// The client sent it.
+    Client,
+    /// The server sent it.
+    Server,
+}
+
+/// Sees the protocol dialogue, secrets already replaced by `***`. Used by `--debug`.
+pub type Tracer = Box<dyn FnMut(Direction, &str) + Send>;
+
+/// Lines of listings and capabilities are short; a generous bound keeps a hostile server from
+/// growing one without limit.
+const MAX_LISTING_LINE: usize = 4096;
+
+/// Size of the receive buffer: big enough for throughput, small enough to stay bounded.
+const BUFFER_SIZE: usize = 64 * 1024;
+
+/// The stream plus a receive buffer that the multi-line decoder reads from directly.
+struct Connection<S> {
+    stream: S,
+    buffer: Box<[u8]>,
+    start: usize,
+    end: usize,
+    tracer: Option<Tracer>,
+}
+
+impl<S: Read + Write> Connection<S> {
+    fn new(stream: S, tracer: Option<Tracer>) -> Connection<S> {
+        Connection {
+            stream,
+            buffer: vec![0; BUFFER_SIZE].into_boxed_slice(),
+            start: 0,
+            end: 0,
+            tracer,
+        }
+    }
+
+    fn trace(&mut self, direction: Direction, text: &str) {
+        if let Some(tracer) = &mut self.tracer {
+            tracer(direction, text);
+        }
+    }
+
+    /// Sends commands in one write (several at once when pipelining).
+    fn send(&mut self, commands: &[Command<'_>]) -> Result<()> {
+        let mut bytes = Vec::with_capacity(commands.len() * 16);
+        for command in commands {
+            command.encode_into(&mut bytes)?;
+        }
+        for command in commands {
+            let line = command.redacted();
+            self.trace(Direction::Client, &line);
+        }
+        self.stream.write_all(&bytes).map_err(Error::from_io)?;
+        self.stream.flush().map_err(Error::from_io)
+    }
+
+    /// Reads more bytes into the buffer; the connection closing is an error here because a
+    /// reply is always pending when this is called.
+    fn fill(&mut self) -> Result<()> {
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        } else if self.end == self.buffer.len() {
+            self.buffer.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        let read = loop {
+            match self.stream.read(&mut self.buffer[self.end..]) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::from_io(e)),
+            }
+        };
+        if read == 0 {
+            return Err(Error::ConnectionClosed);
+        }
+        self.end += read;
+        Ok(())
+    }
+
+    /// Reads one line (bare LF tolerated) and returns it without its line ending.
+    fn read_line(&mut self, limit: usize) -> Result<Vec<u8>> {
+        loop {
+            if let Some(len) = take_line(&self.buffer[self.start..self.end], limit)? {
+                let line = trim_line_ending(&self.buffer[self.start..self.start + len]).to_vec();
+                self.start += len;
+                return Ok(line);
+            }
+            self.fill()?;
+        }
+    }
+
+    /// Reads a status line; `-ERR` becomes [`Error::Server`] naming `command`.
+    fn read_status(&mut self, command: &Command<'_>) -> Result<StatusLine> {
+        let line = self.read_line(MAX_STATUS_LINE)?;
+        self.trace(Direction::Server, &String::from_utf8_lossy(&line));
+        let status = parse_status_line(&line)?;
+        if status.ok {
+            Ok(status)
+        } else {
+            Err(Error::Server {
+                command: command.redacted(),
+                status,
+            })
+        }
+    }
+
+    /// Reads the lines of a multi-line listing up to the terminator.
+    fn read_listing(&mut self, mut each: impl FnMut(&[u8]) -> Result<()>) -> Result<()> {
+        loop {
+            let line = self.read_line(MAX_LISTING_LINE)?;
+            match unstuff_line(&line) {
+                Line::End => {
+                    self.trace(Direction::Server, ".");
+                    return Ok(());
+                }
+                Line::Data(data) => {
+                    self.trace(Direction::Server, &String::from_utf8_lossy(data));
+                    each(data)?;
+                }
+            }
+        }
+    }
+
+    /// Streams the data of a multi-line response into `sink`, in bounded memory.
+    fn read_multiline(&mut self, sink: &mut Sink<'_>) -> Result<u64> {
+        let mut decoder = MultilineDecoder::new();
+        let mut octets = 0u64;
+        let mut counting_sink = |data: &[u8]| {
+            octets += data.len() as u64;
+            sink(data)
+        };
+        loop {
+            if self.start < self.end {
+                let used =
+                    decoder.decode(&self.buffer[self.start..self.end], &mut counting_sink)?;
+                self.start += used;
+                if decoder.is_done() {
+                    break;
+                }
+            }
+            self.fill()?;
+        }
+        self.trace(Direction::Server, &format!("[{octets} octets of data]"));
+        self.trace(Direction::Server, ".");
+        Ok(octets)
+    }
+
+    /// Sends one command and reads its status line.
+    fn command(&mut self, command: Command<'_>) -> Result<StatusLine> {
+        self.send(std::slice::from_ref(&command))?;
+        self.read_status(&command)
+    }
+}
+
+/// What the server said when the connection opened.
+#[derive(Debug, Clone)]
+pub struct Greeting {
+    /// The greeting status line.
+    pub status: StatusLine,
+    /// The APOP timestamp (`<...@...>`, RFC 1939 §7), when the server offers APOP.
+    pub apop_timestamp: Option<String>,
+}
+
+impl Greeting {
+    fn new(status: StatusLine) -> Greeting {
+        let apop_timestamp = status.text.find('<').and_then(|start| {
+            let rest = &status.text[start..];
+            rest.find('>').map(|end| rest[..=end].to_owned())
+        });
+        Greeting {
+            status,
+            apop_timestamp,
+        }
+    }
+}
+
+/// A connection in the AUTHORIZATION state.
+pub struct Client<S> {
+    connection: Connection<S>,
+}
+
+impl<S: Read + Write> Client<S> {
+    /// Wraps a freshly opened stream and reads the server's greeting.
+    pub fn connect(stream: S, tracer: Option<Tracer>) -> Result<(Client<S>, Greeting)> {
+        let mut connection = Connection::new(stream, tracer);
+        let line = connection.read_line(MAX_STATUS_LINE)?;
+        connection.trace(Direction::Server, &String::from_utf8_lossy(&line));
+        let status = parse_status_line(&line)?;
+        if !status.ok {
+            return Err(Error::Server {
+                command: "the connection".into(),
+                status,
+            });
+        }
+        Ok((Client { connection }, Greeting::new(status)))
+    }
+
+    /// Resumes after a TLS upgrade: no greeting follows STLS (RFC 2595 §4).
+    pub fn resume(stream: S, tracer: Option<Tracer>) -> Client<S> {
+        Client {
+            connection: Connection::new(stream, tracer),
+        }
+    }
+
+    /// Asks for the capability list; a server without `CAPA` yields an empty list.
+    pub fn capa(&mut self) -> Result<Capabilities> {
+        capa(&mut self.connection)
+    }
+
+    /// Sends `STLS`. On `+OK` returns the bare stream and the tracer, ready for the TLS
+    /// handshake; continue with [`Client::resume`] over the TLS stream.
+    pub fn stls(mut self) -> Result<(S, Option<Tracer>)> {
+        self.connection.command(Command::Stls)?;
+        // Anything already received arrived before TLS: an attacker may have injected it.
+        if self.connection.start != self.connection.end {
+            return Err(Error::StlsInjection);
+        }
+        Ok((self.connection.stream, self.connection.tracer))
+    }
+
+    /// Logs in with `USER` and `PASS` (RFC 1939 §7).
+    pub fn login_user(mut self, user: &str, password: &str) -> Result<Session<S>> {
+        self.connection.command(Command::User(user))?;
+        self.connection.command(Command::Pass(password))?;
+        Ok(Session {
+            connection: self.connection,
+        })
+    }
+
+    /// Logs in with `APOP` (RFC 1939 §7): the secret itself is never sent, only an MD5 digest
+    /// over the greeting's timestamp and the secret.
+    pub fn login_apop(mut self, user: &str, password: &str, timestamp: &str) -> Result<Session<S>> {
+        use md5::{Digest, Md5};
+        let mut hasher = Md5::new();
+        hasher.update(timestamp.as_bytes());
+        hasher.update(password.as_bytes());
+        let digest: String = hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        self.connection.command(Command::Apop {
+            user,
+            digest: &digest,
+        })?;
+        Ok(Session {
+            connection: self.connection,
+        })
+    }
+
+    /// Authenticates with a SASL mechanism (RFC 5034). `initial_response` is the base64
+    /// payload sent on the `AUTH` line, if any; `respond` answers each base64 challenge with
+    /// the next base64 line. Payloads are secrets and never traced.
+    pub fn authenticate(
+        mut self,
+        mechanism: &str,
+        initial_response: Option<&str>,
+        mut respond: impl FnMut(&str) -> String,
+    ) -> Result<Session<S>> {
+        let auth = Command::Auth {
+            mechanism,
+            initial_response,
+        };
+        self.connection.send(std::slice::from_ref(&auth))?;
+        loop {
+            let line = self.connection.read_line(MAX_STATUS_LINE)?;
+            match parse_auth_reply(&line)? {
+                AuthReply::Continue(challenge) => {
+                    self.connection.trace(Direction::Server, "+ ***");
+                    let answer = respond(&challenge);
+                    self.connection.send(&[Command::SaslResponse(&answer)])?;
+                }
+                AuthReply::Status(status) => {
+                    self.connection
+                        .trace(Direction::Server, &String::from_utf8_lossy(&line));
+                    if status.ok {
+                        return Ok(Session {
+                            connection: self.connection,
+                        });
+                    }
+                    return Err(Error::Server {
+                        command: auth.redacted(),
+                        status,
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// A logged-in connection in the TRANSACTION state.
+pub struct Session<S> {
+    connection: Connection<S>,
+}
+
+impl<S: Read + Write> Session<S> {
+    /// Asks for the capability list again: some servers announce more after login.
+    pub fn capa(&mut self) -> Result<Capabilities> {
+        capa(&mut self.connection)
+    }
+
+    /// `STAT`: message count and total size.
+    pub fn stat(&mut self) -> Result<MaildropStat> {
+        let status = self.connection.command(Command::Stat)?;
+        response::parse_stat(&status.text)
+    }
+
+    /// `LIST`: the scan listing of every message.
+    pub fn list(&mut self) -> Result<Vec<ScanListing>> {
+        self.connection.command(Command::List(None))?;
+        let mut listings = Vec::new();
+        self.connection.read_listing(|line| {
+            listings.push(response::parse_scan_listing(line)?);
+            Ok(())
+        })?;
+        Ok(listings)
+    }
+
+    /// `LIST msg`: the scan listing of one message.
+    pub fn list_one(&mut self, number: MessageNumber) -> Result<ScanListing> {
+        let status = self.connection.command(Command::List(Some(number)))?;
+        response::parse_scan_listing(status.text.as_bytes())
+    }
+
+    /// `UIDL`: the unique-id listing of every message.
+    pub fn uidl(&mut self) -> Result<Vec<UniqueIdListing>> {
+        self.connection.command(Command::Uidl(None))?;
+        let mut listings = Vec::new();
+        self.connection.read_listing(|line| {
+            listings.push(response::parse_unique_id_listing(line)?);
+            Ok(())
+        })?;
+        Ok(listings)
+    }
+
+    /// `UIDL msg`: the unique-id of one message.
+    pub fn uidl_one(&mut self, number: MessageNumber) -> Result<UniqueIdListing> {
+        let status = self.connection.command(Command::Uidl(Some(number)))?;
+        response::parse_unique_id_listing(status.text.as_bytes())
+    }
+
+    /// `RETR msg`: streams the message (byte-stuffing removed) into `sink`; returns its size.
+    pub fn retr(&mut self, number: MessageNumber, sink: &mut Sink<'_>) -> Result<u64> {
+        self.connection.command(Command::Retr(number))?;
+        self.connection.read_multiline(sink)
+    }
+
+    /// `TOP msg lines`: streams the header and the first `lines` body lines into `sink`.
+    pub fn top(&mut self, number: MessageNumber, lines: u32, sink: &mut Sink<'_>) -> Result<u64> {
+        self.connection.command(Command::Top(number, lines))?;
+        self.connection.read_multiline(sink)
+    }
+
+    /// `DELE msg`: marks a message as deleted; it is removed only by a successful
+    /// [`Session::quit`].
+    pub fn dele(&mut self, number: MessageNumber) -> Result<()> {
+        self.connection.command(Command::Dele(number)).map(drop)
+    }
+
+    /// `RSET`: unmarks every message marked as deleted.
+    pub fn rset(&mut self) -> Result<()> {
+        self.connection.command(Command::Rset).map(drop)
+    }
+
+    /// `NOOP`.
+    pub fn noop(&mut self) -> Result<()> {
+        self.connection.command(Command::Noop).map(drop)
+    }
+
+    /// `QUIT`: enters the UPDATE state. Messages marked as deleted are gone only when this
+    /// returns `Ok` (the server answered `+OK`); on any error nothing was deleted.
+    pub fn quit(mut self) -> Result<StatusLine> {
+        self.connection.command(Command::Quit)
+    }
+}
+
+fn capa<S: Read + Write>(connection: &mut Connection<S>) -> Result<Capabilities> {
+    match connection.command(Command::Capa) {
+        Ok(_) => {
+            let mut lines = Vec::new();
+            connection.read_listing(|line| {
+                lines.push(String::from_utf8_lossy(line).into_owned());
+                Ok(())
+            })?;
+            Ok(Capabilities::from_lines(lines))
+        }
+        // RFC 2449 §5: a server without CAPA answers -ERR; that only means "nothing known".
+        Err(Error::Server { .. }) => Ok(Capabilities::default()),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{self, Cursor};
+
+    /// A stream that hands out the scripted server bytes one byte per read and records
+    /// everything the client writes.
+    struct OneByteStream {
+        input: Cursor<Vec<u8>>,
+        written: Vec<u8>,
+    }
+
+    impl OneByteStream {
+        fn new(server: &[u8]) -> OneByteStream {
+            OneByteStream {
+                input: Cursor::new(server.to_vec()),
+                written: Vec::new(),
+            }
+        }
+    }
+
+    impl Read for OneByteStream {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let len = buf.len().min(1);
+            self.input.read(&mut buf[..len])
+        }
+    }
+
+    impl Write for OneByteStream {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.written.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn session(server: &[u8]) -> Session<OneByteStream> {
+        let (client, _) = Client::connect(OneByteStream::new(server), None).unwrap();
+        client.login_user("alice", "pw").unwrap()
+    }
+
+    fn n(number: u32) -> MessageNumber {
+        MessageNumber::new(number).unwrap()
+    }
+
+    #[test]
+    fn login_stat_list_uidl_retr_quit() {
+        let server = b"+OK ready <1896.697170952@dbc.mtview.ca.us>\r\n+OK\r\n+OK\r\n\
+            +OK 2 320\r\n\
+            +OK 2 messages\r\n1 120\r\n2 200\r\n.\r\n\
+            +OK\r\n1 whqtswO00WBw418f9t5JxYwZ\r\n2 QhdPYR:00WBw1Ph7x7\r\n.\r\n\
+            +OK 120 octets\r\nSubject: x\r\n\r\n..hi\r\n.\r\n\
+            +OK bye\r\n";
+        let mut session = session(server);
+        assert_eq!(session.stat().unwrap().messages, 2);
+        let list = session.list().unwrap();
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[1].size, 200);
+        let uids = session.uidl().unwrap();
+        assert_eq!(uids[0].uid.as_str(), "whqtswO00WBw418f9t5JxYwZ");
+        let mut message = Vec::new();
+        session
+            .retr(n(1), &mut |d| {
+                message.extend_from_slice(d);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(message, b"Subject: x\r\n\r\n.hi\r\n");
+        assert_eq!(
+            session.connection.stream.written,
+            b"USER alice\r\nPASS pw\r\nSTAT\r\nLIST\r\nUIDL\r\nRETR 1\r\n"
+        );
+        assert_eq!(session.quit().unwrap().text, "bye");
+    }
+
+    #[test]
+    fn client_writes_exact_bytes() {
+        let server = b"+OK hi\r\n+OK\r\n+OK\r\n+OK 1 5\r\n+OK bye\r\n";
+        let (client, _) = Client::connect(OneByteStream::new(server), None).unwrap();
+        let mut session = client.login_user("alice", "pw").unwrap();
+        session.stat().unwrap();
+        session.dele(n(1)).unwrap();
+        assert_eq!(
+            session.connection.stream.written,
+            b"USER alice\r\nPASS pw\r\nSTAT\r\nDELE 1\r\n"
+        );
+    }
+
+    #[test]
+    fn greeting_timestamp_and_apop_digest() {
+        // The example of RFC 1939 §7.
+        let server = b"+OK POP3 server ready <1896.697170952@dbc.mtview.ca.us>\r\n+OK\r\n";
+        let (client, greeting) = Client::connect(OneByteStream::new(server), None).unwrap();
+        let timestamp = greeting.apop_timestamp.unwrap();
+        assert_eq!(timestamp, "<1896.697170952@dbc.mtview.ca.us>");
+        let session = client.login_apop("mrose", "tanstaaf", &timestamp).unwrap();
+        assert_eq!(
+            session.connection.stream.written,
+            b"APOP mrose c4c9334bac560ecc979e58001b3e22fb\r\n"
+        );
+    }
+
+    #[test]
+    fn err_replies_carry_the_response_code() {
+        let server = b"+OK hi\r\n+OK\r\n-ERR [IN-USE] locked\r\n";
+        let (client, _) = Client::connect(OneByteStream::new(server), None).unwrap();
+        let err = client.login_user("alice", "secret").err().unwrap();
+        assert_eq!(err.response_code(), Some(&super::super::ResponseCode::InUse));
+        let text = err.to_string();
+        assert!(text.contains("PASS ***") && !text.contains("secret"), "{text}");
+    }
+
+    #[test]
+    fn sasl_exchange_with_continuations() {
+        let server = b"+OK hi\r\n+ \r\n+OK logged in\r\n";
+        let (client, _) = Client::connect(OneByteStream::new(server), None).unwrap();
+        let mut challenges = Vec::new();
+        let session = client
+            .authenticate("PLAIN", None, |c| {
+                challenges.push(c.to_owned());
+                "AGFsaWNlAHB3".into()
+            })
+            .unwrap();
+        assert_eq!(challenges, [""]);
+        assert_eq!(
+            session.connection.stream.written,
+            b"AUTH PLAIN\r\nAGFsaWNlAHB3\r\n"
+        );
+    }
+
+    #[test]
+    fn capa_err_means_no_capabilities() {
+        let server = b"+OK hi\r\n-ERR unknown command\r\n";
+        let (mut client, _) = Client::connect(OneByteStream::new(server), None).unwrap();
+        assert!(!client.capa().unwrap().is_known());
+    }
+
+    #[test]
+    fn stls_refuses_bytes_sent_before_the_handshake() {
+        let server = b"+OK hi\r\n+OK Begin TLS\r\n+OK injected\r\n";
+        let (client, _) = Client::connect(OneByteStream::new(server), None).unwrap();
+        // One byte per read means the injected bytes are not yet buffered: read them eagerly
+        // with a stream that delivers everything at once instead.
+        drop(client);
+        struct AllAtOnce(Cursor<Vec<u8>>, Vec<u8>);
+        impl Read for AllAtOnce {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                self.0.read(buf)
+            }
+        }
+        impl Write for AllAtOnce {
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                self.1.extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let (client, _) =
+            Client::connect(AllAtOnce(Cursor::new(server.to_vec()), Vec::new()), None).unwrap();
+        assert!(matches!(client.stls(), Err(Error::StlsInjection)));
+    }
+
+    #[test]
+    fn status_line_over_512_octets_is_an_error() {
+        let mut server = b"+OK ".to_vec();
+        server.extend(std::iter::repeat_n(b'x', 600));
+        server.extend_from_slice(b"\r\n");
+        assert!(matches!(
+            Client::connect(OneByteStream::new(&server), None),
+            Err(Error::LineTooLong { limit: 512 })
+        ));
+    }
+
+    #[test]
+    fn closed_connection_is_reported() {
+        let server = b"+OK hi\r\n+OK\r\n+OK\r\n+OK 2 messages\r\n1 120\r\n";
+        let mut session = session(server);
+        assert!(matches!(session.list(), Err(Error::ConnectionClosed)));
+    }
+
+    #[test]
+    fn tracer_never_sees_secrets() {
+        use std::sync::{Arc, Mutex};
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let tracer: Tracer = Box::new(move |direction, line| {
+            log.lock().unwrap().push(format!("{direction:?} {line}"));
+        });
+        let server = b"+OK hi\r\n+OK\r\n+OK\r\n";
+        let (client, _) = Client::connect(OneByteStream::new(server), Some(tracer)).unwrap();
+        client.login_user("alice", "topsecret").unwrap();
+        let seen = seen.lock().unwrap().join("\n");
+        assert!(seen.contains("Client PASS ***"), "{seen}");
+        assert!(!seen.contains("topsecret"));
+    }
+}
