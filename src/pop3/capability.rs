@@ -45,14 +45,11 @@ impl Capabilities {
     }
 
     fn find(&self, tag: &str) -> Option<&str> {
-        self.lines
-            .iter()
-            .map(String::as_str)
-            .find(|line| {
-                line.split_ascii_whitespace()
-                    .next()
-                    .is_some_and(|first| first.eq_ignore_ascii_case(tag))
-            })
+        self.lines.iter().map(String::as_str).find(|line| {
+            line.split_ascii_whitespace()
+                .next()
+                .is_some_and(|first| first.eq_ignore_ascii_case(tag))
+        })
     }
 
     /// `TOP` (RFC 2449 §6.3).

@@ -521,9 +521,15 @@ mod tests {
         let server = b"+OK hi\r\n+OK\r\n-ERR [IN-USE] locked\r\n";
         let (client, _) = Client::connect(OneByteStream::new(server), None).unwrap();
         let err = client.login_user("alice", "secret").err().unwrap();
-        assert_eq!(err.response_code(), Some(&super::super::ResponseCode::InUse));
+        assert_eq!(
+            err.response_code(),
+            Some(&super::super::ResponseCode::InUse)
+        );
         let text = err.to_string();
-        assert!(text.contains("PASS ***") && !text.contains("secret"), "{text}");
+        assert!(
+            text.contains("PASS ***") && !text.contains("secret"),
+            "{text}"
+        );
     }
 
     #[test]

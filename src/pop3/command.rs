@@ -104,7 +104,13 @@ impl Command<'_> {
     }
 
     fn line(&self, redact: bool) -> String {
-        let secret = |s: &str| if redact { "***".to_owned() } else { s.to_owned() };
+        let secret = |s: &str| {
+            if redact {
+                "***".to_owned()
+            } else {
+                s.to_owned()
+            }
+        };
         match self {
             Command::User(name) => format!("USER {name}"),
             Command::Pass(password) => format!("PASS {}", secret(password)),

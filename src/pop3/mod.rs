@@ -134,10 +134,10 @@ pub enum Error {
     #[error("the server sent data before the TLS handshake (possible response injection)")]
     StlsInjection,
     /// A sink refused the data of a multi-line response (for example a full disk).
-    #[error("could not store the data received: {0}")]
+    #[error("could not store the data received")]
     Sink(#[source] std::io::Error),
     /// Any other transport error.
-    #[error("connection error: {0}")]
+    #[error("connection error")]
     Io(#[source] std::io::Error),
 }
 

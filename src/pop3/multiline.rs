@@ -170,7 +170,8 @@ mod tests {
         (out, consumed)
     }
 
-    const WIRE: &[u8] = b"Subject: hi\r\n\r\n..dot line\r\n...\r\n.. \r\nline.\r\n\r\n.\r\n+OK next";
+    const WIRE: &[u8] =
+        b"Subject: hi\r\n\r\n..dot line\r\n...\r\n.. \r\nline.\r\n\r\n.\r\n+OK next";
     const DATA: &[u8] = b"Subject: hi\r\n\r\n.dot line\r\n..\r\n. \r\nline.\r\n\r\n";
 
     #[test]

@@ -238,7 +238,10 @@ mod tests {
             ("-ERR [SYS/PERM] never", ResponseCode::SysPerm),
             ("-ERR [AUTH] Authentication failed.", ResponseCode::Auth),
             ("-ERR [auth] lower case", ResponseCode::Auth),
-            ("-ERR [X-VENDOR/THING] hmm", ResponseCode::Other("X-VENDOR/THING".into())),
+            (
+                "-ERR [X-VENDOR/THING] hmm",
+                ResponseCode::Other("X-VENDOR/THING".into()),
+            ),
         ];
         for (line, code) in cases {
             assert_eq!(

@@ -1,0 +1,63 @@
+//! `pop3 login-check`: connects and logs in exactly as other commands do, saying what happened
+//! at each step. The exit status is the verdict.
+
+use crate::connect::Progress;
+use crate::transport::summarize_certificate;
+use crate::ui::{count, human_size};
+
+use super::Context;
+
+/// Writes a line to stdout; a closed stdout must not abort the check (its exit status is the answer).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// Runs `login-check`.
+pub fn run(context: &Context) -> anyhow::Result<()> {
+    let account = &context.account;
+    say!(
+        "Account:      {} ({}@{} port {}, tls {})",
+        account.name,
+        account.user,
+        account.host,
+        account.port,
+        account.tls
+    );
+    let mut connection = context.connect_with(&mut |step| match step {
+        Progress::Connected(peer) => say!("Connected:    {peer}"),
+        Progress::Tls(info) => {
+            say!("TLS:          {} {}", info.version, info.cipher_suite);
+            if let Some(summary) = info.certificate.as_ref().and_then(summarize_certificate) {
+                say!(
+                    "Certificate:  {} (issued by {})",
+                    summary.subject,
+                    summary.issuer
+                );
+                say!("Valid until:  {}", summary.not_after);
+                say!("SHA-256:      {}", summary.sha256);
+            }
+        }
+        Progress::Greeting(status) => say!("Greeting:     {status}"),
+        Progress::Authenticated(mechanism) => say!("Login:        ok, with {mechanism}"),
+        Progress::Capabilities(capabilities) => {
+            let list = if capabilities.is_known() {
+                capabilities.lines().join(", ")
+            } else {
+                "none announced (no CAPA)".into()
+            };
+            say!("Capabilities: {list}");
+        }
+    })?;
+    let stat = connection.session.stat()?;
+    say!(
+        "Mailbox:      {}, {}",
+        count(stat.messages.into(), "message"),
+        human_size(stat.octets)
+    );
+    connection.session.quit()?;
+    say!("Login check passed.");
+    Ok(())
+}

@@ -1,0 +1,628 @@
+//! The configuration: a TOML file of named accounts plus `[defaults]`, overlaid by command-line
+//! settings, resolved once into an [`Account`] that the rest of the program uses.
+//!
+//! Precedence, highest first: command line, `[accounts.NAME]`, `[defaults]`, built-in defaults.
+//! With `--host` and no `--account`, no account is read from the file at all (only
+//! `[defaults]`): settings such as a password command must never follow a user to another host.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::secret::Secret;
+
+/// How the connection is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// TLS from the first byte (port 995, RFC 8314). The default.
+    Implicit,
+    /// Plain connection upgraded with STLS (port 110, RFC 2595); fails if the server cannot.
+    Starttls,
+    /// No encryption at all. Passwords are refused unless `allow_plaintext_password`.
+    None,
+}
+
+impl std::fmt::Display for TlsMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TlsMode::Implicit => "implicit",
+            TlsMode::Starttls => "starttls",
+            TlsMode::None => "none",
+        })
+    }
+}
+
+impl TlsMode {
+    /// The port used when none is configured.
+    pub fn default_port(self) -> u16 {
+        match self {
+            TlsMode::Implicit => 995,
+            TlsMode::Starttls | TlsMode::None => 110,
+        }
+    }
+}
+
+/// How to log in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMethod {
+    /// The best mechanism the server offers: SASL PLAIN, then USER/PASS. Never APOP.
+    Auto,
+    /// `USER` and `PASS`.
+    User,
+    /// SASL PLAIN (RFC 4616, RFC 5034).
+    Plain,
+    /// `APOP`: an MD5 digest instead of the password (only when asked for).
+    Apop,
+}
+
+/// One account's settings as written in the file (or given on the command line); every key
+/// is optional so that layers can be overlaid.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Server host name or address.
+    pub host: Option<String>,
+    /// Server port.
+    pub port: Option<u16>,
+    /// Mailbox user name.
+    pub user: Option<String>,
+    /// Connection security.
+    pub tls: Option<TlsMode>,
+    /// Extra CA certificates (PEM) to trust.
+    pub ca_file: Option<PathBuf>,
+    /// Login mechanism.
+    pub auth: Option<AuthMethod>,
+    /// A command whose first line of output is the password.
+    pub password_command: Option<Vec<String>>,
+    /// An environment variable holding the password.
+    pub password_env: Option<String>,
+    /// A file whose first line is the password.
+    pub password_file: Option<PathBuf>,
+    /// The password itself (the file should then be private).
+    pub password: Option<String>,
+    /// Allow sending the password over an unencrypted connection.
+    pub allow_plaintext_password: Option<bool>,
+    /// Seconds allowed for connecting and for every read and write.
+    pub timeout: Option<u64>,
+}
+
+impl Settings {
+    /// `self` with every key that `over` sets replaced. Password sources form one group: a layer
+    /// naming any source replaces all sources of the layers beneath it.
+    pub fn overlay(self, over: Settings) -> Settings {
+        let over_has_password = over.has_password_source();
+        let (command, env, file, password) = if over_has_password {
+            (
+                over.password_command,
+                over.password_env,
+                over.password_file,
+                over.password,
+            )
+        } else {
+            (
+                self.password_command,
+                self.password_env,
+                self.password_file,
+                self.password,
+            )
+        };
+        Settings {
+            host: over.host.or(self.host),
+            port: over.port.or(self.port),
+            user: over.user.or(self.user),
+            tls: over.tls.or(self.tls),
+            ca_file: over.ca_file.or(self.ca_file),
+            auth: over.auth.or(self.auth),
+            password_command: command,
+            password_env: env,
+            password_file: file,
+            password,
+            allow_plaintext_password: over
+                .allow_plaintext_password
+                .or(self.allow_plaintext_password),
+            timeout: over.timeout.or(self.timeout),
+        }
+    }
+
+    fn has_password_source(&self) -> bool {
+        self.password_command.is_some()
+            || self.password_env.is_some()
+            || self.password_file.is_some()
+            || self.password.is_some()
+    }
+}
+
+/// The file as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// The account used when `--account` is not given.
+    pub default_account: Option<String>,
+    /// Settings every account inherits.
+    #[serde(default)]
+    pub defaults: Settings,
+    /// The named accounts.
+    #[serde(default)]
+    pub accounts: BTreeMap<String, Settings>,
+}
+
+/// Where the password comes from.
+#[derive(Debug, Clone)]
+pub enum PasswordSource {
+    /// Run this command; its first line of output is the password.
+    Command(Vec<String>),
+    /// Read this environment variable.
+    Env(String),
+    /// Read the first line of this file.
+    File(PathBuf),
+    /// Given in the configuration file.
+    Inline(Secret),
+    /// Ask on the terminal.
+    Prompt,
+}
+
+/// Built-in default for `timeout`.
+pub const DEFAULT_TIMEOUT_SECS: u64 = 60;
+
+/// A fully resolved account: everything needed to connect and log in.
+#[derive(Debug, Clone)]
+pub struct Account {
+    /// The account's name in the file, or `command-line`.
+    pub name: String,
+    /// Server host.
+    pub host: String,
+    /// Server port.
+    pub port: u16,
+    /// Mailbox user.
+    pub user: String,
+    /// Connection security.
+    pub tls: TlsMode,
+    /// Extra trusted CA certificates.
+    pub ca_file: Option<PathBuf>,
+    /// Login mechanism.
+    pub auth: AuthMethod,
+    /// Where the password comes from.
+    pub password: PasswordSource,
+    /// Whether a password may cross an unencrypted connection.
+    pub allow_plaintext_password: bool,
+    /// For connecting and for every read and write.
+    pub timeout: Duration,
+}
+
+/// A configuration problem. Each says what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// An explicitly named configuration file does not exist.
+    #[error("config file {} does not exist", .0.display())]
+    NotFound(PathBuf),
+    /// The file could not be read.
+    #[error("cannot read config file {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has an unknown key or a bad value.
+    #[error("{}:{line}: {message}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of the problem.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// `--account` or `default_account` names an account the file does not have.
+    #[error("unknown account {name:?}{}", known_accounts(.known))]
+    UnknownAccount {
+        /// The requested name.
+        name: String,
+        /// The accounts the file has.
+        known: Vec<String>,
+    },
+    /// Nothing says which server to use.
+    #[error("no account to use: {0}")]
+    NoAccount(String),
+    /// A required key is missing.
+    #[error("account {account:?} has no {key}: set {key} in the config file or pass --{key}")]
+    Missing {
+        /// The account.
+        account: String,
+        /// The missing key.
+        key: &'static str,
+    },
+    /// More than one password source is configured for one account.
+    #[error(
+        "account {0:?} has more than one of password_command, password_env, password_file and password: keep one"
+    )]
+    ConflictingPasswordSources(String),
+    /// A value is out of range.
+    #[error("account {account:?}: {message}")]
+    Invalid {
+        /// The account.
+        account: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn known_accounts(known: &[String]) -> String {
+    if known.is_empty() {
+        "; the config file defines no accounts".into()
+    } else {
+        format!("; configured accounts: {}", known.join(", "))
+    }
+}
+
+/// The file to read: `--config`, else `POP3_CONFIG` (clap folds both into `explicit`), else the
+/// platform default. Returns the path and whether it was asked for explicitly.
+pub fn config_path(explicit: Option<&Path>) -> Option<(PathBuf, bool)> {
+    match explicit {
+        Some(path) => Some((path.to_owned(), true)),
+        None => dirs::config_dir().map(|dir| (dir.join("pop3").join("config.toml"), false)),
+    }
+}
+
+/// A loaded configuration file and where it came from.
+#[derive(Debug, Clone, Default)]
+pub struct LoadedConfig {
+    /// The parsed file (empty when there is none).
+    pub file: ConfigFile,
+    /// The file's path, when one was read.
+    pub path: Option<PathBuf>,
+    /// Things the user should know, e.g. a password in a file others can read.
+    pub warnings: Vec<String>,
+}
+
+/// Reads the configuration file. A missing default file is not an error (everything can come
+/// from the command line); a missing explicit one is.
+pub fn load(explicit: Option<&Path>) -> Result<LoadedConfig, ConfigError> {
+    let Some((path, is_explicit)) = config_path(explicit) else {
+        return Ok(LoadedConfig::default());
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !is_explicit => {
+            return Ok(LoadedConfig::default());
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ConfigError::NotFound(path));
+        }
+        Err(source) => return Err(ConfigError::Read { path, source }),
+    };
+    let file = parse(&text, &path)?;
+    let mut warnings = Vec::new();
+    let has_inline_password =
+        file.defaults.password.is_some() || file.accounts.values().any(|a| a.password.is_some());
+    if has_inline_password && readable_by_others(&path) {
+        warnings.push(format!(
+            "{} holds a password and is readable by other users; run: chmod 600 {}",
+            path.display(),
+            path.display()
+        ));
+    }
+    Ok(LoadedConfig {
+        file,
+        path: Some(path),
+        warnings,
+    })
+}
+
+/// Parses configuration text; errors name the file, the line and the key.
+pub fn parse(text: &str, path: &Path) -> Result<ConfigFile, ConfigError> {
+    toml::from_str(text).map_err(|e| {
+        let line = e
+            .span()
+            .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1)
+            .unwrap_or(1);
+        ConfigError::Parse {
+            path: path.to_owned(),
+            line,
+            message: e.message().trim().replace("field", "key"),
+        }
+    })
+}
+
+/// Whether group or others may read `path`.
+pub fn readable_by_others(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o044 != 0)
+}
+
+impl LoadedConfig {
+    /// Resolves the account to use: `account` (from `-a`), else the command line alone when it
+    /// names a host, else `default_account`, else the only account in the file.
+    pub fn resolve(
+        &self,
+        account: Option<&str>,
+        command_line: Settings,
+    ) -> Result<Account, ConfigError> {
+        let file = &self.file;
+        let known = || file.accounts.keys().cloned().collect::<Vec<_>>();
+        let name = match account {
+            Some(name) => Some(name.to_owned()),
+            None if command_line.host.is_some() => None,
+            None => match (&file.default_account, file.accounts.len()) {
+                (Some(name), _) => Some(name.clone()),
+                (None, 1) => file.accounts.keys().next().cloned(),
+                (None, 0) => {
+                    let hint = match &self.path {
+                        Some(path) => format!("{} defines no accounts", path.display()),
+                        None => match config_path(None) {
+                            Some((path, _)) => {
+                                format!("there is no config file at {}", path.display())
+                            }
+                            None => "there is no config file".into(),
+                        },
+                    };
+                    return Err(ConfigError::NoAccount(format!(
+                        "{hint}; create one (see config.example.toml) or pass --host and --user"
+                    )));
+                }
+                (None, _) => {
+                    return Err(ConfigError::NoAccount(format!(
+                        "several accounts are configured ({}) and no default_account is set; pass -a NAME",
+                        known().join(", ")
+                    )));
+                }
+            },
+        };
+        let account_settings = match &name {
+            Some(name) => {
+                file.accounts
+                    .get(name)
+                    .cloned()
+                    .ok_or_else(|| ConfigError::UnknownAccount {
+                        name: name.clone(),
+                        known: known(),
+                    })?
+            }
+            None => Settings::default(),
+        };
+        let settings = file
+            .defaults
+            .clone()
+            .overlay(account_settings)
+            .overlay(command_line);
+        let name = name.unwrap_or_else(|| "command-line".into());
+        let base_dir = self.path.as_deref().and_then(Path::parent);
+        build_account(name, settings, base_dir)
+    }
+}
+
+fn build_account(
+    name: String,
+    settings: Settings,
+    base_dir: Option<&Path>,
+) -> Result<Account, ConfigError> {
+    let missing = |key| ConfigError::Missing {
+        account: name.clone(),
+        key,
+    };
+    let host = settings
+        .host
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| missing("host"))?;
+    let user = settings
+        .user
+        .filter(|u| !u.is_empty())
+        .ok_or_else(|| missing("user"))?;
+    let tls = settings.tls.unwrap_or(TlsMode::Implicit);
+    let port = settings.port.unwrap_or(tls.default_port());
+    if port == 0 {
+        return Err(ConfigError::Invalid {
+            account: name,
+            message: "port must be between 1 and 65535".into(),
+        });
+    }
+    let timeout = settings.timeout.unwrap_or(DEFAULT_TIMEOUT_SECS);
+    if timeout == 0 {
+        return Err(ConfigError::Invalid {
+            account: name,
+            message: "timeout must be at least 1 second".into(),
+        });
+    }
+    let sources = [
+        settings.password_command.is_some(),
+        settings.password_env.is_some(),
+        settings.password_file.is_some(),
+        settings.password.is_some(),
+    ];
+    if sources.iter().filter(|s| **s).count() > 1 {
+        return Err(ConfigError::ConflictingPasswordSources(name));
+    }
+    let password = if let Some(command) = settings.password_command {
+        if command.is_empty() || command[0].is_empty() {
+            return Err(ConfigError::Invalid {
+                account: name,
+                message:
+                    "password_command must name a program, e.g. [\"pass\", \"show\", \"mail\"]"
+                        .into(),
+            });
+        }
+        PasswordSource::Command(command)
+    } else if let Some(var) = settings.password_env {
+        PasswordSource::Env(var)
+    } else if let Some(file) = settings.password_file {
+        PasswordSource::File(expand_path(&file, base_dir))
+    } else if let Some(password) = settings.password {
+        PasswordSource::Inline(Secret::new(password))
+    } else {
+        PasswordSource::Prompt
+    };
+    Ok(Account {
+        name,
+        host,
+        port,
+        user,
+        tls,
+        ca_file: settings.ca_file.map(|p| expand_path(&p, base_dir)),
+        auth: settings.auth.unwrap_or(AuthMethod::Auto),
+        password,
+        allow_plaintext_password: settings.allow_plaintext_password.unwrap_or(false),
+        timeout: Duration::from_secs(timeout),
+    })
+}
+
+/// Expands a leading `~/` to the home directory; a relative path is taken relative to the
+/// directory of the config file (so it does not depend on where cron starts the program).
+pub fn expand_path(path: &Path, base_dir: Option<&Path>) -> PathBuf {
+    if let Ok(rest) = path.strip_prefix("~")
+        && let Some(home) = dirs::home_dir()
+    {
+        return home.join(rest);
+    }
+    match base_dir {
+        Some(base) if path.is_relative() => base.join(path),
+        _ => path.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loaded(text: &str) -> LoadedConfig {
+        LoadedConfig {
+            file: parse(text, Path::new("/etc/pop3.toml")).unwrap(),
+            path: Some("/etc/pop3.toml".into()),
+            warnings: Vec::new(),
+        }
+    }
+
+    const TWO_ACCOUNTS: &str = r#"
+default_account = "work"
+
+[defaults]
+timeout = 30
+password_env = "DEFAULT_PW"
+
+[accounts.work]
+host = "pop.example.com"
+user = "alice"
+password_command = ["pass", "show", "work"]
+
+[accounts.home]
+host = "mail.example.org"
+port = 1110
+user = "al"
+tls = "starttls"
+ca_file = "certs/ca.pem"
+auth = "plain"
+"#;
+
+    #[test]
+    fn resolves_default_and_named_accounts() {
+        let config = loaded(TWO_ACCOUNTS);
+        let work = config.resolve(None, Settings::default()).unwrap();
+        assert_eq!(work.name, "work");
+        assert_eq!((work.host.as_str(), work.port), ("pop.example.com", 995));
+        assert_eq!(work.timeout, Duration::from_secs(30));
+        assert!(matches!(work.password, PasswordSource::Command(ref c) if c[0] == "pass"));
+
+        let home = config.resolve(Some("home"), Settings::default()).unwrap();
+        assert_eq!(home.port, 1110);
+        assert_eq!(home.tls, TlsMode::Starttls);
+        assert_eq!(home.auth, AuthMethod::Plain);
+        assert_eq!(home.ca_file.unwrap(), Path::new("/etc/certs/ca.pem"));
+        assert!(matches!(home.password, PasswordSource::Env(ref v) if v == "DEFAULT_PW"));
+    }
+
+    #[test]
+    fn command_line_overrides_the_file() {
+        let config = loaded(TWO_ACCOUNTS);
+        let cli = Settings {
+            user: Some("bob".into()),
+            timeout: Some(5),
+            ..Settings::default()
+        };
+        let account = config.resolve(Some("work"), cli).unwrap();
+        assert_eq!(account.user, "bob");
+        assert_eq!(account.timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn host_on_the_command_line_ignores_the_accounts() {
+        let config = loaded(TWO_ACCOUNTS);
+        let cli = Settings {
+            host: Some("other.example".into()),
+            user: Some("eve".into()),
+            tls: Some(TlsMode::None),
+            ..Settings::default()
+        };
+        let account = config.resolve(None, cli).unwrap();
+        assert_eq!(account.name, "command-line");
+        assert_eq!(account.port, 110);
+        // The work account's password command must not follow the user to another host.
+        assert!(matches!(account.password, PasswordSource::Env(_)));
+    }
+
+    #[test]
+    fn unknown_keys_name_the_line_and_key() {
+        let text = "[accounts.work]\nhost = \"x\"\nhots = \"y\"\n";
+        let err = parse(text, Path::new("/c.toml")).unwrap_err().to_string();
+        assert!(err.starts_with("/c.toml:3: unknown key `hots`"), "{err}");
+        let err = parse("bogus = 1\n", Path::new("/c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/c.toml:1") && err.contains("bogus"), "{err}");
+        let err = parse("[accounts.a]\ntls = \"maybe\"\n", Path::new("/c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(":2:") && err.contains("maybe"), "{err}");
+    }
+
+    #[test]
+    fn clear_errors_for_missing_and_unknown_accounts() {
+        let config = loaded(TWO_ACCOUNTS);
+        let err = config
+            .resolve(Some("nope"), Settings::default())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "unknown account \"nope\"; configured accounts: home, work"
+        );
+        let empty = LoadedConfig::default();
+        let err = empty.resolve(None, Settings::default()).unwrap_err();
+        assert!(err.to_string().contains("pass --host and --user"), "{err}");
+        let err = empty
+            .resolve(
+                None,
+                Settings {
+                    host: Some("h".into()),
+                    ..Settings::default()
+                },
+            )
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "account \"command-line\" has no user: set user in the config file or pass --user"
+        );
+    }
+
+    #[test]
+    fn one_password_source_per_account() {
+        let config = loaded(
+            "[accounts.a]\nhost = \"h\"\nuser = \"u\"\npassword = \"x\"\npassword_env = \"Y\"\n",
+        );
+        assert!(matches!(
+            config.resolve(None, Settings::default()),
+            Err(ConfigError::ConflictingPasswordSources(_))
+        ));
+    }
+
+    #[test]
+    fn several_accounts_without_default_need_a_choice() {
+        let config = loaded(
+            "[accounts.a]\nhost = \"h\"\nuser = \"u\"\n[accounts.b]\nhost = \"h\"\nuser = \"u\"\n",
+        );
+        let err = config.resolve(None, Settings::default()).unwrap_err();
+        assert!(err.to_string().contains("pass -a NAME"), "{err}");
+    }
+}

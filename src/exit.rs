@@ -1,0 +1,124 @@
+//! Exit codes (sysexits.h), so that scripts and cron can tell failures apart, and the mapping
+//! from errors to them. The README lists them.
+
+use crate::config::ConfigError;
+use crate::connect::ConnectError;
+use crate::pop3;
+use crate::transport::TransportError;
+
+/// Why the program stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ExitCode {
+    /// Everything worked.
+    Success = 0,
+    /// EX_USAGE: the command line is wrong.
+    Usage = 64,
+    /// EX_DATAERR: a message number or UID that the mailbox does not have.
+    NoSuchMessage = 65,
+    /// EX_NOHOST: the host name does not resolve.
+    NoHost = 68,
+    /// EX_UNAVAILABLE: the server cannot be reached or cannot provide what is required.
+    Unavailable = 69,
+    /// EX_SOFTWARE: a bug.
+    Software = 70,
+    /// EX_IOERR: a local file could not be written.
+    IoError = 74,
+    /// EX_TEMPFAIL: try again later (timeout, dropped connection, `[IN-USE]`, `[LOGIN-DELAY]`,
+    /// `[SYS/TEMP]`, another run holds the lock).
+    TempFail = 75,
+    /// EX_PROTOCOL: the server broke the protocol, or TLS could not be established.
+    Protocol = 76,
+    /// EX_NOPERM: the server refused the login.
+    AuthFailed = 77,
+    /// EX_CONFIG: the configuration is wrong or incomplete.
+    Config = 78,
+}
+
+/// A failure that already knows its exit code (used by commands for their own errors).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Failure {
+    /// The exit code.
+    pub code: ExitCode,
+    /// One line saying what is wrong and what to do.
+    pub message: String,
+}
+
+impl Failure {
+    /// A failure with this code and message.
+    pub fn new(code: ExitCode, message: impl Into<String>) -> Failure {
+        Failure {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// The exit code for an error: the first error in the chain that has a known meaning decides.
+pub fn classify(error: &anyhow::Error) -> ExitCode {
+    for cause in error.chain() {
+        if let Some(failure) = cause.downcast_ref::<Failure>() {
+            return failure.code;
+        }
+        if cause.is::<ConfigError>() {
+            return ExitCode::Config;
+        }
+        if let Some(e) = cause.downcast_ref::<ConnectError>() {
+            return connect_code(e);
+        }
+        if let Some(e) = cause.downcast_ref::<TransportError>() {
+            return transport_code(e);
+        }
+        if let Some(e) = cause.downcast_ref::<pop3::Error>() {
+            return protocol_code(e);
+        }
+    }
+    ExitCode::Software
+}
+
+fn connect_code(error: &ConnectError) -> ExitCode {
+    match error {
+        ConnectError::Transport(e) => transport_code(e),
+        ConnectError::Password(_) | ConnectError::PlaintextRefused { .. } => ExitCode::Config,
+        ConnectError::StlsUnavailable { .. }
+        | ConnectError::NoMechanism { .. }
+        | ConnectError::ApopUnavailable { .. } => ExitCode::Unavailable,
+        ConnectError::Authentication { status, .. } => match &status.code {
+            Some(code) if code.is_temporary() => ExitCode::TempFail,
+            Some(pop3::ResponseCode::SysPerm) => ExitCode::Unavailable,
+            _ => ExitCode::AuthFailed,
+        },
+        ConnectError::Protocol { error, .. } => protocol_code(error),
+    }
+}
+
+fn transport_code(error: &TransportError) -> ExitCode {
+    match error {
+        TransportError::Resolve { .. } => ExitCode::NoHost,
+        TransportError::Connect { .. } => ExitCode::Unavailable,
+        TransportError::Timeout { .. } | TransportError::Io { .. } => ExitCode::TempFail,
+        TransportError::CaFile { .. }
+        | TransportError::NoRootCertificates
+        | TransportError::ServerName { .. } => ExitCode::Config,
+        TransportError::Tls { .. } => ExitCode::Protocol,
+    }
+}
+
+fn protocol_code(error: &pop3::Error) -> ExitCode {
+    match error {
+        pop3::Error::Server { status, .. } => match &status.code {
+            Some(code) if code.is_temporary() => ExitCode::TempFail,
+            Some(pop3::ResponseCode::SysPerm) => ExitCode::Unavailable,
+            _ => ExitCode::Protocol,
+        },
+        pop3::Error::Timeout | pop3::Error::ConnectionClosed | pop3::Error::Io(_) => {
+            ExitCode::TempFail
+        }
+        pop3::Error::Protocol(_) | pop3::Error::LineTooLong { .. } | pop3::Error::StlsInjection => {
+            ExitCode::Protocol
+        }
+        pop3::Error::InvalidArgument { .. } => ExitCode::Usage,
+        pop3::Error::Sink(_) => ExitCode::IoError,
+    }
+}

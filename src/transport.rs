@@ -1,0 +1,359 @@
+//! TCP connections, implicit TLS and the STLS upgrade, with timeouts.
+//!
+//! TLS is rustls, trusting the system's roots (rustls-native-certs) plus an optional CA file. The
+//! certificate and the host name are always verified: there is no switch to turn that off. The
+//! handshake completes before [`TlsConnector::handshake`] returns, so a certificate problem is
+//! reported as such, not as a confusing read error later.
+
+use std::io::{self, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+
+/// Why a connection could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// The host name did not resolve.
+    #[error("cannot resolve host {host:?}")]
+    Resolve {
+        /// The host name.
+        host: String,
+        /// The resolver's error.
+        source: io::Error,
+    },
+    /// No address of the host accepted a connection.
+    #[error("cannot connect to {host} port {port}")]
+    Connect {
+        /// The host name.
+        host: String,
+        /// The port.
+        port: u16,
+        /// The last connection error.
+        source: io::Error,
+    },
+    /// The CA file could not be read or holds no certificate.
+    #[error("cannot use CA file {}: {reason}", path.display())]
+    CaFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Neither the system nor the configuration supplies a trusted certificate.
+    #[error("no trusted root certificates: install the ca-certificates package or set ca_file")]
+    NoRootCertificates,
+    /// The host name is not usable for TLS verification.
+    #[error("{host:?} is not a valid TLS server name")]
+    ServerName {
+        /// The host name.
+        host: String,
+    },
+    /// The TLS handshake failed (for example the certificate could not be verified).
+    #[error("TLS handshake with {host} failed: {}", describe_tls_error(error))]
+    Tls {
+        /// The host name.
+        host: String,
+        /// The rustls error (described in the message, so not a `source`).
+        error: rustls::Error,
+    },
+    /// The connection timed out.
+    #[error("timed out talking to {host}")]
+    Timeout {
+        /// The host name.
+        host: String,
+    },
+    /// The connection broke during the handshake.
+    #[error("connection to {host} failed during the TLS handshake")]
+    Io {
+        /// The host name.
+        host: String,
+        /// The I/O error.
+        source: io::Error,
+    },
+}
+
+fn describe_tls_error(error: &rustls::Error) -> String {
+    use rustls::{CertificateError, Error};
+    match error {
+        Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
+            "the server's certificate is not signed by a trusted authority \
+             (if the server uses a private CA, set ca_file)"
+                .into()
+        }
+        Error::InvalidCertificate(CertificateError::NotValidForName)
+        | Error::InvalidCertificate(CertificateError::NotValidForNameContext { .. }) => {
+            "the server's certificate is not valid for this host name \
+             (connect using a name the certificate lists)"
+                .into()
+        }
+        Error::InvalidCertificate(CertificateError::Expired)
+        | Error::InvalidCertificate(CertificateError::ExpiredContext { .. }) => {
+            "the server's certificate has expired".into()
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Opens a TCP connection to `host:port`, trying every address (IPv6 and IPv4) in the order the
+/// resolver gives them, each within `timeout`, and sets `timeout` for every read and write.
+pub fn connect_tcp(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, TransportError> {
+    let addresses: Vec<_> = (host, port)
+        .to_socket_addrs()
+        .map_err(|source| TransportError::Resolve {
+            host: host.to_owned(),
+            source,
+        })?
+        .collect();
+    let mut last_error = io::Error::new(io::ErrorKind::NotFound, "no address found");
+    for address in addresses {
+        match TcpStream::connect_timeout(&address, timeout) {
+            Ok(stream) => {
+                let configure = || -> io::Result<()> {
+                    stream.set_read_timeout(Some(timeout))?;
+                    stream.set_write_timeout(Some(timeout))?;
+                    // Commands are small and latency-bound; don't let Nagle hold them back.
+                    stream.set_nodelay(true)
+                };
+                configure().map_err(|source| TransportError::Connect {
+                    host: host.to_owned(),
+                    port,
+                    source,
+                })?;
+                return Ok(stream);
+            }
+            Err(e) => last_error = e,
+        }
+    }
+    if matches!(
+        last_error.kind(),
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+    ) {
+        return Err(TransportError::Timeout {
+            host: host.to_owned(),
+        });
+    }
+    Err(TransportError::Connect {
+        host: host.to_owned(),
+        port,
+        source: last_error,
+    })
+}
+
+/// Makes TLS client connections with one shared configuration.
+#[derive(Clone)]
+pub struct TlsConnector {
+    config: Arc<ClientConfig>,
+}
+
+impl TlsConnector {
+    /// Trusts the system's root certificates plus those in `ca_file`.
+    pub fn new(ca_file: Option<&Path>) -> Result<TlsConnector, TransportError> {
+        let mut roots = RootCertStore::empty();
+        // Unreadable system certificates are not fatal: the CA file may be all we need.
+        let native = rustls_native_certs::load_native_certs();
+        roots.add_parsable_certificates(native.certs);
+        if let Some(path) = ca_file {
+            let certificates = read_ca_file(path)?;
+            for certificate in certificates {
+                roots.add(certificate).map_err(|e| TransportError::CaFile {
+                    path: path.to_owned(),
+                    reason: e.to_string(),
+                })?;
+            }
+        }
+        if roots.is_empty() {
+            return Err(TransportError::NoRootCertificates);
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|error| TransportError::Tls {
+                host: String::new(),
+                error,
+            })?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(TlsConnector {
+            config: Arc::new(config),
+        })
+    }
+
+    /// Performs the TLS handshake over `tcp`, verifying the certificate for `host`.
+    pub fn handshake(&self, tcp: TcpStream, host: &str) -> Result<TlsStream, TransportError> {
+        let server_name =
+            ServerName::try_from(host.to_owned()).map_err(|_| TransportError::ServerName {
+                host: host.to_owned(),
+            })?;
+        let connection =
+            ClientConnection::new(self.config.clone(), server_name).map_err(|error| {
+                TransportError::Tls {
+                    host: host.to_owned(),
+                    error,
+                }
+            })?;
+        let mut stream = StreamOwned::new(connection, tcp);
+        while stream.conn.is_handshaking() {
+            if let Err(error) = stream.conn.complete_io(&mut stream.sock) {
+                return Err(handshake_error(host, error));
+            }
+        }
+        Ok(TlsStream(stream))
+    }
+}
+
+fn handshake_error(host: &str, error: io::Error) -> TransportError {
+    let host = host.to_owned();
+    if let Some(tls) = error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        return TransportError::Tls {
+            host,
+            error: tls.clone(),
+        };
+    }
+    match error.kind() {
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => TransportError::Timeout { host },
+        _ => TransportError::Io {
+            host,
+            source: error,
+        },
+    }
+}
+
+fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, TransportError> {
+    let ca_error = |reason: String| TransportError::CaFile {
+        path: path.to_owned(),
+        reason,
+    };
+    let certificates: Vec<_> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| ca_error(e.to_string()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| ca_error(e.to_string()))?;
+    if certificates.is_empty() {
+        return Err(ca_error("it holds no PEM certificate".into()));
+    }
+    Ok(certificates)
+}
+
+/// An established TLS connection.
+pub struct TlsStream(StreamOwned<ClientConnection, TcpStream>);
+
+/// What a TLS connection negotiated, for `login-check`.
+#[derive(Debug, Clone)]
+pub struct TlsInfo {
+    /// e.g. `TLSv1_3`.
+    pub version: String,
+    /// e.g. `TLS13_AES_256_GCM_SHA384`.
+    pub cipher_suite: String,
+    /// The server's end-entity certificate.
+    pub certificate: Option<CertificateDer<'static>>,
+}
+
+impl TlsStream {
+    /// What the handshake negotiated.
+    pub fn info(&self) -> TlsInfo {
+        let conn = &self.0.conn;
+        TlsInfo {
+            version: conn
+                .protocol_version()
+                .map(|v| format!("{v:?}"))
+                .unwrap_or_default(),
+            cipher_suite: conn
+                .negotiated_cipher_suite()
+                .map(|s| format!("{:?}", s.suite()))
+                .unwrap_or_default(),
+            certificate: conn
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .map(|c| c.clone().into_owned()),
+        }
+    }
+}
+
+/// A connection to the server: plain TCP or TLS.
+pub enum Stream {
+    /// Unencrypted (before STLS, or `tls = "none"`).
+    Plain(TcpStream),
+    /// Encrypted and verified.
+    Tls(Box<TlsStream>),
+}
+
+impl Stream {
+    /// TLS details, or `None` for a plain connection.
+    pub fn tls_info(&self) -> Option<TlsInfo> {
+        match self {
+            Stream::Plain(_) => None,
+            Stream::Tls(tls) => Some(tls.info()),
+        }
+    }
+
+    /// Whether the connection is encrypted.
+    pub fn is_encrypted(&self) -> bool {
+        matches!(self, Stream::Tls(_))
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(s) => s.0.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(s) => s.0.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(s) => s.0.flush(),
+        }
+    }
+}
+
+/// A human summary of a certificate for `login-check`.
+#[derive(Debug, Clone)]
+pub struct CertificateSummary {
+    /// The subject distinguished name.
+    pub subject: String,
+    /// The issuer distinguished name.
+    pub issuer: String,
+    /// End of validity (RFC 2822 date).
+    pub not_after: String,
+    /// SHA-256 over the DER certificate, as colon-separated upper-case hex.
+    pub sha256: String,
+}
+
+/// Summarises a DER certificate; `None` when it does not parse (it was verified, so it should).
+pub fn summarize_certificate(der: &CertificateDer<'_>) -> Option<CertificateSummary> {
+    let (_, certificate) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
+    let digest = ring::digest::digest(&ring::digest::SHA256, der.as_ref());
+    let sha256 = digest
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    Some(CertificateSummary {
+        subject: certificate.subject().to_string(),
+        issuer: certificate.issuer().to_string(),
+        not_after: certificate
+            .validity()
+            .not_after
+            .to_rfc2822()
+            .unwrap_or_default(),
+        sha256,
+    })
+}
