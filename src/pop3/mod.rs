@@ -38,7 +38,8 @@ impl MessageNumber {
 
 impl fmt::Display for MessageNumber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
+        // Delegate so that width and alignment flags work in tables.
+        fmt::Display::fmt(&self.0, f)
     }
 }
 
@@ -66,7 +67,7 @@ impl Uid {
 
 impl fmt::Display for Uid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.pad(&self.0)
     }
 }
 

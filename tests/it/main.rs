@@ -1,4 +1,7 @@
 //! The one integration-test binary: the real `pop3` binary run end to end against a scripted
 //! in-process POP3 server (for faults a real server will not produce) and a real Dovecot.
 
+mod dovecot_harness;
+mod scripted_selftest;
+mod scripted_cli;
 mod support;

@@ -2,3 +2,4 @@
 
 pub mod dovecot;
 pub mod scripted;
+pub mod cli;

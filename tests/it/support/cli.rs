@@ -1,0 +1,119 @@
+//! Runs the real `pop3` binary in an isolated environment: its own HOME and XDG directories
+//! (so no user config leaks in) and no inherited `POP3_CONFIG`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// What a run of `pop3` produced.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The exit code (-1 when killed by a signal).
+    pub code: i32,
+    /// Everything on stdout.
+    pub stdout: String,
+    /// Everything on stderr.
+    pub stderr: String,
+}
+
+impl Outcome {
+    /// Panics, showing the output, unless the exit code is `code`.
+    pub fn expect_code(self, code: i32) -> Outcome {
+        assert_eq!(
+            self.code, code,
+            "expected exit code {code}\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+/// A `pop3` invocation being assembled.
+pub struct Pop3 {
+    command: Command,
+    stdin: Option<Vec<u8>>,
+    _home: tempfile::TempDir,
+}
+
+impl Pop3 {
+    /// `pop3` with a fresh, empty home directory.
+    pub fn new() -> Pop3 {
+        let home = tempfile::tempdir().expect("temp home");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_pop3"));
+        command
+            .env_remove("POP3_CONFIG")
+            .env("HOME", home.path())
+            .env("XDG_CONFIG_HOME", home.path().join(".config"))
+            .env("XDG_STATE_HOME", home.path().join(".local/state"))
+            .env("XDG_DATA_HOME", home.path().join(".local/share"))
+            .env("NO_COLOR", "1");
+        Pop3 {
+            command,
+            stdin: None,
+            _home: home,
+        }
+    }
+
+    /// The isolated home directory.
+    pub fn home(&self) -> PathBuf {
+        self._home.path().to_owned()
+    }
+
+    /// Adds arguments.
+    pub fn args<I, S>(mut self, args: I) -> Pop3
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        self.command.args(args);
+        self
+    }
+
+    /// Sets an environment variable.
+    pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Pop3 {
+        self.command.env(key, value);
+        self
+    }
+
+    /// Connects to a local server: `--host 127.0.0.1 --port PORT`, and a CA file when given.
+    pub fn server(self, host: &str, port: u16, ca_file: Option<&Path>) -> Pop3 {
+        let mut pop3 = self.args(["--host", host, "--port", &port.to_string()]);
+        if let Some(ca) = ca_file {
+            pop3 = pop3.args([Path::new("--ca-file"), ca]);
+        }
+        pop3
+    }
+
+    /// Logs in as `user` with `password` passed through an environment variable.
+    pub fn login(self, user: &str, password: &str) -> Pop3 {
+        self.args(["--user", user, "--password-env", "POP3_TEST_PASSWORD"])
+            .env("POP3_TEST_PASSWORD", password)
+    }
+
+    /// Feeds `input` on stdin (otherwise stdin is empty, not a terminal).
+    pub fn stdin(mut self, input: &[u8]) -> Pop3 {
+        self.stdin = Some(input.to_vec());
+        self
+    }
+
+    /// Runs to completion.
+    pub fn run(mut self) -> Outcome {
+        use std::io::Write;
+        self.command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = self.command.spawn().expect("spawn pop3");
+        let mut stdin = child.stdin.take().unwrap();
+        let input = self.stdin.take().unwrap_or_default();
+        let writer = std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+        let output = child.wait_with_output().expect("wait for pop3");
+        let _ = writer.join();
+        Outcome {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
