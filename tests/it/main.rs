@@ -1,6 +1,8 @@
 //! The one integration-test binary: the real `pop3` binary run end to end against a scripted
 //! in-process POP3 server (for faults a real server will not produce) and a real Dovecot.
 
+mod config_files;
+mod dovecot_cli;
 mod dovecot_harness;
 mod scripted_selftest;
 mod scripted_cli;

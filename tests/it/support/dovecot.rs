@@ -252,7 +252,10 @@ fn setup_and_run(dir: &Path) -> Result<Dovecot, Failure> {
         }
     };
     loop {
-        if let Some(status) = *exited.lock().unwrap_or_else(|e| e.into_inner()) {
+        // Copy the status out: `fail` locks the slot again (a guard kept alive by `if let`
+        // would deadlock).
+        let status = *exited.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(status) = status {
             return Err(fail(format!(
                 "Dovecot exited during start-up with {status}"
             )));

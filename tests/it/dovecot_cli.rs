@@ -1,0 +1,233 @@
+//! The real binary against a real Dovecot (implicit TLS on pop3s, STLS on pop3).
+
+use std::path::Path;
+
+use crate::support::cli::{Outcome, Pop3};
+use crate::support::dovecot::{Dovecot, User, dovecot};
+
+fn fixtures() -> Vec<Vec<u8>> {
+    ["01-plain.eml", "02-multipart-alternative.eml", "03-html-only.eml"]
+        .iter()
+        .map(|name| Dovecot::fixture(name))
+        .collect()
+}
+
+fn user_with_fixtures() -> (User, Vec<Vec<u8>>) {
+    let messages = fixtures();
+    let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+    (dovecot().add_user(&refs), messages)
+}
+
+/// `pop3` as `user` over implicit TLS, trusting the test CA.
+fn pop3s(user: &User) -> Pop3 {
+    let d = dovecot();
+    Pop3::new()
+        .server("localhost", d.pop3s_port, Some(&d.ca_file))
+        .login(&user.name, &user.password)
+}
+
+/// Size of a message as the server counts it: with CRLF line endings.
+fn wire_size(message: &[u8]) -> u64 {
+    let lf = message.iter().filter(|&&b| b == b'\n').count();
+    let crlf = message.windows(2).filter(|w| w == b"\r\n").count();
+    (message.len() + lf - crlf) as u64
+}
+
+#[test]
+fn login_check_reports_every_step() {
+    let (user, _) = user_with_fixtures();
+    let outcome = pop3s(&user).args(["login-check"]).run().expect_code(0);
+    let out = &outcome.stdout;
+    for expected in [
+        "Connected:    127.0.0.1:",
+        "TLS:          TLSv1_3",
+        "CN=localhost",
+        "SHA-256:",
+        "Greeting:     +OK Dovecot",
+        "Login:        ok, with SASL PLAIN",
+        "PIPELINING",
+        "Mailbox:      3 messages",
+        "Login check passed.",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in\n{out}");
+    }
+}
+
+#[test]
+fn stat_and_list_over_implicit_tls() {
+    let (user, messages) = user_with_fixtures();
+    let total: u64 = messages.iter().map(|m| wire_size(m)).sum();
+    let outcome = pop3s(&user).args(["stat", "--json"]).run().expect_code(0);
+    assert_eq!(
+        outcome.stdout,
+        format!("{{\"messages\":3,\"octets\":{total}}}\n")
+    );
+
+    let outcome = pop3s(&user).args(["list"]).run().expect_code(0);
+    let rows: Vec<Vec<&str>> = outcome
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 3, "{}", outcome.stdout);
+    for (i, row) in rows.iter().enumerate() {
+        assert_eq!(row[0], (i + 1).to_string());
+        assert_eq!(row[1], wire_size(&messages[i]).to_string());
+        assert_eq!(row[2].len(), 16, "pop3_uidl_format %08Xu%08Xv: {row:?}");
+    }
+    let json = pop3s(&user).args(["list", "--json"]).run().expect_code(0);
+    let parsed: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(parsed[2]["uid"], rows[2][2]);
+}
+
+#[test]
+fn stat_over_stls() {
+    let (user, _) = user_with_fixtures();
+    let d = dovecot();
+    let outcome = Pop3::new()
+        .server("localhost", d.pop3_port, Some(&d.ca_file))
+        .login(&user.name, &user.password)
+        .args(["--tls", "starttls", "--debug", "stat"])
+        .run()
+        .expect_code(0);
+    assert!(outcome.stdout.starts_with("3 messages, "), "{}", outcome.stdout);
+    // CAPA asked again after the upgrade, and the login happened only after STLS.
+    let trace = &outcome.stderr;
+    let stls = trace.find("C: STLS").expect("STLS sent");
+    let auth = trace.find("C: AUTH PLAIN ***").expect("AUTH sent");
+    assert!(stls < auth, "{trace}");
+    assert!(trace[stls..auth].contains("C: CAPA"), "{trace}");
+    assert!(!trace.contains(&user.password), "{trace}");
+}
+
+#[test]
+fn wrong_password_exits_77_with_one_line() {
+    let (user, _) = user_with_fixtures();
+    let d = dovecot();
+    let outcome = Pop3::new()
+        .server("localhost", d.pop3s_port, Some(&d.ca_file))
+        .login(&user.name, "not-the-password")
+        .args(["login-check"])
+        .run()
+        .expect_code(77);
+    assert_eq!(
+        outcome.stderr.trim(),
+        format!(
+            "pop3: login as {} on localhost failed: -ERR [AUTH] Authentication failed.",
+            user.name
+        )
+    );
+    // login-check still says how far it got.
+    assert!(outcome.stdout.contains("Greeting:"), "{}", outcome.stdout);
+    assert!(!outcome.stdout.contains("passed"));
+}
+
+#[test]
+fn plain_port_without_tls_refuses_to_send_the_password() {
+    let (user, _) = user_with_fixtures();
+    let d = dovecot();
+    let outcome = Pop3::new()
+        .server("127.0.0.1", d.pop3_port, None)
+        .login(&user.name, &user.password)
+        .args(["--tls", "none", "--debug", "stat"])
+        .run()
+        .expect_code(78);
+    assert!(!outcome.stderr.contains("C: USER"), "{}", outcome.stderr);
+    assert!(!outcome.stderr.contains("C: AUTH"), "{}", outcome.stderr);
+}
+
+#[test]
+fn the_test_ca_is_required_for_dovecot() {
+    let (user, _) = user_with_fixtures();
+    let d = dovecot();
+    let outcome = Pop3::new()
+        .server("localhost", d.pop3s_port, None)
+        .login(&user.name, &user.password)
+        .args(["stat"])
+        .run()
+        .expect_code(76);
+    assert!(outcome.stderr.contains("set ca_file"), "{}", outcome.stderr);
+}
+
+#[test]
+fn config_file_accounts_and_password_sources() {
+    let (user, _) = user_with_fixtures();
+    let d = dovecot();
+    let dir = tempfile::tempdir().unwrap();
+    let password_file = dir.path().join("secret");
+    std::fs::write(&password_file, format!("{}\n", user.password)).unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"default_account = "tls"
+
+[defaults]
+host = "localhost"
+user = "{user}"
+ca_file = "{ca}"
+timeout = 10
+
+[accounts.tls]
+port = {pop3s}
+password_file = "secret"
+
+[accounts.stls]
+port = {pop3}
+tls = "starttls"
+password_command = ["printf", "%s\n", "{password}"]
+
+[accounts.env]
+port = {pop3s}
+auth = "user"
+password_env = "MY_POP3_PASSWORD"
+"#,
+            user = user.name,
+            ca = d.ca_file.display(),
+            pop3s = d.pop3s_port,
+            pop3 = d.pop3_port,
+            password = user.password,
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| -> Outcome {
+        Pop3::new()
+            .args([Path::new("--config"), &config])
+            .env("MY_POP3_PASSWORD", &user.password)
+            .args(args)
+            .run()
+    };
+    for args in [
+        &["stat"][..],
+        &["-a", "stls", "stat"],
+        &["-a", "env", "stat"],
+    ] {
+        let outcome = run(args).expect_code(0);
+        assert!(outcome.stdout.starts_with("3 messages"), "{args:?}: {outcome:?}");
+    }
+    let outcome = run(&["-a", "env", "-v", "login-check"]).expect_code(0);
+    assert!(outcome.stdout.contains("with USER/PASS"), "{}", outcome.stdout);
+    // A command-line flag overrides the file: the wrong port fails to connect.
+    run(&["--port", "1", "stat"]).expect_code(69);
+}
+
+#[test]
+fn ipv6_loopback_works_when_available() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("no IPv6 loopback on this machine; skipping the IPv6 half");
+        return;
+    }
+    let (user, _) = user_with_fixtures();
+    let d = dovecot();
+    let outcome = Pop3::new()
+        .server("::1", d.pop3s_port, Some(&d.ca_file))
+        .login(&user.name, &user.password)
+        .args(["stat"])
+        .run();
+    // Dovecot listens on ::1 only when the sandbox could bind it; the certificate names ::1.
+    if outcome.code == 69 && outcome.stderr.contains("refused") {
+        panic!("Dovecot does not listen on ::1 although IPv6 loopback works: {outcome:?}");
+    }
+    let outcome = outcome.expect_code(0);
+    assert!(outcome.stdout.starts_with("3 messages"));
+}
