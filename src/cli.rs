@@ -98,6 +98,14 @@ pub enum Command {
     Stat(JsonArgs),
     /// List the messages: number, size and unique id
     List(JsonArgs),
+    /// Show From, Subject and Date of messages without downloading them (TOP)
+    Headers(crate::commands::headers::HeadersArgs),
+    /// Show one message: headers, text and attachments (or its raw bytes)
+    Read(crate::commands::read::ReadArgs),
+    /// Delete messages from the server (asks first)
+    Delete(crate::commands::delete::DeleteArgs),
+    /// Go through the messages one by one: read? delete?
+    Browse,
 }
 
 /// Output format flags.

@@ -29,6 +29,83 @@ pub fn count(n: u64, singular: &str) -> String {
     }
 }
 
+/// Prints `prompt` on stderr and reads one line from stdin, without its line ending.
+/// `None` means end of input.
+pub fn ask(prompt: &str) -> std::io::Result<Option<String>> {
+    use std::io::{BufRead, Write};
+    let mut stderr = std::io::stderr().lock();
+    write!(stderr, "{prompt}")?;
+    stderr.flush()?;
+    let mut line = String::new();
+    if std::io::stdin().lock().read_line(&mut line)? == 0 {
+        return Ok(None);
+    }
+    Ok(Some(line.trim_end_matches(['\r', '\n']).to_owned()))
+}
+
+/// Whether stdin is a terminal, i.e. a person can answer questions.
+pub fn stdin_is_terminal() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdin().is_terminal()
+}
+
+/// The width of the terminal on stdout, or `None` when stdout is not a terminal (then nothing
+/// is cut: a script reading the output wants all of it).
+pub fn terminal_width() -> Option<usize> {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() {
+        return None;
+    }
+    terminal_size::terminal_size().map(|(terminal_size::Width(w), _)| usize::from(w))
+}
+
+/// How many terminal columns `text` takes.
+pub fn display_width(text: &str) -> usize {
+    unicode_width::UnicodeWidthStr::width(text)
+}
+
+/// Cuts `text` to at most `width` terminal columns, ending in `…` when cut, and pads it with
+/// spaces to exactly `width` columns. Wide (e.g. CJK) characters count as two columns.
+pub fn fit(text: &str, width: usize) -> String {
+    use unicode_width::UnicodeWidthChar;
+    let mut out = String::new();
+    let mut used = 0;
+    let total = display_width(text);
+    if total <= width {
+        out.push_str(text);
+        used = total;
+    } else if width > 0 {
+        for c in text.chars() {
+            let w = c.width().unwrap_or(0);
+            if used + w > width - 1 {
+                break;
+            }
+            out.push(c);
+            used += w;
+        }
+        out.push('…');
+        used += 1;
+    }
+    out.extend(std::iter::repeat_n(' ', width.saturating_sub(used)));
+    out
+}
+
+/// `Sat, 21 Nov 2026 10:00:00 +0000` becomes `21 Nov 2026 10:00`, for narrow columns; other
+/// forms are returned unchanged.
+pub fn compact_date(date: &str) -> String {
+    let words: Vec<&str> = date.split_whitespace().collect();
+    let words = match words.first() {
+        Some(first) if first.ends_with(',') => &words[1..],
+        _ => &words[..],
+    };
+    match words {
+        [day, month, year, time, ..] if time.len() >= 5 && time.as_bytes()[2] == b':' => {
+            format!("{day} {month} {year} {}", &time[..5])
+        }
+        _ => date.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -42,5 +119,18 @@ mod tests {
         assert_eq!(human_size(3 * 1024 * 1024), "3.0 MiB");
         assert_eq!(count(1, "message"), "1 message");
         assert_eq!(count(3, "message"), "3 messages");
+    }
+
+    #[test]
+    fn fitting_columns() {
+        assert_eq!(fit("hello", 7), "hello  ");
+        assert_eq!(fit("hello world", 6), "hello…");
+        assert_eq!(fit("日本語のメール", 6), "日本… ");
+        assert_eq!(fit("abc", 0), "");
+        assert_eq!(
+            compact_date("Sat, 21 Nov 2026 10:00:00 +0000"),
+            "21 Nov 2026 10:00"
+        );
+        assert_eq!(compact_date("yesterday"), "yesterday");
     }
 }

@@ -1,9 +1,15 @@
 //! The subcommands, one module each. [`run`] resolves the command line and the config file
 //! once into a [`Context`]; commands receive that and nothing else.
 
+pub mod browse;
+pub mod delete;
+pub mod headers;
 mod list;
 mod login_check;
+pub mod read;
+pub mod select;
 mod stat;
+mod top;
 
 use anyhow::Context as _;
 
@@ -105,5 +111,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::LoginCheck => login_check::run(&context),
         Command::Stat(args) => stat::run(&context, args),
         Command::List(args) => list::run(&context, args),
+        Command::Headers(args) => headers::run(&context, args),
+        Command::Read(args) => read::run(&context, args),
+        Command::Delete(args) => delete::run(&context, args),
+        Command::Browse => browse::run(&context),
     }
 }

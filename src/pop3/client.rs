@@ -174,6 +174,25 @@ impl<S: Read + Write> Connection<S> {
     }
 }
 
+/// One event of a pipelined command's reply, in order: `Accepted`, then for multi-line replies
+/// any number of `Data` chunks and `End`; or just `Refused`.
+#[derive(Debug)]
+pub enum Reply<'a> {
+    /// The server answered `+OK`.
+    Accepted(&'a StatusLine),
+    /// A chunk of a multi-line response, byte-stuffing removed.
+    Data(&'a [u8]),
+    /// The multi-line response is complete.
+    End,
+    /// The server answered `-ERR`; nothing else follows for this command.
+    Refused(&'a StatusLine),
+}
+
+/// How many commands may be in flight at most. Commands are short (under 20 octets), so a full
+/// window is far smaller than any socket buffer: writing it can never block while the server
+/// waits for us to read, which is what rules out a pipelining deadlock with blocking I/O.
+pub const MAX_PIPELINE_WINDOW: usize = 100;
+
 /// What the server said when the connection opened.
 #[derive(Debug, Clone)]
 pub struct Greeting {
@@ -389,6 +408,43 @@ impl<S: Read + Write> Session<S> {
         self.connection.command(Command::Noop).map(drop)
     }
 
+    /// Sends `commands`, keeping up to `window` of them unanswered (RFC 2449 §6.6
+    /// PIPELINING; pass 1 for servers without it), and hands every reply to `on_reply` with the
+    /// command's index, in order. A `-ERR` to one command does not stop the others; an error
+    /// from `on_reply` stops everything and is returned as [`Error::Sink`].
+    pub fn pipeline(
+        &mut self,
+        commands: &[Command<'_>],
+        window: usize,
+        on_reply: &mut dyn FnMut(usize, Reply<'_>) -> std::io::Result<()>,
+    ) -> Result<()> {
+        let window = window.clamp(1, MAX_PIPELINE_WINDOW);
+        let mut sent = 0;
+        for (index, command) in commands.iter().enumerate() {
+            // Refill when half the window has been answered: fewer, larger writes.
+            if sent == index || (sent < commands.len() && sent - index <= window / 2) {
+                let end = (index + window).min(commands.len());
+                self.connection.send(&commands[sent..end])?;
+                sent = end;
+            }
+            let line = self.connection.read_line(MAX_STATUS_LINE)?;
+            self.connection
+                .trace(Direction::Server, &String::from_utf8_lossy(&line));
+            let status = parse_status_line(&line)?;
+            if !status.ok {
+                on_reply(index, Reply::Refused(&status)).map_err(Error::Sink)?;
+                continue;
+            }
+            on_reply(index, Reply::Accepted(&status)).map_err(Error::Sink)?;
+            if command.has_multiline_reply() {
+                self.connection
+                    .read_multiline(&mut |data| on_reply(index, Reply::Data(data)))?;
+                on_reply(index, Reply::End).map_err(Error::Sink)?;
+            }
+        }
+        Ok(())
+    }
+
     /// `QUIT`: enters the UPDATE state. Messages marked as deleted are gone only when this
     /// returns `Ok` (the server answered `+OK`); on any error nothing was deleted.
     pub fn quit(mut self) -> Result<StatusLine> {
@@ -487,6 +543,108 @@ mod tests {
             b"USER alice\r\nPASS pw\r\nSTAT\r\nLIST\r\nUIDL\r\nRETR 1\r\n"
         );
         assert_eq!(session.quit().unwrap().text, "bye");
+    }
+
+    #[test]
+    fn pipeline_keeps_order_and_survives_a_refusal() {
+        let server = b"+OK hi\r\n+OK\r\n+OK\r\n\
+            +OK\r\nSubject: one\r\n\r\n.\r\n\
+            -ERR [SYS/TEMP] no such message\r\n\
+            +OK\r\n..Subject: three\r\n.\r\n\
+            +OK marked\r\n";
+        let mut session = session(server);
+        let commands = [
+            Command::Top(n(1), 0),
+            Command::Top(n(2), 0),
+            Command::Top(n(3), 0),
+            Command::Dele(n(3)),
+        ];
+        let mut events = String::new();
+        session
+            .pipeline(&commands, 10, &mut |i, reply| {
+                // Data arrives in chunks of any size; show it as one piece per message.
+                match reply {
+                    Reply::Accepted(s) => events += &format!("|{i} ok {}|", s.text),
+                    Reply::Data(d) => events += &String::from_utf8_lossy(d),
+                    Reply::End => events += &format!("|{i} end"),
+                    Reply::Refused(s) => events += &format!("|{i} refused {}", s.text),
+                }
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(
+            events,
+            "|0 ok |Subject: one\r\n\r\n|0 end\
+             |1 refused no such message\
+             |2 ok |.Subject: three\r\n|2 end\
+             |3 ok marked|"
+        );
+        // All four commands went out in one write.
+        assert!(
+            session
+                .connection
+                .stream
+                .written
+                .ends_with(b"TOP 1 0\r\nTOP 2 0\r\nTOP 3 0\r\nDELE 3\r\n")
+        );
+    }
+
+    #[test]
+    fn pipeline_window_of_one_waits_for_each_reply() {
+        /// Fails the test if the client writes a command before the previous reply was read.
+        struct Lockstep {
+            replies: Vec<&'static [u8]>,
+            pending: Cursor<Vec<u8>>,
+            unanswered: usize,
+            written: Vec<u8>,
+        }
+        impl Read for Lockstep {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                let n = self.pending.read(buf)?;
+                if n > 0 {
+                    return Ok(n);
+                }
+                assert!(
+                    self.unanswered > 0,
+                    "client waits for a reply it did not ask for"
+                );
+                self.unanswered -= 1;
+                self.pending = Cursor::new(self.replies.remove(0).to_vec());
+                self.pending.read(buf)
+            }
+        }
+        impl Write for Lockstep {
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                let commands = buf.iter().filter(|&&b| b == b'\n').count();
+                assert!(
+                    self.unanswered + commands <= 1,
+                    "more than one command in flight"
+                );
+                self.unanswered += commands;
+                self.written.extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let stream = Lockstep {
+            replies: vec![b"+OK\r\n", b"+OK\r\n", b"+OK\r\n", b"+OK\r\n"],
+            pending: Cursor::new(b"+OK hi\r\n".to_vec()),
+            unanswered: 0,
+            written: Vec::new(),
+        };
+        let (client, _) = Client::connect(stream, None).unwrap();
+        let mut session = client.login_user("a", "b").unwrap();
+        let commands = [Command::Dele(n(1)), Command::Dele(n(2))];
+        session.pipeline(&commands, 1, &mut |_, _| Ok(())).unwrap();
+        assert!(
+            session
+                .connection
+                .stream
+                .written
+                .ends_with(b"DELE 1\r\nDELE 2\r\n")
+        );
     }
 
     #[test]

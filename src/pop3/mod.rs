@@ -15,7 +15,7 @@ pub mod response;
 use std::fmt;
 
 pub use capability::Capabilities;
-pub use client::{Client, Session};
+pub use client::{Client, Reply, Session};
 pub use command::Command;
 pub use response::{ResponseCode, StatusLine};
 

@@ -80,14 +80,24 @@ fn missing_config_and_no_host_explains_what_to_do() {
         .args(["--config", "/nonexistent/pop3.toml", "stat"])
         .run()
         .expect_code(78);
-    assert!(outcome.stderr.contains("does not exist"), "{}", outcome.stderr);
+    assert!(
+        outcome.stderr.contains("does not exist"),
+        "{}",
+        outcome.stderr
+    );
 }
 
 #[test]
 fn usage_errors_exit_64() {
     Pop3::new().args(["--bogus"]).run().expect_code(64);
-    Pop3::new().args(["stat", "--port", "99999"]).run().expect_code(64);
-    Pop3::new().args(["--tls", "maybe", "stat"]).run().expect_code(64);
+    Pop3::new()
+        .args(["stat", "--port", "99999"])
+        .run()
+        .expect_code(64);
+    Pop3::new()
+        .args(["--tls", "maybe", "stat"])
+        .run()
+        .expect_code(64);
     let help = Pop3::new().args(["--help"]).run().expect_code(0);
     assert!(help.stdout.contains("login-check"));
 }

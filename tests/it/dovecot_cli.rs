@@ -6,10 +6,14 @@ use crate::support::cli::{Outcome, Pop3};
 use crate::support::dovecot::{Dovecot, User, dovecot};
 
 fn fixtures() -> Vec<Vec<u8>> {
-    ["01-plain.eml", "02-multipart-alternative.eml", "03-html-only.eml"]
-        .iter()
-        .map(|name| Dovecot::fixture(name))
-        .collect()
+    [
+        "01-plain.eml",
+        "02-multipart-alternative.eml",
+        "03-html-only.eml",
+    ]
+    .iter()
+    .map(|name| Dovecot::fixture(name))
+    .collect()
 }
 
 fn user_with_fixtures() -> (User, Vec<Vec<u8>>) {
@@ -90,7 +94,11 @@ fn stat_over_stls() {
         .args(["--tls", "starttls", "--debug", "stat"])
         .run()
         .expect_code(0);
-    assert!(outcome.stdout.starts_with("3 messages, "), "{}", outcome.stdout);
+    assert!(
+        outcome.stdout.starts_with("3 messages, "),
+        "{}",
+        outcome.stdout
+    );
     // CAPA asked again after the upgrade, and the login happened only after STLS.
     let trace = &outcome.stderr;
     let stls = trace.find("C: STLS").expect("STLS sent");
@@ -203,10 +211,17 @@ password_env = "MY_POP3_PASSWORD"
         &["-a", "env", "stat"],
     ] {
         let outcome = run(args).expect_code(0);
-        assert!(outcome.stdout.starts_with("3 messages"), "{args:?}: {outcome:?}");
+        assert!(
+            outcome.stdout.starts_with("3 messages"),
+            "{args:?}: {outcome:?}"
+        );
     }
     let outcome = run(&["-a", "env", "-v", "login-check"]).expect_code(0);
-    assert!(outcome.stdout.contains("with USER/PASS"), "{}", outcome.stdout);
+    assert!(
+        outcome.stdout.contains("with USER/PASS"),
+        "{}",
+        outcome.stdout
+    );
     // A command-line flag overrides the file: the wrong port fails to connect.
     run(&["--port", "1", "stat"]).expect_code(69);
 }

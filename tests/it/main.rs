@@ -4,6 +4,7 @@
 mod config_files;
 mod dovecot_cli;
 mod dovecot_harness;
-mod scripted_selftest;
+mod dovecot_messages;
 mod scripted_cli;
+mod scripted_selftest;
 mod support;

@@ -9,7 +9,13 @@ fn run_plain(server: &ScriptedServer, args: &[&str]) -> Outcome {
     Pop3::new()
         .server("127.0.0.1", server.port, None)
         .login("alice", "pw")
-        .args(["--tls", "none", "--allow-plaintext-password", "--timeout", "3"])
+        .args([
+            "--tls",
+            "none",
+            "--allow-plaintext-password",
+            "--timeout",
+            "3",
+        ])
         .args(args)
         .run()
 }
@@ -168,36 +174,39 @@ fn list_json_without_uidl() {
     server.finish();
 }
 
+/// Script steps that send `text` one byte per write.
+fn bytewise(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'\r' => "S=: \\r\n".to_owned(),
+            b'\n' => "S=: \\n\n".to_owned(),
+            b' ' => "S=: \\x20\n".to_owned(),
+            b => format!("S=: {}\n", b as char),
+        })
+        .collect()
+}
+
 #[test]
 fn replies_fragmented_at_every_byte_still_parse() {
-    // Every reply split into single bytes, each its own write.
-    let mut script = String::new();
-    let mut send_bytewise = |text: &str| {
-        for byte in text.bytes() {
-            let escaped = match byte {
-                b'\r' => "\\r".to_owned(),
-                b'\n' => "\\n".to_owned(),
-                b' ' => "\\x20".to_owned(),
-                b => (b as char).to_string(),
-            };
-            script.push_str(&format!("S=: {escaped}\n"));
-        }
-    };
-    send_bytewise("+OK hi\r\n");
-    let mut script = script;
-    script.push_str("C: CAPA\nS: -ERR\nC: USER alice\nS: +OK\nC: PASS pw\nS: +OK\nC: CAPA\nS: -ERR\nC: LIST\n");
-    let mut rest = String::new();
-    for byte in "+OK\r\n1 7\r\n2 9\r\n.\r\n".bytes() {
-        let escaped = match byte {
-            b'\r' => "\\r".to_owned(),
-            b'\n' => "\\n".to_owned(),
-            b' ' => "\\x20".to_owned(),
-            b => (b as char).to_string(),
-        };
-        rest.push_str(&format!("S=: {escaped}\n"));
-    }
-    script.push_str(&rest);
-    script.push_str("C: UIDL\nS: -ERR no\nC: QUIT\nS: +OK\n");
+    let script = format!(
+        "{}
+         C: CAPA
+         S: -ERR
+         C: USER alice
+         S: +OK
+         C: PASS pw
+         S: +OK
+         C: CAPA
+         S: -ERR
+         C: LIST
+         {}
+         C: UIDL
+         S: -ERR no
+         C: QUIT
+         S: +OK",
+        bytewise("+OK hi\r\n"),
+        bytewise("+OK\r\n1 7\r\n2 9\r\n.\r\n"),
+    );
     let server = ScriptedServer::start(&script);
     let outcome = run_plain(&server, &["list"]).expect_code(0);
     assert_eq!(outcome.stdout, "1  7\n2  9\n");
@@ -230,7 +239,11 @@ fn response_codes_decide_the_exit_code() {
     for (reply, code, words) in cases {
         let (outcome, sent) = refused_login(reply);
         let outcome = outcome.expect_code(code);
-        assert!(outcome.stderr.contains(words), "{reply}: {}", outcome.stderr);
+        assert!(
+            outcome.stderr.contains(words),
+            "{reply}: {}",
+            outcome.stderr
+        );
         assert_eq!(outcome.stderr.lines().count(), 1, "{}", outcome.stderr);
         // One login attempt per run, never a retry.
         assert_eq!(text_of(&sent).matches("PASS").count(), 1);
@@ -248,7 +261,14 @@ fn a_silent_server_times_out() {
     let outcome = Pop3::new()
         .server("127.0.0.1", server.port, None)
         .login("alice", "pw")
-        .args(["--tls", "none", "--allow-plaintext-password", "--timeout", "1", "stat"])
+        .args([
+            "--tls",
+            "none",
+            "--allow-plaintext-password",
+            "--timeout",
+            "1",
+            "stat",
+        ])
         .run()
         .expect_code(75);
     assert!(outcome.stderr.contains("timed out"), "{}", outcome.stderr);
@@ -284,7 +304,11 @@ fn a_dropped_connection_is_temporary() {
 fn an_overlong_status_line_is_a_protocol_error() {
     let server = ScriptedServer::start(&format!("S: +OK {}", "x".repeat(600)));
     let outcome = run_plain(&server, &["stat"]).expect_code(76);
-    assert!(outcome.stderr.contains("longer than 512"), "{}", outcome.stderr);
+    assert!(
+        outcome.stderr.contains("longer than 512"),
+        "{}",
+        outcome.stderr
+    );
     server.finish_lenient();
 }
 
@@ -350,7 +374,11 @@ fn missing_stls_is_refused_without_sending_the_password() {
         &["localhost"],
     );
     let outcome = run_tls(&server, "localhost", &["--tls", "starttls", "stat"]).expect_code(69);
-    assert!(outcome.stderr.contains("does not offer STLS"), "{}", outcome.stderr);
+    assert!(
+        outcome.stderr.contains("does not offer STLS"),
+        "{}",
+        outcome.stderr
+    );
     let (sent, _) = server.finish_lenient();
     assert_eq!(text_of(&sent), "CAPA\r\n");
 }
@@ -438,11 +466,21 @@ fn debug_trace_masks_password_and_sasl_payload() {
     let outcome = Pop3::new()
         .server("127.0.0.1", server.port, None)
         .login("alice", secret)
-        .args(["--tls", "none", "--allow-plaintext-password", "--debug", "stat"])
+        .args([
+            "--tls",
+            "none",
+            "--allow-plaintext-password",
+            "--debug",
+            "stat",
+        ])
         .run()
         .expect_code(0);
     assert!(outcome.stderr.contains("C: PASS ***"), "{}", outcome.stderr);
-    assert!(outcome.stderr.contains("C: USER alice"), "{}", outcome.stderr);
+    assert!(
+        outcome.stderr.contains("C: USER alice"),
+        "{}",
+        outcome.stderr
+    );
     assert!(!outcome.stderr.contains(secret), "{}", outcome.stderr);
     server.finish();
 
@@ -470,9 +508,12 @@ fn debug_trace_masks_password_and_sasl_payload() {
         .run()
         .expect_code(0);
     use base64::Engine;
-    let payload =
-        base64::engine::general_purpose::STANDARD.encode(format!("\0alice\0{secret}"));
-    assert!(outcome.stderr.contains("C: AUTH PLAIN ***"), "{}", outcome.stderr);
+    let payload = base64::engine::general_purpose::STANDARD.encode(format!("\0alice\0{secret}"));
+    assert!(
+        outcome.stderr.contains("C: AUTH PLAIN ***"),
+        "{}",
+        outcome.stderr
+    );
     assert!(!outcome.stderr.contains(&payload));
     assert!(text_of(&server.finish()).contains(&payload));
 }

@@ -1,7 +1,7 @@
 //! Runs the real `pop3` binary in an isolated environment: its own HOME and XDG directories
 //! (so no user config leaks in) and no inherited `POP3_CONFIG`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 /// What a run of `pop3` produced.
@@ -53,11 +53,6 @@ impl Pop3 {
         }
     }
 
-    /// The isolated home directory.
-    pub fn home(&self) -> PathBuf {
-        self._home.path().to_owned()
-    }
-
     /// Adds arguments.
     pub fn args<I, S>(mut self, args: I) -> Pop3
     where
@@ -93,6 +88,11 @@ impl Pop3 {
     pub fn stdin(mut self, input: &[u8]) -> Pop3 {
         self.stdin = Some(input.to_vec());
         self
+    }
+
+    /// The assembled command and the home directory it uses (keep that alive while it runs).
+    pub fn into_command(self) -> (Command, tempfile::TempDir) {
+        (self.command, self._home)
     }
 
     /// Runs to completion.

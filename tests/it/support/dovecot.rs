@@ -167,10 +167,13 @@ fn sandbox_cmd() -> Command {
 // ------------------------------------------------------------------------------------------------
 // Start-up
 
+/// Filled with Dovecot's exit status by its owner thread if Dovecot ever exits.
+type ExitSlot = Arc<Mutex<Option<ExitStatus>>>;
+
 /// What `atexit` must clean up: the running master's PID, its exit slot and the sandbox dir.
 struct Running {
     pid: u32,
-    exited: Arc<Mutex<Option<ExitStatus>>>,
+    exited: ExitSlot,
     dir: PathBuf,
 }
 
@@ -294,7 +297,7 @@ fn free_ports() -> std::io::Result<(u16, u16)> {
 /// Spawns `dovecot-sandbox run DIR` from a thread that never exits (PR_SET_PDEATHSIG fires when
 /// the spawning *thread* exits). Returns the PID (the script execs Dovecot) and a slot that gets
 /// the exit status if Dovecot ever exits.
-fn spawn_forever(dir: &Path) -> Result<(u32, Arc<Mutex<Option<ExitStatus>>>), String> {
+fn spawn_forever(dir: &Path) -> Result<(u32, ExitSlot), String> {
     let exited = Arc::new(Mutex::new(None));
     let slot = Arc::clone(&exited);
     let (tx, rx) = mpsc::channel();

@@ -1,5 +1,6 @@
 //! Test support: servers and helpers shared by the integration tests.
 
-pub mod dovecot;
-pub mod scripted;
 pub mod cli;
+pub mod dovecot;
+pub mod pty;
+pub mod scripted;

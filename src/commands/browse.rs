@@ -1,0 +1,179 @@
+//! `pop3 browse`: the interactive loop of "Foundations of Python Network Programming"
+//! (`visit_listing`): for each message show From/To/Subject/Date, offer to read it, offer to
+//! delete it. Deletions are only marked; they are committed by QUIT when the user is done, and
+//! Ctrl-C leaves without QUIT, so nothing is deleted.
+//!
+//! Messages go to stdout; prompts go to stderr. Answers are read line by line from stdin, so a
+//! script can pipe them in.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::exit::{ExitCode, Failure};
+use crate::message;
+use crate::pop3::MessageNumber;
+use crate::ui::{ask, count, stdin_is_terminal};
+
+use super::Context;
+use super::top::{HeaderReply, fetch_headers};
+
+/// Set once QUIT is under way: from then on Ctrl-C can no longer promise that nothing was deleted.
+static COMMITTING: AtomicBool = AtomicBool::new(false);
+
+/// The SIGINT handler: leave at once, without QUIT, so the server deletes nothing. Only
+/// async-signal-safe calls here (write, _exit).
+extern "C" fn on_interrupt(_: libc::c_int) {
+    let message: &[u8] = if COMMITTING.load(Ordering::SeqCst) {
+        b"\npop3: interrupted while committing: the marked messages may or may not have been deleted\n"
+    } else {
+        b"\npop3: interrupted: nothing was deleted\n"
+    };
+    // SAFETY: write(2) and _exit(2) are async-signal-safe; the buffer is a static string.
+    unsafe {
+        libc::write(2, message.as_ptr().cast(), message.len());
+        libc::_exit(130);
+    }
+}
+
+fn install_interrupt_handler() {
+    let handler: extern "C" fn(libc::c_int) = on_interrupt;
+    // SAFETY: installing a handler that only calls async-signal-safe functions.
+    unsafe {
+        libc::signal(libc::SIGINT, handler as libc::sighandler_t);
+    }
+}
+
+/// An answer to a yes/no question.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    Yes,
+    No,
+    Quit,
+}
+
+const HELP: &str = "  y  yes
+  n  no (the default: just press Enter)
+  q  quit: stop browsing; deletions marked so far are committed
+  ?  this help
+  Ctrl-C leaves at once without deleting anything.";
+
+/// Asks until the answer is y, n or q (Enter means n). End of input counts as q.
+fn ask_yes_no(question: &str, echo: bool) -> anyhow::Result<Answer> {
+    loop {
+        let Some(line) = ask(&format!("{question} [ny]? "))? else {
+            if echo {
+                eprintln!();
+            }
+            return Ok(Answer::Quit);
+        };
+        if echo {
+            // Piped answers are not echoed by a terminal; show them so the transcript reads well.
+            eprintln!("{line}");
+        }
+        match line.trim().to_ascii_lowercase().as_str() {
+            "y" | "yes" => return Ok(Answer::Yes),
+            "n" | "no" | "" => return Ok(Answer::No),
+            "q" | "quit" => return Ok(Answer::Quit),
+            "?" | "h" | "help" => eprintln!("{HELP}"),
+            _ => eprintln!("Please answer y, n, q (quit) or ? (help)."),
+        }
+    }
+}
+
+const RULE: &str = "------------------------------------------------------------------------";
+
+/// Runs `browse`.
+pub fn run(context: &Context) -> anyhow::Result<()> {
+    install_interrupt_handler();
+    let echo = !stdin_is_terminal();
+    let mut connection = context.connect()?;
+    let listing = connection.session.list()?;
+    let mut out = std::io::stdout();
+    if listing.is_empty() {
+        writeln!(out, "No messages.")?;
+        let _ = connection.session.quit();
+        return Ok(());
+    }
+    let mut marked: Vec<MessageNumber> = Vec::new();
+    'messages: for message in &listing {
+        let number = message.number;
+        writeln!(out, "Message {number} (size is {} bytes):", message.size)?;
+        let headers = fetch_headers(&mut connection, &[number], &mut |note| {
+            eprintln!("pop3: note: {note}")
+        })?;
+        let raw = match &headers[0] {
+            HeaderReply::Headers(raw) => raw,
+            HeaderReply::Refused(status) => {
+                writeln!(out, "  (the server refused to show it: {status})")?;
+                continue;
+            }
+        };
+        let summary = message::summarize(raw);
+        for (name, value) in [
+            ("From", &summary.from),
+            ("To", &summary.to),
+            ("Subject", &summary.subject),
+            ("Date", &summary.date),
+        ] {
+            writeln!(out, "{name}: {value}")?;
+        }
+        out.flush()?;
+        match ask_yes_no("Read this message", echo)? {
+            Answer::Quit => break 'messages,
+            Answer::No => {}
+            Answer::Yes => {
+                let mut body = Vec::new();
+                connection.session.retr(number, &mut |data| {
+                    body.extend_from_slice(data);
+                    Ok(())
+                })?;
+                let readable = message::readable(&body);
+                writeln!(out, "{RULE}")?;
+                writeln!(out, "{}", readable.text)?;
+                for attachment in &readable.attachments {
+                    writeln!(
+                        out,
+                        "[attachment: {} ({})]",
+                        attachment.name, attachment.content_type
+                    )?;
+                }
+                writeln!(out, "{RULE}")?;
+                out.flush()?;
+            }
+        }
+        match ask_yes_no("Delete this message", echo)? {
+            Answer::Quit => break 'messages,
+            Answer::No => {}
+            Answer::Yes => {
+                connection.session.dele(number)?;
+                marked.push(number);
+                writeln!(out, "Deleted.")?;
+            }
+        }
+    }
+
+    if marked.is_empty() {
+        let _ = connection.session.quit();
+        writeln!(out, "No messages deleted.")?;
+        return Ok(());
+    }
+    let list: Vec<String> = marked.iter().map(|n| n.to_string()).collect();
+    writeln!(
+        out,
+        "Deleting {}: {}.",
+        count(marked.len() as u64, "message"),
+        list.join(", ")
+    )?;
+    COMMITTING.store(true, Ordering::SeqCst);
+    match connection.session.quit() {
+        Ok(_) => {
+            writeln!(out, "Deleted {}.", count(marked.len() as u64, "message"))?;
+            Ok(())
+        }
+        Err(e) => Err(Failure::new(
+            ExitCode::TempFail,
+            format!("nothing was deleted: the server did not confirm QUIT ({e})"),
+        )
+        .into()),
+    }
+}

@@ -1,0 +1,127 @@
+//! `pop3 delete MSG...`: marks messages with DELE and commits with QUIT (RFC 1939 §6: only a
+//! successful QUIT removes anything). It shows what will go and asks first.
+
+use std::io::Write;
+
+use clap::Args;
+
+use crate::exit::{ExitCode, Failure};
+use crate::message;
+use crate::pop3::client::MAX_PIPELINE_WINDOW;
+use crate::pop3::{Command, Reply};
+use crate::ui::{ask, count, stdin_is_terminal};
+
+use super::Context;
+use super::select::{self, MessageArgs};
+use super::top::{HeaderReply, fetch_headers};
+
+/// Arguments of `delete`.
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// Which messages to delete
+    #[command(flatten)]
+    pub select: MessageArgs,
+    /// Do not ask for confirmation (needed when stdin is not a terminal)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+/// Runs `delete`.
+pub fn run(context: &Context, args: &DeleteArgs) -> anyhow::Result<()> {
+    if args.select.messages.is_empty() {
+        return Err(Failure::new(
+            ExitCode::Usage,
+            "name the messages to delete, e.g. `pop3 delete 3 5-7` (see `pop3 list`)",
+        )
+        .into());
+    }
+    let specs = select::parse_specs(&args.select)?;
+    if !args.yes && !stdin_is_terminal() {
+        return Err(Failure::new(
+            ExitCode::Usage,
+            "refusing to delete without confirmation: stdin is not a terminal; pass --yes to delete anyway",
+        )
+        .into());
+    }
+    let mut connection = context.connect()?;
+    let selected = select::resolve(&mut connection, &specs, false)?;
+    let numbers: Vec<_> = selected.iter().map(|s| s.number).collect();
+    let quiet = context.verbosity == super::Verbosity::Quiet;
+
+    if !args.yes || !quiet {
+        let headers = fetch_headers(&mut connection, &numbers, &mut |note| {
+            eprintln!("pop3: note: {note}")
+        })?;
+        let mut err = std::io::stderr().lock();
+        writeln!(err, "To be deleted:")?;
+        for (number, reply) in numbers.iter().zip(&headers) {
+            let (from, subject) = match reply {
+                HeaderReply::Headers(raw) => {
+                    let summary = message::summarize(raw);
+                    (summary.from, summary.subject)
+                }
+                HeaderReply::Refused(status) => {
+                    (format!("(headers unavailable: {status})"), String::new())
+                }
+            };
+            writeln!(err, "  {number:>4}  {from}  {subject}")?;
+        }
+    }
+    if !args.yes {
+        let question = format!("Delete {}? [y/N] ", count(numbers.len() as u64, "message"));
+        let answer = ask(&question)?.unwrap_or_default();
+        if !matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
+            let _ = connection.session.quit();
+            eprintln!("Nothing deleted.");
+            return Ok(());
+        }
+    }
+
+    let commands: Vec<Command> = numbers.iter().map(|&n| Command::Dele(n)).collect();
+    let window = if connection.capabilities.pipelining() {
+        MAX_PIPELINE_WINDOW
+    } else {
+        1
+    };
+    let mut refused = Vec::new();
+    connection
+        .session
+        .pipeline(&commands, window, &mut |index, reply| {
+            if let Reply::Refused(status) = reply {
+                refused.push(format!("message {}: {status}", numbers[index]));
+            }
+            Ok(())
+        })?;
+    if !refused.is_empty() {
+        // All or nothing: unmark everything rather than commit a partial deletion.
+        let _ = connection.session.rset();
+        let _ = connection.session.quit();
+        return Err(Failure::new(
+            ExitCode::Protocol,
+            format!(
+                "the server refused to delete {}; nothing was deleted",
+                refused.join(", ")
+            ),
+        )
+        .into());
+    }
+    match connection.session.quit() {
+        Ok(_) => {
+            if !quiet {
+                writeln!(
+                    std::io::stdout(),
+                    "Deleted {}.",
+                    count(numbers.len() as u64, "message")
+                )?;
+            }
+            Ok(())
+        }
+        Err(e) => Err(Failure::new(
+            ExitCode::TempFail,
+            format!(
+                "nothing was deleted: the server did not confirm QUIT ({e}); run the command again"
+            ),
+        )
+        .into()),
+    }
+}

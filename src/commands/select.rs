@@ -1,0 +1,207 @@
+//! Naming messages on the command line: numbers (`3`), ranges (`3-7`) or, with `--uid`, unique
+//! ids. Numbers are resolved against the scan listing and UIDs against the unique-id listing of
+//! the same session, so a renumbered maildrop can never make a command act on the wrong message.
+
+use std::collections::{HashMap, HashSet};
+
+use clap::Args;
+
+use crate::connect::Connection;
+use crate::exit::{ExitCode, Failure};
+use crate::pop3::{MessageNumber, Uid};
+
+/// Which messages a command acts on.
+#[derive(Debug, Clone, Args)]
+pub struct MessageArgs {
+    /// Message numbers (3), ranges (3-7), or unique ids with --uid
+    #[arg(value_name = "MSG")]
+    pub messages: Vec<String>,
+    /// Name messages by unique id (UIDL) instead of number
+    #[arg(long)]
+    pub uid: bool,
+}
+
+/// One message as named on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessageSpec {
+    /// A message number.
+    Number(u32),
+    /// An inclusive range of message numbers.
+    Range(u32, u32),
+    /// A unique id.
+    Uid(String),
+}
+
+/// A message resolved in the current session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selected {
+    /// Its number in this session.
+    pub number: MessageNumber,
+    /// Its size in octets.
+    pub size: u64,
+    /// Its unique id, when the server has UIDL and it was asked for.
+    pub uid: Option<Uid>,
+}
+
+fn usage(message: String) -> Failure {
+    Failure::new(ExitCode::Usage, message)
+}
+
+fn parse_number(text: &str) -> Result<u32, Failure> {
+    match text.parse::<u32>() {
+        Ok(0) => Err(usage(
+            "invalid message number \"0\": messages are numbered from 1".into(),
+        )),
+        Ok(n) => Ok(n),
+        Err(_) => Err(usage(format!(
+            "invalid message number {text:?}: give a number like 3, a range like 3-7, or use --uid for unique ids"
+        ))),
+    }
+}
+
+/// Parses the command line's message names.
+pub fn parse_specs(args: &MessageArgs) -> Result<Vec<MessageSpec>, Failure> {
+    args.messages
+        .iter()
+        .map(|text| {
+            if args.uid {
+                return Uid::new(text)
+                    .map(|_| MessageSpec::Uid(text.clone()))
+                    .ok_or_else(|| usage(format!("invalid unique id {text:?}")));
+            }
+            match text.split_once('-') {
+                Some((first, last)) => {
+                    let bad_range = |why: &str| usage(format!("invalid range {text:?}: {why}"));
+                    let bound = |part: &str| {
+                        part.parse::<u32>()
+                            .ok()
+                            .filter(|n| *n > 0)
+                            .ok_or_else(|| bad_range("write it like 3-7"))
+                    };
+                    let (first, last) = (bound(first)?, bound(last)?);
+                    if first > last {
+                        return Err(bad_range("the first number must not exceed the last"));
+                    }
+                    Ok(MessageSpec::Range(first, last))
+                }
+                None => parse_number(text).map(MessageSpec::Number),
+            }
+        })
+        .collect()
+}
+
+/// Resolves `specs` (all messages when empty) in this session, in the order given, without
+/// duplicates. `want_uids` also fetches unique ids when the server has them.
+pub fn resolve(
+    connection: &mut Connection,
+    specs: &[MessageSpec],
+    want_uids: bool,
+) -> anyhow::Result<Vec<Selected>> {
+    let by_uid = specs.iter().any(|s| matches!(s, MessageSpec::Uid(_)));
+    let has_uidl = connection.capabilities.uidl() || !connection.capabilities.is_known();
+    if by_uid && connection.capabilities.is_known() && !connection.capabilities.uidl() {
+        return Err(Failure::new(
+            ExitCode::Unavailable,
+            "the server does not support unique ids (UIDL), so --uid cannot be used; name messages by number",
+        )
+        .into());
+    }
+    let scan = connection.session.list()?;
+    let uids = if by_uid || (want_uids && has_uidl) {
+        match connection.session.uidl() {
+            Ok(uids) => uids,
+            Err(crate::pop3::Error::Server { .. }) if !by_uid => Vec::new(),
+            Err(e) => return Err(e.into()),
+        }
+    } else {
+        Vec::new()
+    };
+    let uid_by_number: HashMap<MessageNumber, &Uid> =
+        uids.iter().map(|u| (u.number, &u.uid)).collect();
+    let size_by_number: HashMap<MessageNumber, u64> =
+        scan.iter().map(|m| (m.number, m.size)).collect();
+    let selected = |number: MessageNumber| Selected {
+        number,
+        size: size_by_number[&number],
+        uid: uid_by_number.get(&number).map(|u| (*u).clone()),
+    };
+    if specs.is_empty() {
+        return Ok(scan.iter().map(|m| selected(m.number)).collect());
+    }
+    let count = scan.len();
+    let no_such = |n: u32| {
+        let has = match count {
+            0 => "the mailbox is empty".to_owned(),
+            1 => "the mailbox has 1 message".to_owned(),
+            _ => format!("the mailbox has messages 1 to {count}"),
+        };
+        Failure::new(ExitCode::NoSuchMessage, format!("no message {n}: {has}"))
+    };
+    let lookup = |n: u32| {
+        MessageNumber::new(n)
+            .filter(|number| size_by_number.contains_key(number))
+            .ok_or_else(|| no_such(n))
+    };
+    let mut seen = HashSet::new();
+    let mut result = Vec::new();
+    for spec in specs {
+        let numbers: Vec<MessageNumber> = match spec {
+            MessageSpec::Number(n) => vec![lookup(*n)?],
+            MessageSpec::Range(first, last) => {
+                lookup(*first)?;
+                lookup(*last)?;
+                (*first..=*last).map(lookup).collect::<Result<_, _>>()?
+            }
+            MessageSpec::Uid(text) => {
+                let found = uids.iter().find(|u| u.uid.as_str() == text);
+                let listing = found.ok_or_else(|| {
+                    Failure::new(
+                        ExitCode::NoSuchMessage,
+                        format!("no message with unique id {text:?} on the server"),
+                    )
+                })?;
+                vec![listing.number]
+            }
+        };
+        for number in numbers {
+            if seen.insert(number) {
+                result.push(selected(number));
+            }
+        }
+    }
+    Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn specs(list: &[&str], uid: bool) -> Result<Vec<MessageSpec>, Failure> {
+        parse_specs(&MessageArgs {
+            messages: list.iter().map(|s| s.to_string()).collect(),
+            uid,
+        })
+    }
+
+    #[test]
+    fn numbers_ranges_and_uids() {
+        assert_eq!(
+            specs(&["3", "5-7"], false).unwrap(),
+            [MessageSpec::Number(3), MessageSpec::Range(5, 7)]
+        );
+        assert_eq!(
+            specs(&["000000016b021e3a"], true).unwrap(),
+            [MessageSpec::Uid("000000016b021e3a".into())]
+        );
+    }
+
+    #[test]
+    fn bad_numbers_are_usage_errors() {
+        for bad in ["0", "abc", "-1", "7-3", "3-", "1.5", "99999999999"] {
+            let err = specs(&[bad], false).unwrap_err();
+            assert_eq!(err.code, ExitCode::Usage, "{bad}");
+            assert!(err.message.contains(bad), "{bad}: {}", err.message);
+        }
+        assert!(specs(&["has space"], true).is_err());
+    }
+}

@@ -1,0 +1,118 @@
+//! Fetching message headers for `headers`, `delete` and `browse`: `TOP n 0`, pipelined when
+//! the server allows it, with a fallback to `RETR` for servers without TOP (RFC 1939 lists TOP
+//! as optional).
+
+use crate::connect::Connection;
+use crate::pop3::client::MAX_PIPELINE_WINDOW;
+use crate::pop3::{Command, MessageNumber, Reply, StatusLine};
+
+/// Headers longer than this are cut: nobody reads them, and a hostile server must not be able
+/// to make us hold a whole message when we fall back to RETR.
+const MAX_HEADER_BYTES: usize = 1024 * 1024;
+
+/// What came back for one message.
+#[derive(Debug)]
+pub enum HeaderReply {
+    /// The header block (for RETR, the message up to its first empty line).
+    Headers(Vec<u8>),
+    /// The server refused (e.g. the message was deleted by another session).
+    Refused(StatusLine),
+}
+
+/// Fetches the header block of every message in `numbers`, in order. `note` is called once
+/// when falling back to RETR, so the caller can tell the user.
+pub fn fetch_headers(
+    connection: &mut Connection,
+    numbers: &[MessageNumber],
+    note: &mut dyn FnMut(&str),
+) -> anyhow::Result<Vec<HeaderReply>> {
+    let capabilities = &connection.capabilities;
+    let window = if capabilities.pipelining() {
+        MAX_PIPELINE_WINDOW
+    } else {
+        1
+    };
+    let mut use_top = capabilities.top() || !capabilities.is_known();
+    if use_top && !capabilities.is_known() && !numbers.is_empty() {
+        // Without CAPA we only learn whether TOP exists by trying it once.
+        let first = run(connection, &numbers[..1], Command::Top, 1)?;
+        if matches!(first[0], HeaderReply::Refused(_)) {
+            use_top = false;
+        } else {
+            let mut rest = run(connection, &numbers[1..], Command::Top, window)?;
+            let mut all = first;
+            all.append(&mut rest);
+            return Ok(all);
+        }
+    }
+    if use_top {
+        return run(connection, numbers, Command::Top, window);
+    }
+    note(
+        "the server does not support TOP; downloading whole messages (RETR) to read their headers",
+    );
+    run(connection, numbers, |n, _| Command::Retr(n), window)
+}
+
+fn run(
+    connection: &mut Connection,
+    numbers: &[MessageNumber],
+    command: fn(MessageNumber, u32) -> Command<'static>,
+    window: usize,
+) -> anyhow::Result<Vec<HeaderReply>> {
+    let commands: Vec<Command> = numbers.iter().map(|&n| command(n, 0)).collect();
+    let mut replies: Vec<HeaderReply> = Vec::with_capacity(numbers.len());
+    let mut current = Vec::new();
+    let mut header_done = false;
+    connection
+        .session
+        .pipeline(&commands, window, &mut |_, reply| {
+            match reply {
+                Reply::Accepted(_) => {
+                    current.clear();
+                    header_done = false;
+                }
+                Reply::Data(data) => {
+                    if !header_done && current.len() < MAX_HEADER_BYTES {
+                        current.extend_from_slice(data);
+                        header_done = header_end(&current).is_some();
+                    }
+                }
+                Reply::End => {
+                    let mut headers = std::mem::take(&mut current);
+                    if let Some(end) = header_end(&headers) {
+                        headers.truncate(end);
+                    }
+                    replies.push(HeaderReply::Headers(headers));
+                }
+                Reply::Refused(status) => replies.push(HeaderReply::Refused(status.clone())),
+            }
+            Ok(())
+        })?;
+    Ok(replies)
+}
+
+/// Where the header block ends (after its terminating empty line), if it has ended.
+fn header_end(message: &[u8]) -> Option<usize> {
+    let crlf = message
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| i + 4);
+    let lf = message.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
+    match (crlf, lf) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::header_end;
+
+    #[test]
+    fn header_block_ends_at_the_first_empty_line() {
+        assert_eq!(header_end(b"A: b\r\n\r\nbody\r\n\r\n"), Some(8));
+        assert_eq!(header_end(b"A: b\n\nbody"), Some(6));
+        assert_eq!(header_end(b"A: b\r\n"), None);
+    }
+}

@@ -1,0 +1,354 @@
+//! `headers`, `read`, `delete` and `browse` against the real Dovecot, on a mailbox of plain,
+//! multipart, HTML-only, attachment, non-ASCII and broken messages.
+
+use crate::support::cli::{Outcome, Pop3};
+use crate::support::dovecot::{Dovecot, User, dovecot};
+use crate::support::pty::Terminal;
+
+const FIXTURES: [&str; 6] = [
+    "01-plain.eml",
+    "02-multipart-alternative.eml",
+    "03-html-only.eml",
+    "04-attachment.eml",
+    "05-encoded-headers.eml",
+    "06-malformed-headers.eml",
+];
+
+fn mailbox() -> (User, Vec<Vec<u8>>) {
+    let messages: Vec<Vec<u8>> = FIXTURES.iter().map(|f| Dovecot::fixture(f)).collect();
+    let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+    (dovecot().add_user(&refs), messages)
+}
+
+fn pop3(user: &User) -> Pop3 {
+    let d = dovecot();
+    Pop3::new()
+        .server("localhost", d.pop3s_port, Some(&d.ca_file))
+        .login(&user.name, &user.password)
+}
+
+fn run(user: &User, args: &[&str]) -> Outcome {
+    pop3(user).args(args).run()
+}
+
+/// The message as POP3 transmits it: every line ending CRLF, and a final line ending added
+/// when the message lacks one (the terminating "." must start a line).
+fn with_crlf(message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.len() + message.len() / 20);
+    for (i, &b) in message.iter().enumerate() {
+        if b == b'\n' && (i == 0 || message[i - 1] != b'\r') {
+            out.push(b'\r');
+        }
+        out.push(b);
+    }
+    if !out.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+fn subjects_on_server(user: &User) -> Vec<String> {
+    let outcome = run(user, &["headers", "--json"]).expect_code(0);
+    let rows: serde_json::Value = serde_json::from_str(&outcome.stdout).unwrap();
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            row["headers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|h| h["name"].as_str().unwrap().eq_ignore_ascii_case("subject"))
+                .map(|h| h["value"].as_str().unwrap().to_owned())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+#[test]
+fn headers_shows_every_message_decoded() {
+    let (user, _) = mailbox();
+    let outcome = run(&user, &["headers"]).expect_code(0);
+    let lines: Vec<&str> = outcome.stdout.lines().collect();
+    assert_eq!(lines.len(), 6, "{}", outcome.stdout);
+    assert!(
+        lines[0].starts_with("1  738 bytes  Alice Example <alice@example.org>"),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[0].contains("Lunch on Thursday?"));
+    assert!(lines[0].ends_with("14 May 2024 09:12"), "{}", lines[0]);
+    assert!(lines[3].contains("Invoice for May (attached)"));
+    // RFC 2047 encoded words, UTF-8 and CJK.
+    assert!(lines[4].contains("Jürgen Müller"), "{}", lines[4]);
+    assert!(
+        lines[4].contains("Grüße aus München – 你好，世界"),
+        "{}",
+        lines[4]
+    );
+    // The broken message still gets a row, and no control characters reach the terminal.
+    assert!(lines[5].starts_with("6  "), "{}", lines[5]);
+    assert!(!outcome.stdout.contains('\x1b'));
+}
+
+#[test]
+fn headers_by_range_uid_and_json() {
+    let (user, _) = mailbox();
+    let outcome = run(&user, &["headers", "2-3"]).expect_code(0);
+    assert_eq!(outcome.stdout.lines().count(), 2);
+    assert!(outcome.stdout.starts_with("2 "), "{}", outcome.stdout);
+
+    let list = run(&user, &["list", "--json"]).expect_code(0);
+    let list: serde_json::Value = serde_json::from_str(&list.stdout).unwrap();
+    let uid_of_5 = list[4]["uid"].as_str().unwrap().to_owned();
+    let outcome = run(&user, &["headers", "--uid", &uid_of_5, "--json"]).expect_code(0);
+    let rows: serde_json::Value = serde_json::from_str(&outcome.stdout).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 1);
+    assert_eq!(rows[0]["number"], 5);
+    assert_eq!(rows[0]["uid"], uid_of_5.as_str());
+    let subject = rows[0]["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["name"] == "Subject")
+        .unwrap();
+    assert_eq!(subject["value"], "Grüße aus München – 你好，世界");
+
+    let outcome = run(&user, &["headers", "--uid", "no-such-uid"]).expect_code(65);
+    assert!(outcome.stderr.contains("no-such-uid"), "{}", outcome.stderr);
+}
+
+#[test]
+fn read_shows_text_html_and_attachments() {
+    let (user, _) = mailbox();
+    let plain = run(&user, &["read", "1"]).expect_code(0).stdout;
+    assert!(
+        plain.starts_with("From:    Alice Example <alice@example.org>\n"),
+        "{plain}"
+    );
+    assert!(plain.contains("Subject: Lunch on Thursday?\n"));
+    assert!(
+        plain.contains("\n.\n..and this one starts with two dots.\n"),
+        "{plain}"
+    );
+
+    let multipart = run(&user, &["read", "2"]).expect_code(0).stdout;
+    assert!(
+        multipart.contains("Tracking number: 1Z999AA10123456784"),
+        "{multipart}"
+    );
+    assert!(
+        !multipart.contains("<html"),
+        "text/plain part preferred: {multipart}"
+    );
+
+    let html = run(&user, &["read", "3"]).expect_code(0).stdout;
+    assert!(html.contains("only HTML"), "{html}");
+    assert!(!html.contains("<h1>"), "{html}");
+    assert!(html.contains("Scheduled maint"), "{html}");
+
+    let attachment = run(&user, &["read", "4"]).expect_code(0).stdout;
+    assert!(attachment.contains("Attachments:\n"), "{attachment}");
+    assert!(
+        attachment.contains("invoice-2024-05.pdf  (application/pdf,"),
+        "{attachment}"
+    );
+    assert!(
+        attachment.contains("expenses.csv  (text/csv,"),
+        "{attachment}"
+    );
+
+    let encoded = run(&user, &["read", "5"]).expect_code(0).stdout;
+    assert!(
+        encoded.contains("Subject: Grüße aus München – 你好，世界"),
+        "{encoded}"
+    );
+    assert!(encoded.contains("你好！希望你一切都好。"), "{encoded}");
+
+    // A broken message is shown as well as it can be, without failing.
+    run(&user, &["read", "6"]).expect_code(0);
+}
+
+#[test]
+fn read_raw_and_output_are_the_exact_bytes() {
+    let (user, messages) = mailbox();
+    for (i, message) in messages.iter().enumerate() {
+        let number = (i + 1).to_string();
+        let outcome = pop3(&user).args(["read", "--raw", &number]).run();
+        assert_eq!(outcome.code, 0, "{}", outcome.stderr);
+        // stdout is captured as lossy UTF-8 by the harness; compare byte-exact via --output.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("message.eml");
+        run(
+            &user,
+            &["read", &number, "--output", file.to_str().unwrap()],
+        )
+        .expect_code(0);
+        assert_eq!(
+            std::fs::read(&file).unwrap(),
+            with_crlf(message),
+            "message {number}"
+        );
+        if std::str::from_utf8(message).is_ok() {
+            assert_eq!(
+                outcome.stdout.as_bytes(),
+                with_crlf(message),
+                "message {number}"
+            );
+        }
+    }
+}
+
+#[test]
+fn read_rejects_bad_message_numbers() {
+    let (user, _) = mailbox();
+    for (arg, code, words) in [
+        ("0", 64, "numbered from 1"),
+        ("abc", 64, "invalid message number \"abc\""),
+        ("999", 65, "no message 999: the mailbox has messages 1 to 6"),
+        ("2-3", 64, "one message"),
+    ] {
+        let outcome = run(&user, &["read", arg]).expect_code(code);
+        assert!(outcome.stderr.contains(words), "{arg}: {}", outcome.stderr);
+        assert_eq!(outcome.stderr.lines().count(), 1, "{}", outcome.stderr);
+    }
+}
+
+#[test]
+fn delete_removes_exactly_the_chosen_messages() {
+    let (user, _) = mailbox();
+    let before = subjects_on_server(&user);
+    let outcome = run(&user, &["delete", "--yes", "2", "4"]).expect_code(0);
+    assert_eq!(outcome.stdout, "Deleted 2 messages.\n");
+    assert!(
+        outcome.stderr.contains("Your order #10442 has shipped"),
+        "{}",
+        outcome.stderr
+    );
+    assert_eq!(user.messages_on_server(), 4);
+    let after = subjects_on_server(&user);
+    let expected: Vec<String> = [0, 2, 4, 5].iter().map(|&i| before[i].clone()).collect();
+    assert_eq!(after, expected);
+}
+
+#[test]
+fn delete_by_uid_resolves_in_the_same_session() {
+    let (user, _) = mailbox();
+    let list = run(&user, &["list", "--json"]).expect_code(0);
+    let list: serde_json::Value = serde_json::from_str(&list.stdout).unwrap();
+    let uid_of_3 = list[2]["uid"].as_str().unwrap().to_owned();
+    // Delete message 1 first: the maildrop is renumbered, the UID still names the same message.
+    run(&user, &["delete", "--yes", "1"]).expect_code(0);
+    run(&user, &["delete", "--yes", "--uid", &uid_of_3]).expect_code(0);
+    let subjects = subjects_on_server(&user);
+    assert_eq!(subjects.len(), 4);
+    assert!(
+        !subjects
+            .iter()
+            .any(|s| s == "Scheduled maintenance this weekend")
+    );
+    assert!(
+        subjects
+            .iter()
+            .any(|s| s == "Your order #10442 has shipped")
+    );
+}
+
+#[test]
+fn delete_without_a_terminal_or_yes_refuses() {
+    let (user, _) = mailbox();
+    let outcome = run(&user, &["delete", "1"]).expect_code(64);
+    assert!(outcome.stderr.contains("--yes"), "{}", outcome.stderr);
+    run(&user, &["delete", "--yes", "7"]).expect_code(65);
+    assert_eq!(user.messages_on_server(), 6);
+}
+
+#[test]
+fn browse_with_piped_answers() {
+    let (user, _) = mailbox();
+    // 1: read it, keep it.  2: don't read, delete.  3: a bad answer, help, Enter (= no), then quit.
+    let outcome = pop3(&user)
+        .args(["browse"])
+        .stdin(b"y\nn\nn\ny\nmaybe\n?\n\nq\n")
+        .run()
+        .expect_code(0);
+    let out = &outcome.stdout;
+    assert!(
+        out.starts_with(
+            "Message 1 (size is 738 bytes):\nFrom: Alice Example <alice@example.org>\n"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("Subject: Lunch on Thursday?\nDate: "), "{out}");
+    let rule = "-".repeat(72);
+    assert!(out.contains(&format!("{rule}\nHi Bob,\n")), "{out}");
+    assert!(out.contains("Message 2 (size is 1128 bytes):"), "{out}");
+    assert!(out.contains("Deleted.\n"));
+    assert!(out.contains("Message 3 "));
+    assert!(!out.contains("Message 4 "), "q stops browsing: {out}");
+    assert!(
+        out.ends_with("Deleting 1 message: 2.\nDeleted 1 message.\n"),
+        "{out}"
+    );
+    let prompts = &outcome.stderr;
+    assert_eq!(
+        prompts.matches("Read this message [ny]? ").count(),
+        5,
+        "{prompts}"
+    );
+    assert!(
+        prompts.contains("Please answer y, n, q (quit) or ? (help)."),
+        "{prompts}"
+    );
+    assert!(prompts.contains("q  quit"), "{prompts}");
+    assert_eq!(user.messages_on_server(), 5);
+    let subjects = subjects_on_server(&user);
+    assert!(
+        !subjects
+            .iter()
+            .any(|s| s == "Your order #10442 has shipped")
+    );
+}
+
+#[test]
+fn browse_in_a_terminal_and_ctrl_c_deletes_nothing() {
+    let (user, _) = mailbox();
+    let (command, _home) = pop3(&user).args(["browse"]).into_command();
+    let mut terminal = Terminal::spawn(command);
+    let first = terminal.expect("Read this message [ny]? ");
+    assert!(first.contains("Message 1 (size is 738 bytes):"), "{first}");
+    terminal.type_keys("n\r");
+    terminal.expect("Delete this message [ny]? ");
+    terminal.type_keys("y\r");
+    terminal.expect("Deleted.");
+    terminal.expect("Message 2 (size is 1128 bytes):");
+    terminal.expect("Read this message [ny]? ");
+    terminal.type_keys("y\r");
+    let shown = terminal.expect("Delete this message [ny]? ");
+    assert!(shown.contains("Tracking number"), "{shown}");
+    terminal.type_keys("\x03"); // Ctrl-C
+    let (status, screen) = terminal.wait();
+    assert_eq!(status.code(), Some(130), "{screen}");
+    assert!(
+        screen.contains("interrupted: nothing was deleted"),
+        "{screen}"
+    );
+    assert_eq!(user.messages_on_server(), 6);
+}
+
+#[test]
+fn browse_in_a_terminal_commits_on_quit() {
+    let (user, _) = mailbox();
+    let (command, _home) = pop3(&user).args(["browse"]).into_command();
+    let mut terminal = Terminal::spawn(command);
+    terminal.expect("Read this message [ny]? ");
+    terminal.type_keys("\r");
+    terminal.expect("Delete this message [ny]? ");
+    terminal.type_keys("y\r");
+    terminal.expect("Read this message [ny]? ");
+    terminal.type_keys("q\r");
+    let (status, screen) = terminal.wait();
+    assert_eq!(status.code(), Some(0), "{screen}");
+    assert!(screen.contains("Deleted 1 message."), "{screen}");
+    assert_eq!(user.messages_on_server(), 5);
+}
