@@ -6,5 +6,6 @@ mod dovecot_cli;
 mod dovecot_harness;
 mod dovecot_messages;
 mod scripted_cli;
+mod scripted_messages;
 mod scripted_selftest;
 mod support;
