@@ -88,6 +88,62 @@ pub struct Settings {
     pub allow_plaintext_password: Option<bool>,
     /// Seconds allowed for connecting and for every read and write.
     pub timeout: Option<u64>,
+    /// `fetch-all` delivers into this Maildir (the default target, `~/Maildir`).
+    pub maildir: Option<PathBuf>,
+    /// `fetch-all` appends to this mbox file instead.
+    pub mbox: Option<PathBuf>,
+    /// `fetch-all` pipes each message to this command instead (exit 0 = delivered).
+    pub mda: Option<Vec<String>>,
+    /// Delete messages from the server once they are safely delivered.
+    pub delete: Option<bool>,
+    /// Delete messages once they have been on the server this many days (0 = keep forever).
+    pub keep_days: Option<u32>,
+    /// Leave bigger messages on the server ("50M", "200K", or octets; 0 = no limit).
+    pub max_message_size: Option<ByteSize>,
+    /// Where the per-account state (which messages were downloaded) lives.
+    pub state_dir: Option<PathBuf>,
+}
+
+/// A size in octets, written as a number or as a string with a K, M or G suffix (powers of 1024).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl ByteSize {
+    /// Parses `"50M"`, `"200K"`, `"1G"` or `"123"`.
+    pub fn parse(text: &str) -> Option<ByteSize> {
+        let text = text.trim();
+        let (digits, factor) = match text.char_indices().last()? {
+            (i, 'k' | 'K') => (&text[..i], 1u64 << 10),
+            (i, 'm' | 'M') => (&text[..i], 1 << 20),
+            (i, 'g' | 'G') => (&text[..i], 1 << 30),
+            _ => (text, 1),
+        };
+        digits
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .and_then(|n| n.checked_mul(factor))
+            .map(ByteSize)
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u64),
+            Text(String),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Number(n) => Ok(ByteSize(n)),
+            Raw::Text(text) => ByteSize::parse(&text).ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "invalid size {text:?}: write it like \"50M\", \"200K\" or a number of octets"
+                ))
+            }),
+        }
+    }
 }
 
 impl Settings {
@@ -95,6 +151,7 @@ impl Settings {
     /// naming any source replaces all sources of the layers beneath it.
     pub fn overlay(self, over: Settings) -> Settings {
         let over_has_password = over.has_password_source();
+        let over_has_target = over.has_target();
         let (command, env, file, password) = if over_has_password {
             (
                 over.password_command,
@@ -125,7 +182,27 @@ impl Settings {
                 .allow_plaintext_password
                 .or(self.allow_plaintext_password),
             timeout: over.timeout.or(self.timeout),
+            // The delivery target is one choice: a layer naming any target replaces the others.
+            maildir: if over_has_target {
+                over.maildir
+            } else {
+                self.maildir
+            },
+            mbox: if over_has_target {
+                over.mbox
+            } else {
+                self.mbox
+            },
+            mda: if over_has_target { over.mda } else { self.mda },
+            delete: over.delete.or(self.delete),
+            keep_days: over.keep_days.or(self.keep_days),
+            max_message_size: over.max_message_size.or(self.max_message_size),
+            state_dir: over.state_dir.or(self.state_dir),
         }
+    }
+
+    fn has_target(&self) -> bool {
+        self.maildir.is_some() || self.mbox.is_some() || self.mda.is_some()
     }
 
     fn has_password_source(&self) -> bool {
@@ -191,6 +268,38 @@ pub struct Account {
     pub allow_plaintext_password: bool,
     /// For connecting and for every read and write.
     pub timeout: Duration,
+    /// Where `fetch-all` delivers.
+    pub target: DeliveryTarget,
+    /// Delete from the server after delivery.
+    pub delete: bool,
+    /// Delete from the server after this many days (0 = never).
+    pub keep_days: u32,
+    /// Leave messages bigger than this on the server (`None` = no limit).
+    pub max_message_size: Option<u64>,
+    /// Directory of the per-account state files.
+    pub state_dir: PathBuf,
+}
+
+/// Where `fetch-all` puts messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryTarget {
+    /// A Maildir (created when missing).
+    Maildir(PathBuf),
+    /// An mbox file (mboxrd quoting).
+    Mbox(PathBuf),
+    /// A command that reads one message on stdin.
+    Mda(Vec<String>),
+}
+
+/// Default `max_message_size`: 50 MiB.
+pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 50 << 20;
+
+/// The platform's state directory for pop3 (`~/.local/state/pop3` on Linux).
+pub fn default_state_dir() -> PathBuf {
+    dirs::state_dir()
+        .or_else(dirs::data_local_dir)
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("pop3")
 }
 
 /// A configuration problem. Each says what to fix.
@@ -455,7 +564,47 @@ fn build_account(
     } else {
         PasswordSource::Prompt
     };
+    let targets = [
+        settings.maildir.is_some(),
+        settings.mbox.is_some(),
+        settings.mda.is_some(),
+    ];
+    if targets.iter().filter(|t| **t).count() > 1 {
+        return Err(ConfigError::Invalid {
+            account: name,
+            message: "set only one of maildir, mbox and mda".into(),
+        });
+    }
+    let target = if let Some(mbox) = settings.mbox {
+        DeliveryTarget::Mbox(expand_path(&mbox, base_dir))
+    } else if let Some(mda) = settings.mda {
+        if mda.is_empty() || mda[0].is_empty() {
+            return Err(ConfigError::Invalid {
+                account: name,
+                message: "mda must name a program, e.g. [\"procmail\", \"-d\", \"alice\"]".into(),
+            });
+        }
+        DeliveryTarget::Mda(mda)
+    } else {
+        let maildir = settings
+            .maildir
+            .unwrap_or_else(|| PathBuf::from("~/Maildir"));
+        DeliveryTarget::Maildir(expand_path(&maildir, base_dir))
+    };
+    let max_message_size = match settings.max_message_size {
+        Some(ByteSize(0)) => None,
+        Some(ByteSize(n)) => Some(n),
+        None => Some(DEFAULT_MAX_MESSAGE_SIZE),
+    };
     Ok(Account {
+        target,
+        delete: settings.delete.unwrap_or(false),
+        keep_days: settings.keep_days.unwrap_or(0),
+        max_message_size,
+        state_dir: settings
+            .state_dir
+            .map(|p| expand_path(&p, base_dir))
+            .unwrap_or_else(default_state_dir),
         name,
         host,
         port,
@@ -604,6 +753,38 @@ auth = "plain"
             err.to_string(),
             "account \"command-line\" has no user: set user in the config file or pass --user"
         );
+    }
+
+    #[test]
+    fn delivery_settings() {
+        let config = loaded(
+            "[defaults]\nmaildir = \"mail\"\nmax_message_size = \"10M\"\n\
+             [accounts.a]\nhost = \"h\"\nuser = \"u\"\nmbox = \"~/inbox\"\ndelete = true\n\
+             [accounts.b]\nhost = \"h\"\nuser = \"u\"\nkeep_days = 7\nmax_message_size = 0\n",
+        );
+        let a = config.resolve(Some("a"), Settings::default()).unwrap();
+        assert!(matches!(a.target, DeliveryTarget::Mbox(ref p) if p.ends_with("inbox")));
+        assert!(a.delete);
+        assert_eq!(a.max_message_size, Some(10 << 20));
+        let b = config.resolve(Some("b"), Settings::default()).unwrap();
+        assert_eq!(b.target, DeliveryTarget::Maildir("/etc/mail".into()));
+        assert_eq!(
+            (b.delete, b.keep_days, b.max_message_size),
+            (false, 7, None)
+        );
+        assert_eq!(ByteSize::parse("200K"), Some(ByteSize(200 << 10)));
+        assert_eq!(ByteSize::parse("12"), Some(ByteSize(12)));
+        assert_eq!(ByteSize::parse("lots"), None);
+        let err = parse("[defaults]\nmax_message_size = \"big\"\n", Path::new("/c"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("/c:2") && err.contains("invalid size"),
+            "{err}"
+        );
+        let both =
+            loaded("[accounts.a]\nhost = \"h\"\nuser = \"u\"\nmbox = \"x\"\nmda = [\"y\"]\n");
+        assert!(both.resolve(None, Settings::default()).is_err());
     }
 
     #[test]

@@ -25,5 +25,6 @@ pub mod exit;
 pub mod message;
 pub mod pop3;
 pub mod secret;
+pub mod store;
 pub mod transport;
 pub mod ui;

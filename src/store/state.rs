@@ -1,0 +1,347 @@
+//! The per-account state: which unique-ids were delivered, and when each was first seen (for
+//! `keep_days`). One file per account, keyed by host, port and user.
+//!
+//! The file is a journal of records, one per line, appended and fsynced per delivered batch:
+//!
+//! ```text
+//! pop3-state 1
+//! + <uid> <first-seen unix seconds>     delivered
+//! s <uid>                               too big; already reported, don't nag again
+//! ```
+//!
+//! A crash can only leave a torn last line, which has no newline and is ignored on reading:
+//! every complete line was written before the batch it describes was deleted from the server.
+//! At the end of a run the journal is compacted: the live records are written to a temporary
+//! file, fsynced and renamed over the old one, so a crash leaves either the old or the new file.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::pop3::Uid;
+
+const HEADER: &str = "pop3-state 1";
+
+/// What the state knows about one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Entry {
+    /// Unix time when it was delivered (first seen) — the clock for `keep_days`.
+    pub first_seen: Option<u64>,
+    /// Whether the "too big" report was already given.
+    pub size_reported: bool,
+}
+
+/// The state file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// Reading or writing failed.
+    #[error("state file {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+    /// The file is not a state file, or a complete line is malformed.
+    #[error(
+        "state file {} is damaged at line {line}; move it away to start over (messages still on the server would then be downloaded again)",
+        path.display()
+    )]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+    },
+}
+
+/// An open state file.
+#[derive(Debug)]
+pub struct State {
+    path: PathBuf,
+    journal: File,
+    entries: HashMap<Uid, Entry>,
+}
+
+/// The file name for an account: readable, and safe whatever the user and host contain.
+pub fn file_name(host: &str, port: u16, user: &str) -> String {
+    let safe = |text: &str| -> String {
+        text.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .take(64)
+            .collect()
+    };
+    // A digest keeps distinct accounts apart even when their sanitised names collide.
+    let digest = ring::digest::digest(
+        &ring::digest::SHA256,
+        format!("{host}\0{port}\0{user}").as_bytes(),
+    );
+    let short: String = digest.as_ref()[..6]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{}@{}_{port}-{short}", safe(user), safe(host))
+}
+
+fn io_error(path: &Path) -> impl FnOnce(io::Error) -> StateError + '_ {
+    move |source| StateError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+impl State {
+    /// Opens (or creates) the state file at `path`.
+    pub fn open(path: &Path) -> Result<State, StateError> {
+        if let Some(dir) = path.parent() {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(io_error(path))?;
+        }
+        let text = match fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(io_error(path)(e)),
+        };
+        let entries = parse(&text).map_err(|line| StateError::Damaged {
+            path: path.to_owned(),
+            line,
+        })?;
+        let mut state = State {
+            path: path.to_owned(),
+            journal: open_journal(path).map_err(io_error(path))?,
+            entries,
+        };
+        if text.is_empty() || !text.ends_with(b"\n") {
+            // New file, or a torn last line: start from a clean snapshot.
+            state.compact(|_| true)?;
+        }
+        Ok(state)
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// What is known about `uid`.
+    pub fn entry(&self, uid: &Uid) -> Option<Entry> {
+        self.entries.get(uid).copied()
+    }
+
+    /// Whether `uid` was delivered before.
+    pub fn is_delivered(&self, uid: &Uid) -> bool {
+        self.entries
+            .get(uid)
+            .is_some_and(|e| e.first_seen.is_some())
+    }
+
+    /// Number of delivered messages remembered.
+    pub fn delivered_count(&self) -> usize {
+        self.entries
+            .values()
+            .filter(|e| e.first_seen.is_some())
+            .count()
+    }
+
+    /// Records a batch of delivered messages durably (one append, one fsync).
+    pub fn record_delivered(&mut self, uids: &[Uid], now: u64) -> Result<(), StateError> {
+        if uids.is_empty() {
+            return Ok(());
+        }
+        let mut lines = String::new();
+        for uid in uids {
+            lines.push_str(&format!("+ {uid} {now}\n"));
+        }
+        self.append(&lines)?;
+        for uid in uids {
+            self.entries.entry(uid.clone()).or_default().first_seen = Some(now);
+        }
+        Ok(())
+    }
+
+    /// Records that the "too big" report for `uid` was given.
+    pub fn record_size_reported(&mut self, uid: &Uid) -> Result<(), StateError> {
+        self.append(&format!("s {uid}\n"))?;
+        self.entries.entry(uid.clone()).or_default().size_reported = true;
+        Ok(())
+    }
+
+    fn append(&mut self, lines: &str) -> Result<(), StateError> {
+        let path = self.path.clone();
+        self.journal
+            .write_all(lines.as_bytes())
+            .and_then(|()| self.journal.sync_data())
+            .map_err(io_error(&path))
+    }
+
+    /// Rewrites the file with the entries `keep` accepts (the others, e.g. messages that left
+    /// the server, are forgotten). Atomic: temp file, fsync, rename, fsync of the directory.
+    pub fn compact(&mut self, keep: impl Fn(&Uid) -> bool) -> Result<(), StateError> {
+        self.entries.retain(|uid, _| keep(uid));
+        let mut text = format!("{HEADER}\n");
+        let mut uids: Vec<_> = self.entries.iter().collect();
+        uids.sort_by(|a, b| a.0.cmp(b.0));
+        for (uid, entry) in uids {
+            if let Some(seen) = entry.first_seen {
+                text.push_str(&format!("+ {uid} {seen}\n"));
+            }
+            if entry.size_reported {
+                text.push_str(&format!("s {uid}\n"));
+            }
+        }
+        let path = self.path.clone();
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let mut temp = tempfile::Builder::new()
+            .prefix(".state-")
+            .tempfile_in(dir)
+            .map_err(io_error(&path))?;
+        temp.write_all(text.as_bytes())
+            .and_then(|()| temp.as_file().sync_all())
+            .map_err(io_error(&path))?;
+        temp.persist(&path).map_err(|e| io_error(&path)(e.error))?;
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_error(&path))?;
+        self.journal = open_journal(&path).map_err(io_error(&path))?;
+        Ok(())
+    }
+}
+
+fn open_journal(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+}
+
+/// Parses the file; `Err(line)` names the first damaged complete line.
+fn parse(text: &[u8]) -> Result<HashMap<Uid, Entry>, usize> {
+    let mut entries: HashMap<Uid, Entry> = HashMap::new();
+    if text.is_empty() {
+        return Ok(entries);
+    }
+    // Only complete lines count: a torn last line was never acknowledged.
+    let complete = match text.iter().rposition(|&b| b == b'\n') {
+        Some(end) => &text[..=end],
+        None => return Ok(entries),
+    };
+    let complete = std::str::from_utf8(complete).map_err(|_| 1usize)?;
+    for (index, line) in complete.lines().enumerate() {
+        let number = index + 1;
+        if index == 0 {
+            if line != HEADER {
+                return Err(1);
+            }
+            continue;
+        }
+        let mut words = line.split(' ');
+        match (
+            words.next(),
+            words.next().and_then(Uid::new),
+            words.next(),
+            words.next(),
+        ) {
+            (Some("+"), Some(uid), Some(seen), None) => {
+                let seen = seen.parse().map_err(|_| number)?;
+                let entry = entries.entry(uid).or_default();
+                entry.first_seen = Some(entry.first_seen.map_or(seen, |s: u64| s.min(seen)));
+            }
+            (Some("s"), Some(uid), None, None) => {
+                entries.entry(uid).or_default().size_reported = true;
+            }
+            _ => return Err(number),
+        }
+    }
+    Ok(entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn uid(text: &str) -> Uid {
+        Uid::new(text).unwrap()
+    }
+
+    #[test]
+    fn records_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub").join("acct");
+        let mut state = State::open(&path).unwrap();
+        state.record_delivered(&[uid("a"), uid("b")], 100).unwrap();
+        state.record_size_reported(&uid("big")).unwrap();
+        drop(state);
+        let state = State::open(&path).unwrap();
+        assert!(state.is_delivered(&uid("a")) && state.is_delivered(&uid("b")));
+        assert!(!state.is_delivered(&uid("big")));
+        assert!(state.entry(&uid("big")).unwrap().size_reported);
+        assert_eq!(state.entry(&uid("a")).unwrap().first_seen, Some(100));
+    }
+
+    #[test]
+    fn a_torn_last_line_is_ignored_and_repaired() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("acct");
+        fs::write(&path, "pop3-state 1\n+ a 5\n+ b 6").unwrap();
+        let state = State::open(&path).unwrap();
+        assert!(state.is_delivered(&uid("a")));
+        assert!(!state.is_delivered(&uid("b")));
+        drop(state);
+        assert_eq!(fs::read_to_string(&path).unwrap(), "pop3-state 1\n+ a 5\n");
+    }
+
+    #[test]
+    fn every_prefix_of_a_journal_reads_as_a_prefix_of_its_records() {
+        let text = "pop3-state 1\n+ a 1\ns x\n+ b 2\n+ c 3\n";
+        for cut in 0..=text.len() {
+            let entries = parse(text[..cut].as_bytes()).unwrap_or_else(|line| {
+                panic!("prefix of {cut} bytes read as damaged at line {line}")
+            });
+            let complete_records = text[..cut].matches('\n').count().saturating_sub(1);
+            assert!(entries.len() <= complete_records, "cut {cut}");
+        }
+    }
+
+    #[test]
+    fn damage_is_reported_with_its_line() {
+        assert_eq!(parse(b"pop3-state 1\n+ a 1\ngarbage\n"), Err(3));
+        assert_eq!(parse(b"something else\n"), Err(1));
+        assert_eq!(parse(b"pop3-state 1\n+ a notanumber\n"), Err(2));
+    }
+
+    #[test]
+    fn compaction_prunes_and_keeps_the_file_valid() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("acct");
+        let mut state = State::open(&path).unwrap();
+        state
+            .record_delivered(&[uid("gone"), uid("kept")], 7)
+            .unwrap();
+        state.compact(|u| u.as_str() == "kept").unwrap();
+        state.record_delivered(&[uid("new")], 8).unwrap();
+        drop(state);
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            "pop3-state 1\n+ kept 7\n+ new 8\n"
+        );
+    }
+
+    #[test]
+    fn file_names_are_safe() {
+        let name = file_name("pop.example.com", 995, "../../etc/passwd");
+        assert!(!name.contains('/'), "{name}");
+        assert_ne!(name, file_name("pop.example.com", 110, "../../etc/passwd"));
+    }
+}
