@@ -106,6 +106,8 @@ pub enum Command {
     Delete(crate::commands::delete::DeleteArgs),
     /// Go through the messages one by one: read? delete?
     Browse,
+    /// Download new messages into the local mailbox (the cron job)
+    FetchAll(crate::commands::fetch::FetchArgs),
 }
 
 /// Output format flags.

@@ -73,6 +73,9 @@ pub fn classify(error: &anyhow::Error) -> ExitCode {
         if let Some(e) = cause.downcast_ref::<pop3::Error>() {
             return protocol_code(e);
         }
+        if cause.is::<crate::store::state::StateError>() {
+            return ExitCode::IoError;
+        }
     }
     ExitCode::Software
 }

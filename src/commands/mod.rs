@@ -3,6 +3,7 @@
 
 pub mod browse;
 pub mod delete;
+pub mod fetch;
 pub mod headers;
 mod list;
 mod login_check;
@@ -97,6 +98,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("pop3: warning: {warning}");
         }
     }
+    if let Command::FetchAll(args) = &cli.command
+        && args.all_accounts
+    {
+        return fetch_all_accounts(&loaded, global, verbosity, args);
+    }
     let account = loaded.resolve(global.account.as_deref(), global.settings());
     let account = match &loaded.path {
         Some(path) => account.with_context(|| format!("in {}", path.display()))?,
@@ -115,5 +121,108 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Read(args) => read::run(&context, args),
         Command::Delete(args) => delete::run(&context, args),
         Command::Browse => browse::run(&context),
+        Command::FetchAll(args) => {
+            let summary = fetch::run(&context, args)?;
+            report_fetch(&context, &summary);
+            Ok(())
+        }
+    }
+}
+
+/// The summary line: printed with -v, or on a terminal; cron (no terminal) gets silence.
+fn report_fetch(context: &Context, summary: &fetch::Summary) {
+    use std::io::IsTerminal;
+    let wanted = match context.verbosity {
+        Verbosity::Quiet => false,
+        Verbosity::Verbose => true,
+        Verbosity::Normal => std::io::stderr().is_terminal(),
+    };
+    if !wanted {
+        return;
+    }
+    let mut line = format!(
+        "{}: fetched {} ({})",
+        context.account.name,
+        crate::ui::count(summary.fetched as u64, "message"),
+        crate::ui::human_size(summary.octets)
+    );
+    if summary.deleted > 0 {
+        line += &format!(", deleted {}", summary.deleted);
+    }
+    if summary.recognised > 0 {
+        line += &format!(
+            ", {} already delivered by an interrupted run",
+            summary.recognised
+        );
+    }
+    if summary.too_big > 0 {
+        line += &format!(", {} too big (left on the server)", summary.too_big);
+    }
+    eprintln!("{line}");
+}
+
+/// `fetch-all --all-accounts`: every account in its own thread (a few at a time); one failure
+/// does not stop the others, and the exit code is the worst of them.
+fn fetch_all_accounts(
+    loaded: &config::LoadedConfig,
+    global: &crate::cli::GlobalArgs,
+    verbosity: Verbosity,
+    args: &fetch::FetchArgs,
+) -> anyhow::Result<()> {
+    const PARALLEL: usize = 4;
+    if global.account.is_some() {
+        return Err(crate::exit::Failure::new(
+            crate::exit::ExitCode::Usage,
+            "--all-accounts and --account exclude each other",
+        )
+        .into());
+    }
+    let names: Vec<String> = loaded.file.accounts.keys().cloned().collect();
+    if names.is_empty() {
+        return Err(config::ConfigError::NoAccount(
+            "--all-accounts needs accounts in the config file".into(),
+        )
+        .into());
+    }
+    let mut contexts = Vec::new();
+    for name in &names {
+        let account = loaded
+            .resolve(Some(name), global.settings())
+            .with_context(|| format!("account {name}"))?;
+        contexts.push(Context {
+            account,
+            verbosity,
+            debug: global.debug,
+        });
+    }
+    let mut worst = crate::exit::ExitCode::Success;
+    for group in contexts.chunks(PARALLEL) {
+        let results: Vec<_> = std::thread::scope(|scope| {
+            let handles: Vec<_> = group
+                .iter()
+                .map(|context| scope.spawn(move || fetch::run(context, args)))
+                .collect();
+            handles.into_iter().map(|h| h.join()).collect()
+        });
+        for (context, result) in group.iter().zip(results) {
+            match result {
+                Ok(Ok(summary)) => report_fetch(context, &summary),
+                Ok(Err(error)) => {
+                    let code = crate::exit::classify(&error);
+                    eprintln!("pop3: {}: {error:#}", context.account.name);
+                    if code as u8 > worst as u8 {
+                        worst = code;
+                    }
+                }
+                Err(_) => {
+                    eprintln!("pop3: {}: internal error", context.account.name);
+                    worst = crate::exit::ExitCode::Software;
+                }
+            }
+        }
+    }
+    match worst {
+        crate::exit::ExitCode::Success => Ok(()),
+        code => Err(crate::exit::Failure::new(code, "some accounts failed (see above)").into()),
     }
 }

@@ -306,7 +306,7 @@ mod tests {
     fn every_prefix_of_a_journal_reads_as_a_prefix_of_its_records() {
         let text = "pop3-state 1\n+ a 1\ns x\n+ b 2\n+ c 3\n";
         for cut in 0..=text.len() {
-            let entries = parse(text[..cut].as_bytes()).unwrap_or_else(|line| {
+            let entries = parse(&text.as_bytes()[..cut]).unwrap_or_else(|line| {
                 panic!("prefix of {cut} bytes read as damaged at line {line}")
             });
             let complete_records = text[..cut].matches('\n').count().saturating_sub(1);

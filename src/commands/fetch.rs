@@ -1,0 +1,663 @@
+//! `pop3 fetch-all`: download every message not downloaded before, deliver it, and delete it
+//! from the server per the account's policy — never losing one and never delivering one twice.
+//!
+//! The order of events for each batch is what makes that true:
+//! 1. RETR the batch (pipelined), streaming each message into the target (Maildir `tmp/`, the
+//!    mbox, or the MDA's stdin);
+//! 2. make the batch durable (Maildir: one `syncfs`, renames into `new/`, one fsync of `new/`;
+//!    mbox: one fsync);
+//! 3. append the batch's unique-ids to the state journal and fsync it;
+//! 4. only then send DELE for the batch (in the same pipeline as the next batch's RETRs);
+//! 5. deletions count as done only after `+OK` to QUIT.
+//!
+//! A crash between 2 and 3 leaves messages delivered but not recorded; Maildir file names carry
+//! a tag derived from the unique-id, so the next run recognises them instead of fetching again.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use clap::Args;
+
+use crate::config::{Account, DeliveryTarget};
+use crate::connect::Connection;
+use crate::exit::{ExitCode, Failure};
+use crate::pop3::client::MAX_PIPELINE_WINDOW;
+use crate::pop3::{self, Command, MessageNumber, Reply, StatusLine, Uid};
+use crate::store::lock::AccountLock;
+use crate::store::maildir::{self, Maildir, MaildirMessage, Staged};
+use crate::store::mbox::{Mbox, MboxMessage};
+use crate::store::mda::{self, MdaMessage};
+use crate::store::state::{self, State};
+use crate::ui::{count, human_size};
+
+use super::top::{HeaderReply, fetch_headers};
+use super::{Context, Verbosity};
+
+/// Messages per durable batch: one flush, one state append and one DELE round per batch.
+const BATCH_MESSAGES: usize = 200;
+/// A batch also ends after this many octets, so a crash never costs much re-downloading.
+const BATCH_OCTETS: u64 = 64 << 20;
+
+/// Arguments of `fetch-all`.
+#[derive(Debug, Clone, Args)]
+pub struct FetchArgs {
+    /// Delete messages from the server once delivered (overrides the config)
+    #[arg(long, conflicts_with = "keep")]
+    pub delete: bool,
+    /// Keep messages on the server (overrides delete and keep_days)
+    #[arg(long)]
+    pub keep: bool,
+    /// Download every message again, whatever was downloaded before
+    #[arg(long)]
+    pub all: bool,
+    /// Fetch every configured account, several at once
+    #[arg(long)]
+    pub all_accounts: bool,
+    /// Show what would be fetched and deleted, and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// If another run holds the account, wait for it instead of exiting with 75
+    #[arg(long)]
+    pub wait: bool,
+    /// Deliver into this Maildir for this run
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["mbox", "mda"])]
+    pub maildir: Option<PathBuf>,
+    /// Append to this mbox file for this run
+    #[arg(long, value_name = "FILE", conflicts_with = "mda")]
+    pub mbox: Option<PathBuf>,
+    /// Pipe each message to this command for this run (split at spaces, e.g. "procmail -d al")
+    #[arg(long, value_name = "COMMAND")]
+    pub mda: Option<String>,
+}
+
+/// What one run did.
+#[derive(Debug, Default)]
+pub struct Summary {
+    /// Messages delivered.
+    pub fetched: usize,
+    /// Octets delivered (as received).
+    pub octets: u64,
+    /// Messages deleted from the server (QUIT confirmed).
+    pub deleted: usize,
+    /// Messages found already delivered by an interrupted run.
+    pub recognised: usize,
+    /// Messages left on the server because they are too big.
+    pub too_big: usize,
+}
+
+/// A message to download.
+#[derive(Debug, Clone)]
+struct Candidate {
+    number: MessageNumber,
+    size: u64,
+    uid: Uid,
+}
+
+/// The account's effective policy for this run.
+fn effective(account: &Account, args: &FetchArgs) -> (DeliveryTarget, bool, u32) {
+    let target = if let Some(dir) = &args.maildir {
+        DeliveryTarget::Maildir(dir.clone())
+    } else if let Some(file) = &args.mbox {
+        DeliveryTarget::Mbox(file.clone())
+    } else if let Some(command) = &args.mda {
+        DeliveryTarget::Mda(command.split_whitespace().map(str::to_owned).collect())
+    } else {
+        account.target.clone()
+    };
+    let (delete, keep_days) = if args.keep {
+        (false, 0)
+    } else {
+        (args.delete || account.delete, account.keep_days)
+    };
+    (target, delete, keep_days)
+}
+
+/// The state file of an account.
+pub fn state_path(account: &Account) -> PathBuf {
+    account
+        .state_dir
+        .join(state::file_name(&account.host, account.port, &account.user))
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Runs `fetch-all` for one account.
+pub fn run(context: &Context, args: &FetchArgs) -> anyhow::Result<Summary> {
+    let account = &context.account;
+    let (target, delete, keep_days) = effective(account, args);
+    if let DeliveryTarget::Mda(argv) = &target
+        && argv.is_empty()
+    {
+        return Err(Failure::new(ExitCode::Usage, "--mda needs a command").into());
+    }
+    let state_path = state_path(account);
+    let mut lock_path = state_path.clone().into_os_string();
+    lock_path.push(".lock");
+    let _lock =
+        AccountLock::acquire(&PathBuf::from(lock_path), args.wait).map_err(|e| match e {
+            crate::store::lock::LockError::Busy(_) => {
+                Failure::new(ExitCode::TempFail, format!("account {}: {e}", account.name))
+            }
+            other => Failure::new(ExitCode::IoError, other.to_string()),
+        })?;
+    let mut state =
+        State::open(&state_path).map_err(|e| Failure::new(ExitCode::IoError, e.to_string()))?;
+
+    let mut connection = context.connect()?;
+    let account_key = format!("{}:{}:{}", account.host, account.port, account.user);
+    let listing = listing_with_uids(&mut connection, delete, context)?;
+    let on_server: HashSet<Uid> = listing.iter().map(|c| c.uid.clone()).collect();
+
+    let mut summary = Summary::default();
+    let too_big_limit = account.max_message_size.unwrap_or(u64::MAX);
+    let mut wanted = Vec::new();
+    for message in &listing {
+        if !args.all && state.is_delivered(&message.uid) {
+            continue;
+        }
+        if message.size > too_big_limit {
+            summary.too_big += 1;
+            let reported = state.entry(&message.uid).is_some_and(|e| e.size_reported);
+            if !reported && !args.dry_run {
+                eprintln!(
+                    "pop3: {}: message {} ({}) is larger than max_message_size ({}); it stays on the server",
+                    account.name,
+                    message.number,
+                    human_size(message.size),
+                    human_size(too_big_limit)
+                );
+                state.record_size_reported(&message.uid)?;
+            }
+            continue;
+        }
+        wanted.push(message.clone());
+    }
+
+    // Exactly once: a message delivered by a run that died before recording it is recognised
+    // by the tag in its Maildir file name.
+    if let DeliveryTarget::Maildir(root) = &target
+        && !args.all
+        && !wanted.is_empty()
+        && !args.dry_run
+    {
+        let maildir = Maildir::open(root).map_err(|e| cannot_deliver(&target, e))?;
+        let tags = maildir
+            .delivered_tags()
+            .map_err(|e| cannot_deliver(&target, e))?;
+        let (known, rest): (Vec<_>, Vec<_>) = wanted
+            .into_iter()
+            .partition(|c| tags.contains(&maildir::tag_for(&account_key, c.uid.as_str())));
+        let uids: Vec<Uid> = known.iter().map(|c| c.uid.clone()).collect();
+        state.record_delivered(&uids, now())?;
+        summary.recognised = known.len();
+        wanted = rest;
+    }
+
+    // Messages delivered by earlier runs that the policy now removes.
+    let cutoff = now().saturating_sub(u64::from(keep_days) * 86_400);
+    let mut old_deletions: Vec<MessageNumber> = listing
+        .iter()
+        .filter(|m| {
+            !wanted.iter().any(|w| w.number == m.number)
+                && state
+                    .entry(&m.uid)
+                    .and_then(|e| e.first_seen)
+                    .is_some_and(|seen| delete || (keep_days > 0 && seen <= cutoff))
+        })
+        .map(|m| m.number)
+        .collect();
+
+    if args.dry_run {
+        let mut out = std::io::stdout().lock();
+        let octets: u64 = wanted.iter().map(|c| c.size).sum();
+        writeln!(
+            out,
+            "would fetch {} ({}) into {}",
+            count(wanted.len() as u64, "message"),
+            human_size(octets),
+            describe(&target)
+        )?;
+        for message in &wanted {
+            writeln!(
+                out,
+                "  fetch {:>6}  {:>9}  {}",
+                message.number,
+                human_size(message.size),
+                message.uid
+            )?;
+        }
+        let deleting = old_deletions.len() + if delete { wanted.len() } else { 0 };
+        writeln!(
+            out,
+            "would delete {} from the server",
+            count(deleting as u64, "message")
+        )?;
+        let _ = connection.session.quit();
+        return Ok(summary);
+    }
+
+    let window = if connection.capabilities.pipelining() {
+        MAX_PIPELINE_WINDOW
+    } else {
+        1
+    };
+    let progress = progress_bar(context, &wanted);
+    let mut sink = Sink::open(&target)?;
+    let mut refused: Vec<String> = Vec::new();
+    let mut marked = 0usize;
+    let mut pending_deletions = std::mem::take(&mut old_deletions);
+    let mut index = 0;
+    while index < wanted.len() || !pending_deletions.is_empty() {
+        // The next batch: up to BATCH_MESSAGES messages or BATCH_OCTETS octets.
+        let mut end = index;
+        let mut octets = 0;
+        while end < wanted.len()
+            && end - index < BATCH_MESSAGES
+            && (octets < BATCH_OCTETS || end == index)
+        {
+            octets += wanted[end].size;
+            end += 1;
+        }
+        let batch = &wanted[index..end];
+        let outcome = run_batch(
+            &mut connection,
+            &account_key,
+            &pending_deletions,
+            batch,
+            window,
+            &mut sink,
+            &progress,
+        );
+        marked += outcome.deletions_accepted;
+        refused.extend(outcome.refused.iter().map(|(i, status)| {
+            format!("message {} ({}): {status}", batch[*i].number, batch[*i].uid)
+        }));
+        // Durable first, recorded second, deleted (next round) third.
+        let committed = sink.commit();
+        let delivered: Vec<&Candidate> = outcome.delivered.iter().map(|&i| &batch[i]).collect();
+        if let Err(e) = committed {
+            return Err(cannot_deliver(&target, e).into());
+        }
+        let uids: Vec<Uid> = delivered.iter().map(|c| c.uid.clone()).collect();
+        state.record_delivered(&uids, now())?;
+        summary.fetched += delivered.len();
+        summary.octets += delivered.iter().map(|c| c.size).sum::<u64>();
+        if let Some(error) = outcome.error {
+            progress.finish_and_clear();
+            return Err(error);
+        }
+        pending_deletions = if delete {
+            delivered.iter().map(|c| c.number).collect()
+        } else {
+            Vec::new()
+        };
+        index = end;
+    }
+    progress.finish_and_clear();
+
+    let quit = connection.session.quit();
+    let deletions_confirmed = quit.is_ok();
+    if deletions_confirmed {
+        summary.deleted = marked;
+    }
+    // Forget messages that left the server (and those just deleted, if that is confirmed).
+    let deleted_uids: HashSet<&Uid> = if deletions_confirmed {
+        listing
+            .iter()
+            .filter(|m| {
+                state.is_delivered(&m.uid)
+                    && (delete || deleted_by_age(&state, &m.uid, keep_days, cutoff))
+            })
+            .map(|m| &m.uid)
+            .collect()
+    } else {
+        HashSet::new()
+    };
+    let keep: HashSet<Uid> = on_server
+        .iter()
+        .filter(|u| !deleted_uids.contains(u))
+        .cloned()
+        .collect();
+    state.compact(|uid| keep.contains(uid))?;
+
+    if let Err(e) = quit
+        && marked > 0
+    {
+        return Err(Failure::new(
+            ExitCode::TempFail,
+            format!(
+                "{}: the server did not confirm QUIT ({e}): the {} marked for deletion stay on the server and will be deleted next time; nothing was lost",
+                account.name,
+                count(marked as u64, "message")
+            ),
+        )
+        .into());
+    }
+    if !refused.is_empty() {
+        return Err(Failure::new(
+            ExitCode::TempFail,
+            format!(
+                "{}: the server refused to send {}; they stay on the server",
+                account.name,
+                refused.join("; ")
+            ),
+        )
+        .into());
+    }
+    Ok(summary)
+}
+
+fn deleted_by_age(state: &State, uid: &Uid, keep_days: u32, cutoff: u64) -> bool {
+    keep_days > 0
+        && state
+            .entry(uid)
+            .and_then(|e| e.first_seen)
+            .is_some_and(|seen| seen <= cutoff)
+}
+
+fn describe(target: &DeliveryTarget) -> String {
+    match target {
+        DeliveryTarget::Maildir(dir) => format!("Maildir {}", dir.display()),
+        DeliveryTarget::Mbox(file) => format!("mbox {}", file.display()),
+        DeliveryTarget::Mda(argv) => format!("mda `{}`", argv.join(" ")),
+    }
+}
+
+fn cannot_deliver(target: &DeliveryTarget, error: std::io::Error) -> Failure {
+    Failure::new(
+        ExitCode::IoError,
+        format!("cannot deliver to {}: {error}", describe(target)),
+    )
+}
+
+/// The maildrop's messages with their unique-ids. Without UIDL, a digest of each message's
+/// header block (TOP n 0) stands in for the unique-id; without TOP either, only delete mode is
+/// safe (every message fetched is then removed).
+fn listing_with_uids(
+    connection: &mut Connection,
+    delete: bool,
+    context: &Context,
+) -> anyhow::Result<Vec<Candidate>> {
+    let scan = connection.session.list()?;
+    let capabilities = connection.capabilities.clone();
+    let uids: Option<Vec<pop3::UniqueIdListing>> =
+        if capabilities.uidl() || !capabilities.is_known() {
+            match connection.session.uidl() {
+                Ok(uids) => Some(uids),
+                Err(pop3::Error::Server { .. }) => None,
+                Err(e) => return Err(e.into()),
+            }
+        } else {
+            None
+        };
+    let uid_by_number: HashMap<MessageNumber, Uid> = match uids {
+        Some(uids) => uids.into_iter().map(|u| (u.number, u.uid)).collect(),
+        None => {
+            context
+                .note("the server has no UIDL; identifying messages by a digest of their headers");
+            let numbers: Vec<_> = scan.iter().map(|m| m.number).collect();
+            let mut no_top = false;
+            let headers = fetch_headers(connection, &numbers, &mut |_| no_top = true)?;
+            if no_top && !delete {
+                return Err(Failure::new(
+                    ExitCode::Unavailable,
+                    "the server has neither UIDL nor TOP, so pop3 cannot tell which messages it already fetched; use --delete (or delete = true) with this server",
+                )
+                .into());
+            }
+            numbers
+                .iter()
+                .zip(headers)
+                .filter_map(|(&number, reply)| match reply {
+                    HeaderReply::Headers(raw) => Some((number, digest_uid(&raw))),
+                    HeaderReply::Refused(_) => None,
+                })
+                .collect()
+        }
+    };
+    Ok(scan
+        .into_iter()
+        .filter_map(|m| {
+            uid_by_number.get(&m.number).map(|uid| Candidate {
+                number: m.number,
+                size: m.size,
+                uid: uid.clone(),
+            })
+        })
+        .collect())
+}
+
+fn digest_uid(headers: &[u8]) -> Uid {
+    let digest = ring::digest::digest(&ring::digest::SHA256, headers);
+    let hex: String = digest.as_ref()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Uid::new(&format!("H{hex}")).expect("hex digits are a valid unique-id")
+}
+
+/// The delivery target for a run.
+enum Sink {
+    Maildir {
+        maildir: Maildir,
+        staged: Vec<Staged>,
+    },
+    Mbox {
+        path: PathBuf,
+        open: Option<Mbox>,
+    },
+    Mda(Vec<String>),
+}
+
+/// A message being delivered.
+enum InFlight {
+    Maildir(MaildirMessage),
+    Mbox(MboxMessage),
+    Mda(MdaMessage),
+}
+
+impl Sink {
+    fn open(target: &DeliveryTarget) -> Result<Sink, Failure> {
+        Ok(match target {
+            DeliveryTarget::Maildir(root) => Sink::Maildir {
+                maildir: Maildir::open(root).map_err(|e| cannot_deliver(target, e))?,
+                staged: Vec::new(),
+            },
+            DeliveryTarget::Mbox(path) => Sink::Mbox {
+                path: path.clone(),
+                open: None,
+            },
+            DeliveryTarget::Mda(argv) => Sink::Mda(argv.clone()),
+        })
+    }
+
+    fn start(&mut self, tag: &str) -> std::io::Result<InFlight> {
+        Ok(match self {
+            Sink::Maildir { maildir, .. } => InFlight::Maildir(maildir.start(tag)?),
+            Sink::Mbox { path, open } => {
+                let mbox = match open {
+                    Some(mbox) => mbox,
+                    None => open.insert(Mbox::open_locked(path)?),
+                };
+                InFlight::Mbox(mbox.start()?)
+            }
+            Sink::Mda(argv) => InFlight::Mda(mda::start(argv)?),
+        })
+    }
+
+    fn finish(&mut self, message: InFlight) -> std::io::Result<()> {
+        match (self, message) {
+            (Sink::Maildir { staged, .. }, InFlight::Maildir(m)) => staged.push(m.finish()?),
+            (_, InFlight::Mbox(m)) => m.finish()?,
+            (_, InFlight::Mda(m)) => m.finish()?,
+            (_, InFlight::Maildir(_)) => unreachable!("a Maildir message belongs to a Maildir"),
+        }
+        Ok(())
+    }
+
+    /// Makes everything finished so far durable (and, for mbox, releases the lock).
+    fn commit(&mut self) -> std::io::Result<()> {
+        match self {
+            Sink::Maildir { maildir, staged } => {
+                let result = maildir.commit(staged);
+                if result.is_err() {
+                    maildir.discard(staged);
+                }
+                staged.clear();
+                result
+            }
+            Sink::Mbox { open, .. } => match open.take() {
+                Some(mut mbox) => mbox.commit(),
+                None => Ok(()),
+            },
+            Sink::Mda(_) => Ok(()),
+        }
+    }
+}
+
+impl InFlight {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<()> {
+        match self {
+            InFlight::Maildir(m) => m.write(data),
+            InFlight::Mbox(m) => m.write(data),
+            InFlight::Mda(m) => m.write(data),
+        }
+    }
+
+    fn abort(self) {
+        match self {
+            InFlight::Maildir(m) => m.abort(),
+            InFlight::Mbox(m) => m.abort(),
+            InFlight::Mda(m) => m.abort(),
+        }
+    }
+}
+
+/// What one pipelined round achieved.
+struct BatchOutcome {
+    /// Indexes (into the batch) of messages completely delivered (not yet durable).
+    delivered: Vec<usize>,
+    /// Indexes of messages the server refused, with its answer.
+    refused: Vec<(usize, StatusLine)>,
+    /// DELE commands the server accepted.
+    deletions_accepted: usize,
+    /// Why the round stopped early, if it did.
+    error: Option<anyhow::Error>,
+}
+
+/// One pipelined round: the DELEs of the previous batch, then the RETRs of this one.
+fn run_batch(
+    connection: &mut Connection,
+    account_key: &str,
+    deletions: &[MessageNumber],
+    batch: &[Candidate],
+    window: usize,
+    sink: &mut Sink,
+    progress: &indicatif::ProgressBar,
+) -> BatchOutcome {
+    let mut commands: Vec<Command> = deletions.iter().map(|&n| Command::Dele(n)).collect();
+    commands.extend(batch.iter().map(|c| Command::Retr(c.number)));
+    let mut outcome = BatchOutcome {
+        delivered: Vec::new(),
+        refused: Vec::new(),
+        deletions_accepted: 0,
+        error: None,
+    };
+    let mut in_flight: Option<InFlight> = None;
+    let mut delivery_error: Option<std::io::Error> = None;
+    let result = connection
+        .session
+        .pipeline(&commands, window, &mut |index, reply| {
+            if index < deletions.len() {
+                match reply {
+                    Reply::Accepted(_) => outcome.deletions_accepted += 1,
+                    // Not fatal: the message stays and is deleted on a later run.
+                    Reply::Refused(status) => {
+                        eprintln!("pop3: DELE {} refused: {status}", deletions[index])
+                    }
+                    _ => {}
+                }
+                return Ok(());
+            }
+            let position = index - deletions.len();
+            let message = &batch[position];
+            let step = match reply {
+                Reply::Accepted(_) => sink
+                    .start(&maildir::tag_for(account_key, message.uid.as_str()))
+                    .map(|m| in_flight = Some(m)),
+                Reply::Data(data) => {
+                    progress.inc(data.len() as u64);
+                    match in_flight.as_mut() {
+                        Some(m) => m.write(data),
+                        None => Ok(()),
+                    }
+                }
+                Reply::End => match in_flight.take() {
+                    Some(m) => sink.finish(m).map(|()| outcome.delivered.push(position)),
+                    None => Ok(()),
+                },
+                Reply::Refused(status) => {
+                    outcome.refused.push((position, status.clone()));
+                    Ok(())
+                }
+            };
+            step.map_err(|e| {
+                let text = e.to_string();
+                delivery_error = Some(e);
+                std::io::Error::other(text)
+            })
+        });
+    if let Some(message) = in_flight.take() {
+        message.abort();
+    }
+    if let Err(error) = result {
+        outcome.error = Some(match (error, delivery_error) {
+            (pop3::Error::Sink(_), Some(io)) => {
+                let code = if io.raw_os_error() == Some(libc::ENOSPC) {
+                    ExitCode::IoError
+                } else {
+                    ExitCode::TempFail
+                };
+                Failure::new(
+                    code,
+                    format!("delivery failed: {io}; undelivered messages stay on the server"),
+                )
+                .into()
+            }
+            (error, _) => anyhow::Error::new(error)
+                .context("the download was interrupted; undelivered messages stay on the server"),
+        });
+    }
+    outcome
+}
+
+fn progress_bar(context: &Context, wanted: &[Candidate]) -> indicatif::ProgressBar {
+    if context.verbosity == Verbosity::Quiet
+        || !std::io::stderr().is_terminal()
+        || wanted.is_empty()
+    {
+        return indicatif::ProgressBar::hidden();
+    }
+    let total: u64 = wanted.iter().map(|c| c.size).sum();
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{prefix} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(format!(
+        "{}: {}",
+        context.account.name,
+        count(wanted.len() as u64, "message")
+    ));
+    bar
+}
