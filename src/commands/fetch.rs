@@ -202,10 +202,11 @@ pub fn run(context: &Context, args: &FetchArgs) -> anyhow::Result<Summary> {
 
     // Messages delivered by earlier runs that the policy now removes.
     let cutoff = now().saturating_sub(u64::from(keep_days) * 86_400);
+    let wanted_numbers: HashSet<MessageNumber> = wanted.iter().map(|w| w.number).collect();
     let mut old_deletions: Vec<MessageNumber> = listing
         .iter()
         .filter(|m| {
-            !wanted.iter().any(|w| w.number == m.number)
+            !wanted_numbers.contains(&m.number)
                 && state
                     .entry(&m.uid)
                     .and_then(|e| e.first_seen)

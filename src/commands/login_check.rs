@@ -58,6 +58,19 @@ pub fn run(context: &Context) -> anyhow::Result<()> {
         human_size(stat.octets)
     );
     connection.session.quit()?;
+    let state_path = super::fetch::state_path(account);
+    match crate::store::state::State::count_delivered(&state_path) {
+        Ok(Some(n)) => say!(
+            "fetch-all:    state {} ({} downloaded)",
+            state_path.display(),
+            count(n as u64, "message")
+        ),
+        Ok(None) => say!(
+            "fetch-all:    state {} (nothing downloaded yet)",
+            state_path.display()
+        ),
+        Err(e) => say!("fetch-all:    {e}"),
+    }
     say!("Login check passed.");
     Ok(())
 }

@@ -129,6 +129,23 @@ impl State {
         Ok(state)
     }
 
+    /// How many delivered messages the file at `path` remembers, without creating or changing
+    /// anything (`None` when there is no file yet). For `login-check`.
+    pub fn count_delivered(path: &Path) -> Result<Option<usize>, StateError> {
+        let text = match fs::read(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_error(path)(e)),
+        };
+        let entries = parse(&text).map_err(|line| StateError::Damaged {
+            path: path.to_owned(),
+            line,
+        })?;
+        Ok(Some(
+            entries.values().filter(|e| e.first_seen.is_some()).count(),
+        ))
+    }
+
     /// The file's path.
     pub fn path(&self) -> &Path {
         &self.path
@@ -144,14 +161,6 @@ impl State {
         self.entries
             .get(uid)
             .is_some_and(|e| e.first_seen.is_some())
-    }
-
-    /// Number of delivered messages remembered.
-    pub fn delivered_count(&self) -> usize {
-        self.entries
-            .values()
-            .filter(|e| e.first_seen.is_some())
-            .count()
     }
 
     /// Records a batch of delivered messages durably (one append, one fsync).
