@@ -92,15 +92,20 @@ impl MultilineDecoder {
                     }
                 }
                 State::InLine => {
-                    // Hand over the rest of the line in one piece.
+                    // Hand over as much as possible in one piece: everything up to the first
+                    // line ending that is followed by a dot (or by the end of the input), since
+                    // only a dot at the start of a line needs a decision.
                     let rest = &input[pos..];
-                    match rest.iter().position(|&b| b == b'\n') {
-                        Some(end) => {
-                            emit(sink, &rest[..=end])?;
-                            pos += end + 1;
+                    let boundary = memchr::memchr_iter(b'\n', rest)
+                        .find(|&lf| matches!(rest.get(lf + 1), Some(b'.') | None));
+                    match boundary {
+                        Some(lf) => {
+                            emit(sink, &rest[..=lf])?;
+                            pos += lf + 1;
                             self.state = State::LineStart;
                         }
                         None => {
+                            // The input ends inside a line.
                             emit(sink, rest)?;
                             pos = input.len();
                         }

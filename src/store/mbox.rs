@@ -227,7 +227,7 @@ impl<W: Write> Write for Quoter<W> {
         let mut pos = 0;
         while pos < data.len() {
             match self.state {
-                LineState::Body => match data[pos..].iter().position(|&b| b == b'\n') {
+                LineState::Body => match memchr::memchr(b'\n', &data[pos..]) {
                     Some(end) => {
                         self.inner.write_all(&data[pos..=pos + end])?;
                         pos += end + 1;

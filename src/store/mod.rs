@@ -50,7 +50,7 @@ impl<W: Write> Write for LfWriter<W> {
                 self.inner.write_all(b"\r")?;
             }
         }
-        while let Some(cr) = rest.iter().position(|&b| b == b'\r') {
+        while let Some(cr) = memchr::memchr(b'\r', rest) {
             self.inner.write_all(&rest[..cr])?;
             match rest.get(cr + 1) {
                 Some(b'\n') => rest = &rest[cr + 1..], // drop the CR, keep the LF
