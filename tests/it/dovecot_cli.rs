@@ -246,3 +246,24 @@ fn ipv6_loopback_works_when_available() {
     let outcome = outcome.expect_code(0);
     assert!(outcome.stdout.starts_with("3 messages"));
 }
+
+#[test]
+fn password_prompt_on_a_terminal_does_not_echo() {
+    use crate::support::pty::Terminal;
+    let (user, _) = user_with_fixtures();
+    let d = dovecot();
+    let (command, _home) = Pop3::new()
+        .server("localhost", d.pop3s_port, Some(&d.ca_file))
+        .args(["--user", &user.name, "stat"])
+        .into_command();
+    let mut terminal = Terminal::spawn(command);
+    terminal.expect(&format!("Password for {}@localhost: ", user.name));
+    terminal.type_keys(&format!("{}\r", user.password));
+    let shown = terminal.expect("3 messages, ");
+    assert!(
+        !shown.contains(&user.password),
+        "the password was echoed: {shown}"
+    );
+    let (status, _) = terminal.wait();
+    assert_eq!(status.code(), Some(0));
+}
