@@ -164,40 +164,38 @@ pub fn parse_stat(text: &str) -> Result<MaildropStat> {
     }
 }
 
-/// Parses a scan listing: `msg size ...` (RFC 1939 §5; servers may append more words).
-pub fn parse_scan_listing(line: &[u8]) -> Result<ScanListing> {
-    let text = std::str::from_utf8(line).unwrap_or("");
-    let mut words = text.split_ascii_whitespace();
+/// Splits a listing line into its message number and the word after it (RFC 1939 §5, §7:
+/// `msg word ...`); servers may append more words, which are ignored.
+fn number_and_word<'a>(line: &'a [u8], what: &str) -> Result<(MessageNumber, &'a str)> {
+    let mut words = std::str::from_utf8(line)
+        .unwrap_or("")
+        .split_ascii_whitespace();
     let number = words
         .next()
         .and_then(|w| w.parse().ok())
         .and_then(MessageNumber::new);
-    let size = words.next().and_then(|w| w.parse().ok());
-    match (number, size) {
-        (Some(number), Some(size)) => Ok(ScanListing { number, size }),
-        _ => Err(Error::Protocol(format!(
-            "malformed scan listing {:?}",
-            printable(line)
-        ))),
+    match (number, words.next()) {
+        (Some(number), Some(word)) => Ok((number, word)),
+        _ => Err(malformed(what, line)),
     }
 }
 
-/// Parses a unique-id listing: `msg uid` (RFC 1939 §7).
+fn malformed(what: &str, line: &[u8]) -> Error {
+    Error::Protocol(format!("malformed {what} {:?}", printable(line)))
+}
+
+/// Parses a scan listing: `msg size`.
+pub fn parse_scan_listing(line: &[u8]) -> Result<ScanListing> {
+    let (number, size) = number_and_word(line, "scan listing")?;
+    let size = size.parse().map_err(|_| malformed("scan listing", line))?;
+    Ok(ScanListing { number, size })
+}
+
+/// Parses a unique-id listing: `msg uid`.
 pub fn parse_unique_id_listing(line: &[u8]) -> Result<UniqueIdListing> {
-    let text = std::str::from_utf8(line).unwrap_or("");
-    let mut words = text.split_ascii_whitespace();
-    let number = words
-        .next()
-        .and_then(|w| w.parse().ok())
-        .and_then(MessageNumber::new);
-    let uid = words.next().and_then(Uid::new);
-    match (number, uid) {
-        (Some(number), Some(uid)) => Ok(UniqueIdListing { number, uid }),
-        _ => Err(Error::Protocol(format!(
-            "malformed unique-id listing {:?}",
-            printable(line)
-        ))),
-    }
+    let (number, uid) = number_and_word(line, "unique-id listing")?;
+    let uid = Uid::new(uid).ok_or_else(|| malformed("unique-id listing", line))?;
+    Ok(UniqueIdListing { number, uid })
 }
 
 /// A short, printable rendering of server bytes for error messages.

@@ -6,18 +6,7 @@ use crate::support::scripted::{ScriptedServer, text_of};
 
 /// Runs `pop3 ARGS` as alice (password "pw") against a plain scripted server.
 fn run_plain(server: &ScriptedServer, args: &[&str]) -> Outcome {
-    Pop3::new()
-        .server("127.0.0.1", server.port, None)
-        .login("alice", "pw")
-        .args([
-            "--tls",
-            "none",
-            "--allow-plaintext-password",
-            "--timeout",
-            "3",
-        ])
-        .args(args)
-        .run()
+    Pop3::scripted_plain(server.port).args(args).run()
 }
 
 /// Runs `pop3 ARGS` as alice against a TLS scripted server.

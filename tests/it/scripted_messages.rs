@@ -28,18 +28,7 @@ fn login_with(capabilities: &str) -> String {
 }
 
 fn run(server: &ScriptedServer, args: &[&str]) -> Outcome {
-    Pop3::new()
-        .server("127.0.0.1", server.port, None)
-        .login("alice", "pw")
-        .args([
-            "--tls",
-            "none",
-            "--allow-plaintext-password",
-            "--timeout",
-            "3",
-        ])
-        .args(args)
-        .run()
+    Pop3::scripted_plain(server.port).args(args).run()
 }
 
 const LIST_TWO: &str = "

@@ -78,6 +78,21 @@ impl Pop3 {
         pop3
     }
 
+    /// Logs in as alice (password "pw") to a plain scripted server on `port`, with a short
+    /// timeout so that a script that stops answering fails the test quickly.
+    pub fn scripted_plain(port: u16) -> Pop3 {
+        Pop3::new()
+            .server("127.0.0.1", port, None)
+            .login("alice", "pw")
+            .args([
+                "--tls",
+                "none",
+                "--allow-plaintext-password",
+                "--timeout",
+                "3",
+            ])
+    }
+
     /// Logs in as `user` with `password` passed through an environment variable.
     pub fn login(self, user: &str, password: &str) -> Pop3 {
         self.args(["--user", user, "--password-env", "POP3_TEST_PASSWORD"])
