@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::secret::Secret;
+pub use crate::transport::TlsOptions;
 
 /// How the connection is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -57,6 +58,10 @@ pub enum AuthMethod {
     Plain,
     /// `APOP`: an MD5 digest instead of the password (only when asked for).
     Apop,
+    /// SASL XOAUTH2 (Gmail, Microsoft 365) with a token from `oauth_token_command`.
+    Xoauth2,
+    /// SASL OAUTHBEARER (RFC 7628) with a token from `oauth_token_command`.
+    Oauthbearer,
 }
 
 /// One account's settings as written in the file (or given on the command line); every key
@@ -86,6 +91,18 @@ pub struct Settings {
     pub password: Option<String>,
     /// Allow sending the password over an unencrypted connection.
     pub allow_plaintext_password: Option<bool>,
+    /// A command whose first line of output is a fresh OAuth2 access token.
+    pub oauth_token_command: Option<Vec<String>>,
+    /// Accept the server only if its certificate has this SHA-256 fingerprint (hex).
+    pub tls_fingerprint: Option<String>,
+    /// The oldest TLS version to accept: "1.2" (default) or "1.3".
+    pub tls_min_version: Option<String>,
+    /// A client certificate (PEM) to present.
+    pub tls_client_cert: Option<PathBuf>,
+    /// The private key (PEM) of `tls_client_cert`.
+    pub tls_client_key: Option<PathBuf>,
+    /// The name to check the server's certificate against, when it differs from `host`.
+    pub tls_server_name: Option<String>,
     /// Seconds allowed for connecting and for every read and write.
     pub timeout: Option<u64>,
     /// `fetch-all` delivers into this Maildir (the default target, `~/Maildir`).
@@ -181,6 +198,12 @@ impl Settings {
             allow_plaintext_password: over
                 .allow_plaintext_password
                 .or(self.allow_plaintext_password),
+            oauth_token_command: over.oauth_token_command.or(self.oauth_token_command),
+            tls_fingerprint: over.tls_fingerprint.or(self.tls_fingerprint),
+            tls_min_version: over.tls_min_version.or(self.tls_min_version),
+            tls_client_cert: over.tls_client_cert.or(self.tls_client_cert),
+            tls_client_key: over.tls_client_key.or(self.tls_client_key),
+            tls_server_name: over.tls_server_name.or(self.tls_server_name),
             timeout: over.timeout.or(self.timeout),
             // The delivery target is one choice: a layer naming any target replaces the others.
             maildir: if over_has_target {
@@ -266,6 +289,10 @@ pub struct Account {
     pub password: PasswordSource,
     /// Whether a password may cross an unencrypted connection.
     pub allow_plaintext_password: bool,
+    /// The OAuth2 token command, when OAuth is used.
+    pub oauth_token_command: Option<Vec<String>>,
+    /// TLS details beyond the mode.
+    pub tls_options: TlsOptions,
     /// For connecting and for every read and write.
     pub timeout: Duration,
     /// Where `fetch-all` delivers.
@@ -278,6 +305,25 @@ pub struct Account {
     pub max_message_size: Option<u64>,
     /// Directory of the per-account state files.
     pub state_dir: PathBuf,
+}
+
+/// Parses a SHA-256 fingerprint written as hex, with or without colons, optionally prefixed
+/// by `sha256:` (as `login-check` prints it).
+pub fn parse_fingerprint(text: &str) -> Option<[u8; 32]> {
+    let text = text.trim();
+    let text = text
+        .strip_prefix("sha256:")
+        .or_else(|| text.strip_prefix("SHA256:"))
+        .unwrap_or(text);
+    let hex: String = text.chars().filter(|c| *c != ':').collect();
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
 }
 
 /// Where `fetch-all` puts messages.
@@ -591,6 +637,39 @@ fn build_account(
             .unwrap_or_else(|| PathBuf::from("~/Maildir"));
         DeliveryTarget::Maildir(expand_path(&maildir, base_dir))
     };
+    let invalid = |message: &str| ConfigError::Invalid {
+        account: name.clone(),
+        message: message.to_owned(),
+    };
+    let fingerprint = match &settings.tls_fingerprint {
+        Some(text) => Some(parse_fingerprint(text).ok_or_else(|| {
+            invalid("tls_fingerprint must be a SHA-256 fingerprint: 64 hex digits, colons allowed (login-check prints it)")
+        })?),
+        None => None,
+    };
+    let tls13_only = match settings.tls_min_version.as_deref() {
+        None | Some("1.2") => false,
+        Some("1.3") => true,
+        Some(_) => return Err(invalid("tls_min_version must be \"1.2\" or \"1.3\"")),
+    };
+    let client_cert = match (settings.tls_client_cert, settings.tls_client_key) {
+        (Some(cert), Some(key)) => Some((expand_path(&cert, base_dir), expand_path(&key, base_dir))),
+        (None, None) => None,
+        _ => return Err(invalid("tls_client_cert and tls_client_key go together: set both")),
+    };
+    let auth = settings.auth.unwrap_or(AuthMethod::Auto);
+    if matches!(auth, AuthMethod::Xoauth2 | AuthMethod::Oauthbearer)
+        && settings.oauth_token_command.is_none()
+    {
+        return Err(invalid("auth = \"xoauth2\" and \"oauthbearer\" need oauth_token_command"));
+    }
+    if settings
+        .oauth_token_command
+        .as_ref()
+        .is_some_and(|c| c.is_empty() || c[0].is_empty())
+    {
+        return Err(invalid("oauth_token_command must name a program"));
+    }
     let max_message_size = match settings.max_message_size {
         Some(ByteSize(0)) => None,
         Some(ByteSize(n)) => Some(n),
@@ -611,7 +690,14 @@ fn build_account(
         user,
         tls,
         ca_file: settings.ca_file.map(|p| expand_path(&p, base_dir)),
-        auth: settings.auth.unwrap_or(AuthMethod::Auto),
+        auth,
+        oauth_token_command: settings.oauth_token_command,
+        tls_options: TlsOptions {
+            fingerprint,
+            tls13_only,
+            client_cert,
+            server_name: settings.tls_server_name,
+        },
         password,
         allow_plaintext_password: settings.allow_plaintext_password.unwrap_or(false),
         timeout: Duration::from_secs(timeout),

@@ -104,8 +104,28 @@ pub struct Connection {
     pub tls: Option<TlsInfo>,
 }
 
-/// Obtains the account's password from its configured source.
-pub fn password(account: &Account) -> Result<Secret, ConnectError> {
+/// Whether the account logs in with an OAuth2 token rather than a password: when asked to, or
+/// (with `auth = "auto"`) whenever a token command is configured.
+pub fn uses_oauth(account: &Account) -> bool {
+    match account.auth {
+        AuthMethod::Xoauth2 | AuthMethod::Oauthbearer => true,
+        AuthMethod::Auto => account.oauth_token_command.is_some(),
+        AuthMethod::User | AuthMethod::Plain | AuthMethod::Apop => false,
+    }
+}
+
+/// Obtains the secret to log in with: an OAuth2 access token from `oauth_token_command`, or the
+/// password from its configured source.
+pub fn credential(account: &Account) -> Result<Secret, ConnectError> {
+    if uses_oauth(account)
+        && let Some(argv) = &account.oauth_token_command
+    {
+        return run_secret_command(argv, "oauth_token_command", "token");
+    }
+    password(account)
+}
+
+fn password(account: &Account) -> Result<Secret, ConnectError> {
     match &account.password {
         PasswordSource::Inline(secret) => Ok(secret.clone()),
         PasswordSource::Env(var) => match std::env::var(var) {
@@ -122,7 +142,7 @@ pub fn password(account: &Account) -> Result<Secret, ConnectError> {
                 ConnectError::Password(format!("password_file {} is empty", path.display()))
             })
         }
-        PasswordSource::Command(argv) => run_password_command(argv),
+        PasswordSource::Command(argv) => run_secret_command(argv, "password_command", "password"),
         PasswordSource::Prompt => {
             use std::io::IsTerminal;
             if !std::io::stdin().is_terminal() {
@@ -144,37 +164,30 @@ fn first_line(text: String) -> Option<Secret> {
     (!line.is_empty()).then(|| Secret::new(line.to_owned()))
 }
 
-fn run_password_command(argv: &[String]) -> Result<Secret, ConnectError> {
+/// Runs `argv` and takes the first line of its output as the secret. `key` names the setting
+/// and `what` the secret in error messages.
+fn run_secret_command(argv: &[String], key: &str, what: &str) -> Result<Secret, ConnectError> {
     let shown = argv.join(" ");
+    let fail = |why: String| ConnectError::Password(format!("{key} `{shown}` {why}"));
     // stdin and stderr stay with the user: helpers like `pass` may ask for a passphrase.
     let mut child = Process::new(&argv[0])
         .args(&argv[1..])
         .stdout(Stdio::piped())
         .spawn()
-        .map_err(|e| {
-            ConnectError::Password(format!("cannot run password_command `{shown}`: {e}"))
-        })?;
+        .map_err(|e| fail(format!("cannot run: {e}")))?;
     let mut output = String::new();
     let read = child
         .stdout
         .take()
         .map(|mut out| out.read_to_string(&mut output));
-    let status = child.wait().map_err(|e| {
-        ConnectError::Password(format!("cannot run password_command `{shown}`: {e}"))
-    })?;
+    let status = child.wait().map_err(|e| fail(format!("cannot run: {e}")))?;
     if !status.success() {
-        return Err(ConnectError::Password(format!(
-            "password_command `{shown}` failed ({status})"
-        )));
+        return Err(fail(format!("failed ({status})")));
     }
     if let Some(Err(e)) = read {
-        return Err(ConnectError::Password(format!(
-            "password_command `{shown}` printed something unreadable: {e}"
-        )));
+        return Err(fail(format!("printed something unreadable: {e}")));
     }
-    first_line(output).ok_or_else(|| {
-        ConnectError::Password(format!("password_command `{shown}` printed no password"))
-    })
+    first_line(output).ok_or_else(|| fail(format!("printed no {what}")))
 }
 
 /// Connects, secures and logs in: one attempt, no fallbacks that weaken security.
@@ -194,7 +207,7 @@ pub fn open(
         progress(Progress::Connected(peer));
     }
     // The connector loads the trusted roots; only build it when TLS is used.
-    let connector = || TlsConnector::new(account.ca_file.as_deref());
+    let connector = || TlsConnector::new(account.ca_file.as_deref(), &account.tls_options);
     let mut tls_info = None;
     let stream = match account.tls {
         TlsMode::Implicit => {
@@ -257,6 +270,25 @@ pub fn open(
             let timestamp = greeting.apop_timestamp.clone().unwrap_or_default();
             client.login_apop(user, secret, &timestamp)
         }
+        Mechanism::Xoauth2 => {
+            // Microsoft's servers refuse the token on the AUTH line; every server takes it as
+            // the answer to an empty challenge, so that form is always used. After a failure
+            // the server sends an error challenge, which gets an empty answer (Google's docs).
+            let payload = base64::engine::general_purpose::STANDARD
+                .encode(format!("user={user}\x01auth=Bearer {secret}\x01\x01"));
+            let mut answers = std::iter::once(payload);
+            client.authenticate("XOAUTH2", None, |_| answers.next().unwrap_or_default())
+        }
+        Mechanism::Oauthbearer => {
+            // RFC 7628 §3.1: the GS2 header, then host, port and the bearer token.
+            let payload = base64::engine::general_purpose::STANDARD.encode(format!(
+                "n,a={user},\x01host={host}\x01port={}\x01auth=Bearer {secret}\x01\x01",
+                account.port
+            ));
+            // RFC 7628 §3.2.3: an error challenge is answered with a single %x01.
+            let dummy = base64::engine::general_purpose::STANDARD.encode("\x01");
+            client.authenticate("OAUTHBEARER", Some(&payload), |_| dummy.clone())
+        }
     };
     let mut session = login.map_err(|e| match e {
         pop3::Error::Server { status, .. } => ConnectError::Authentication {
@@ -287,6 +319,8 @@ enum Mechanism {
     User,
     Plain,
     Apop,
+    Xoauth2,
+    Oauthbearer,
 }
 
 impl Mechanism {
@@ -295,6 +329,8 @@ impl Mechanism {
             Mechanism::User => "USER/PASS",
             Mechanism::Plain => "SASL PLAIN",
             Mechanism::Apop => "APOP",
+            Mechanism::Xoauth2 => "SASL XOAUTH2",
+            Mechanism::Oauthbearer => "SASL OAUTHBEARER",
         }
     }
 }
@@ -311,6 +347,15 @@ fn choose_mechanism(
         AuthMethod::Apop => Err(ConnectError::ApopUnavailable {
             host: account.host.clone(),
         }),
+        AuthMethod::Xoauth2 => Ok(Mechanism::Xoauth2),
+        AuthMethod::Oauthbearer => Ok(Mechanism::Oauthbearer),
+        AuthMethod::Auto if account.oauth_token_command.is_some() => {
+            if capabilities.sasl("OAUTHBEARER") && !capabilities.sasl("XOAUTH2") {
+                Ok(Mechanism::Oauthbearer)
+            } else {
+                Ok(Mechanism::Xoauth2)
+            }
+        }
         AuthMethod::Auto => {
             if capabilities.sasl("PLAIN") {
                 Ok(Mechanism::Plain)

@@ -102,6 +102,7 @@ fn transport_code(error: &TransportError) -> ExitCode {
         TransportError::Connect { .. } => ExitCode::Unavailable,
         TransportError::Timeout { .. } | TransportError::Io { .. } => ExitCode::TempFail,
         TransportError::CaFile { .. }
+        | TransportError::ClientCertificate { .. }
         | TransportError::NoRootCertificates
         | TransportError::ServerName { .. } => ExitCode::Config,
         TransportError::Tls { .. } => ExitCode::Protocol,

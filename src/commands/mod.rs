@@ -54,7 +54,7 @@ impl Context {
         &self,
         progress: &mut dyn FnMut(Progress<'_>),
     ) -> anyhow::Result<Connection> {
-        let password = connect::password(&self.account)?;
+        let password = connect::credential(&self.account)?;
         let tracer = self.debug.then(debug_tracer);
         let connection = connect::open(&self.account, &password, tracer, progress)?;
         Ok(connection)
