@@ -267,3 +267,67 @@ fn password_prompt_on_a_terminal_does_not_echo() {
     let (status, _) = terminal.wait();
     assert_eq!(status.code(), Some(0));
 }
+
+#[test]
+fn a_pinned_fingerprint_replaces_the_ca_and_a_wrong_one_is_refused() {
+    let (user, _) = user_with_fixtures();
+    let d = dovecot();
+    // The user's way: copy the fingerprint that login-check prints.
+    let check = pop3s(&user).args(["login-check"]).run().expect_code(0);
+    let fingerprint = check
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("SHA-256:"))
+        .expect("login-check prints the fingerprint")
+        .trim()
+        .to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let write_config = |pin: &str| {
+        let config = dir.path().join("pinned.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[accounts.p]\nhost = \"127.0.0.1\"\nport = {}\nuser = \"{}\"\npassword_env = \"PW\"\ntls_fingerprint = \"{pin}\"\n",
+                d.pop3s_port, user.name
+            ),
+        )
+        .unwrap();
+        config
+    };
+    // No ca_file: the pin alone vouches for the server.
+    let config = write_config(&fingerprint);
+    let outcome = Pop3::new()
+        .args([Path::new("--config"), &config])
+        .env("PW", &user.password)
+        .args(["stat"])
+        .run()
+        .expect_code(0);
+    assert!(outcome.stdout.starts_with("3 messages"));
+
+    let mut wrong = fingerprint.clone();
+    wrong.replace_range(
+        0..2,
+        if &fingerprint[0..2] == "00" {
+            "11"
+        } else {
+            "00"
+        },
+    );
+    let config = write_config(&wrong);
+    let outcome = Pop3::new()
+        .args([Path::new("--config"), &config])
+        .env("PW", &user.password)
+        .args(["--debug", "stat"])
+        .run()
+        .expect_code(76);
+    assert!(
+        outcome.stderr.contains("pinned tls_fingerprint"),
+        "{}",
+        outcome.stderr
+    );
+    assert!(
+        !outcome.stderr.contains("C: "),
+        "nothing sent: {}",
+        outcome.stderr
+    );
+}

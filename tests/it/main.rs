@@ -3,9 +3,11 @@
 
 mod config_files;
 mod dovecot_cli;
+mod dovecot_fetch;
 mod dovecot_harness;
 mod dovecot_messages;
 mod scripted_cli;
 mod scripted_messages;
+mod scripted_oauth;
 mod scripted_selftest;
 mod support;
