@@ -653,15 +653,23 @@ fn build_account(
         Some(_) => return Err(invalid("tls_min_version must be \"1.2\" or \"1.3\"")),
     };
     let client_cert = match (settings.tls_client_cert, settings.tls_client_key) {
-        (Some(cert), Some(key)) => Some((expand_path(&cert, base_dir), expand_path(&key, base_dir))),
+        (Some(cert), Some(key)) => {
+            Some((expand_path(&cert, base_dir), expand_path(&key, base_dir)))
+        }
         (None, None) => None,
-        _ => return Err(invalid("tls_client_cert and tls_client_key go together: set both")),
+        _ => {
+            return Err(invalid(
+                "tls_client_cert and tls_client_key go together: set both",
+            ));
+        }
     };
     let auth = settings.auth.unwrap_or(AuthMethod::Auto);
     if matches!(auth, AuthMethod::Xoauth2 | AuthMethod::Oauthbearer)
         && settings.oauth_token_command.is_none()
     {
-        return Err(invalid("auth = \"xoauth2\" and \"oauthbearer\" need oauth_token_command"));
+        return Err(invalid(
+            "auth = \"xoauth2\" and \"oauthbearer\" need oauth_token_command",
+        ));
     }
     if settings
         .oauth_token_command

@@ -14,7 +14,6 @@ use std::time::Duration;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, pem::PemObject};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
-
 /// TLS settings for unusual servers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TlsOptions {
@@ -263,7 +262,10 @@ impl rustls::client::danger::ServerCertVerifier for PinnedCertificate {
 impl TlsConnector {
     /// Trusts the system's root certificates plus those in `ca_file` — or, when `options` pins
     /// a fingerprint, exactly the certificate with that fingerprint.
-    pub fn new(ca_file: Option<&Path>, options: &TlsOptions) -> Result<TlsConnector, TransportError> {
+    pub fn new(
+        ca_file: Option<&Path>,
+        options: &TlsOptions,
+    ) -> Result<TlsConnector, TransportError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let versions: &[&rustls::SupportedProtocolVersion] = if options.tls13_only {
             &[&rustls::version::TLS13]
