@@ -108,6 +108,26 @@ pub enum Command {
     Browse,
     /// Download new messages into the local mailbox (the cron job)
     FetchAll(crate::commands::fetch::FetchArgs),
+    /// List the configured accounts
+    Accounts,
+    /// Work with the config file
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Print a completion script for a shell
+    Completions {
+        /// The shell
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) covering every subcommand
+    Man,
+}
+
+/// `pop3 config ...`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Check the config file and show an account's effective settings (secrets masked)
+    Check,
 }
 
 /// Output format flags.

@@ -1,12 +1,25 @@
 //! The `pop3` binary: parse the command line, run, map the outcome to an exit code.
 
 use std::process::ExitCode;
+use std::sync::Mutex;
 
 use clap::Parser;
 use pop3::cli::Cli;
 use pop3::exit;
 
+/// Where the last panic happened, for the one-line report.
+static PANIC_LOCATION: Mutex<Option<String>> = Mutex::new(None);
+
 fn main() -> ExitCode {
+    // A bug must still end in one readable line and a distinct exit code, not a debug dump:
+    // the hook only remembers where it happened, and main reports it below. Panics caught on
+    // purpose (the mail parser is guarded that way) stay silent.
+    std::panic::set_hook(Box::new(|info| {
+        if let Some(location) = info.location() {
+            *PANIC_LOCATION.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some(format!("{}:{}", location.file(), location.line()));
+        }
+    }));
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {
@@ -18,7 +31,17 @@ fn main() -> ExitCode {
             };
         }
     };
-    match pop3::commands::run(cli) {
+    let outcome = std::panic::catch_unwind(|| pop3::commands::run(cli));
+    let Ok(outcome) = outcome else {
+        let location = PANIC_LOCATION
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .unwrap_or_default();
+        eprintln!("pop3: internal error at {location}; please report it");
+        return ExitCode::from(exit::ExitCode::Software as u8);
+    };
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {

@@ -1,6 +1,7 @@
 //! The subcommands, one module each. [`run`] resolves the command line and the config file
 //! once into a [`Context`]; commands receive that and nothing else.
 
+pub mod accounts;
 pub mod browse;
 pub mod delete;
 pub mod fetch;
@@ -9,6 +10,7 @@ mod list;
 mod login_check;
 pub mod read;
 pub mod select;
+mod shell;
 mod stat;
 mod top;
 
@@ -92,11 +94,24 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     } else {
         Verbosity::Normal
     };
+    // Commands that need no account (nor even a config file).
+    match &cli.command {
+        Command::Completions { shell } => return shell::completions(*shell),
+        Command::Man => return shell::man(),
+        _ => {}
+    }
     let loaded = config::load(global.config.as_deref())?;
     if verbosity != Verbosity::Quiet {
         for warning in &loaded.warnings {
             eprintln!("pop3: warning: {warning}");
         }
+    }
+    match &cli.command {
+        Command::Accounts => return accounts::list(&loaded, global),
+        Command::Config(crate::cli::ConfigCommand::Check) => {
+            return accounts::check(&loaded, global);
+        }
+        _ => {}
     }
     if let Command::FetchAll(args) = &cli.command
         && args.all_accounts
@@ -125,6 +140,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let summary = fetch::run(&context, args)?;
             report_fetch(&context, &summary);
             Ok(())
+        }
+        Command::Accounts | Command::Config(_) | Command::Completions { .. } | Command::Man => {
+            unreachable!("handled before an account is resolved")
         }
     }
 }

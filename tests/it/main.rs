@@ -2,11 +2,13 @@
 //! in-process POP3 server (for faults a real server will not produce) and a real Dovecot.
 
 mod config_files;
+mod config_tools;
 mod dovecot_cli;
 mod dovecot_fetch;
 mod dovecot_harness;
 mod dovecot_messages;
 mod scripted_cli;
+mod scripted_fetch;
 mod scripted_messages;
 mod scripted_oauth;
 mod scripted_selftest;

@@ -1,0 +1,170 @@
+//! `pop3 accounts` and `pop3 config check`: what the config file defines, checked the same way
+//! every other command reads it, with secrets masked.
+
+use std::io::Write;
+
+use anyhow::Context as _;
+
+use crate::cli::GlobalArgs;
+use crate::config::{
+    self, Account, AuthMethod, ConfigError, DeliveryTarget, LoadedConfig, PasswordSource,
+};
+
+fn require_file(loaded: &LoadedConfig) -> Result<&std::path::Path, ConfigError> {
+    loaded.path.as_deref().ok_or_else(|| {
+        let where_ = config::config_path(None)
+            .map(|(p, _)| p.display().to_string())
+            .unwrap_or_else(|| "the platform config directory".into());
+        ConfigError::NoAccount(format!(
+            "there is no config file at {where_}; create one (see config.example.toml) or pass --config"
+        ))
+    })
+}
+
+/// Runs `accounts`: one line per account, `*` marking the default.
+pub fn list(loaded: &LoadedConfig, global: &GlobalArgs) -> anyhow::Result<()> {
+    let path = require_file(loaded)?;
+    let default = loaded.file.default_account.clone().or_else(|| {
+        (loaded.file.accounts.len() == 1)
+            .then(|| loaded.file.accounts.keys().next().cloned())
+            .flatten()
+    });
+    let mut out = std::io::stdout().lock();
+    if loaded.file.accounts.is_empty() {
+        eprintln!("{} defines no accounts", path.display());
+        return Ok(());
+    }
+    let width = loaded
+        .file
+        .accounts
+        .keys()
+        .map(String::len)
+        .max()
+        .unwrap_or(0);
+    for name in loaded.file.accounts.keys() {
+        let marker = if Some(name) == default.as_ref() {
+            '*'
+        } else {
+            ' '
+        };
+        let line = match loaded.resolve(Some(name), global.settings()) {
+            Ok(a) => format!("{}@{} port {}, tls {}", a.user, a.host, a.port, a.tls),
+            Err(e) => format!("(invalid: {e})"),
+        };
+        writeln!(out, "{marker} {name:<width$}  {line}")?;
+    }
+    Ok(())
+}
+
+/// Runs `config check`: resolves every account (so every problem shows, not just the first
+/// account's), then prints the effective settings of the selected one.
+pub fn check(loaded: &LoadedConfig, global: &GlobalArgs) -> anyhow::Result<()> {
+    let path = require_file(loaded)?;
+    let mut problems = Vec::new();
+    for name in loaded.file.accounts.keys() {
+        if let Err(e) = loaded.resolve(Some(name), global.settings()) {
+            problems.push(format!("{}: {e}", path.display()));
+        }
+    }
+    if let Some(name) = &loaded.file.default_account
+        && !loaded.file.accounts.contains_key(name)
+    {
+        problems.push(format!(
+            "{}: default_account names {name:?}, which is not defined",
+            path.display()
+        ));
+    }
+    // Every problem on its own line; the last one is the error that sets the exit code.
+    if let Some(last) = problems.pop() {
+        for problem in &problems {
+            eprintln!("pop3: {problem}");
+        }
+        return Err(crate::exit::Failure::new(crate::exit::ExitCode::Config, last).into());
+    }
+    let account = loaded
+        .resolve(global.account.as_deref(), global.settings())
+        .with_context(|| format!("in {}", path.display()))?;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{}: ok, {}",
+        path.display(),
+        crate::ui::count(loaded.file.accounts.len() as u64, "account")
+    )?;
+    for (key, value) in effective_settings(&account) {
+        writeln!(out, "  {key:<24} {value}")?;
+    }
+    Ok(())
+}
+
+/// The resolved settings as `key value` pairs, secrets masked (a command is shown, its output
+/// never is).
+pub fn effective_settings(account: &Account) -> Vec<(&'static str, String)> {
+    let quote = |s: &str| format!("{s:?}");
+    let list = |argv: &[String]| format!("{argv:?}");
+    let mut rows = vec![
+        ("account", quote(&account.name)),
+        ("host", quote(&account.host)),
+        ("port", account.port.to_string()),
+        ("user", quote(&account.user)),
+        ("tls", quote(&account.tls.to_string())),
+        (
+            "ca_file",
+            account
+                .ca_file
+                .as_ref()
+                .map_or("(system roots only)".into(), |p| {
+                    quote(&p.display().to_string())
+                }),
+        ),
+        ("auth", quote(&format!("{:?}", account.auth).to_lowercase())),
+    ];
+    let password = match &account.password {
+        PasswordSource::Command(argv) => ("password_command", list(argv)),
+        PasswordSource::Env(var) => ("password_env", quote(var)),
+        PasswordSource::File(path) => ("password_file", quote(&path.display().to_string())),
+        PasswordSource::Inline(_) => ("password", "\"***\"".into()),
+        PasswordSource::Prompt => ("password", "(asked on the terminal)".into()),
+    };
+    if account.auth != AuthMethod::Xoauth2 && account.auth != AuthMethod::Oauthbearer {
+        rows.push(password);
+    }
+    if let Some(argv) = &account.oauth_token_command {
+        rows.push(("oauth_token_command", list(argv)));
+    }
+    rows.push((
+        "allow_plaintext_password",
+        account.allow_plaintext_password.to_string(),
+    ));
+    rows.push(("timeout", account.timeout.as_secs().to_string()));
+    let tls = &account.tls_options;
+    if let Some(pin) = tls.fingerprint {
+        let hex: Vec<String> = pin.iter().map(|b| format!("{b:02X}")).collect();
+        rows.push(("tls_fingerprint", quote(&hex.join(":"))));
+    }
+    if tls.tls13_only {
+        rows.push(("tls_min_version", quote("1.3")));
+    }
+    if let Some((cert, key)) = &tls.client_cert {
+        rows.push(("tls_client_cert", quote(&cert.display().to_string())));
+        rows.push(("tls_client_key", quote(&key.display().to_string())));
+    }
+    if let Some(name) = &tls.server_name {
+        rows.push(("tls_server_name", quote(name)));
+    }
+    rows.push(match &account.target {
+        DeliveryTarget::Maildir(dir) => ("maildir", quote(&dir.display().to_string())),
+        DeliveryTarget::Mbox(file) => ("mbox", quote(&file.display().to_string())),
+        DeliveryTarget::Mda(argv) => ("mda", list(argv)),
+    });
+    rows.push(("delete", account.delete.to_string()));
+    rows.push(("keep_days", account.keep_days.to_string()));
+    rows.push((
+        "max_message_size",
+        account
+            .max_message_size
+            .map_or("0 (no limit)".into(), |n| n.to_string()),
+    ));
+    rows.push(("state_dir", quote(&account.state_dir.display().to_string())));
+    rows
+}
