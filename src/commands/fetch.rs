@@ -252,7 +252,8 @@ pub fn run(context: &Context, args: &FetchArgs) -> anyhow::Result<Summary> {
     let progress = progress_bar(context, &wanted);
     let mut sink = Sink::open(&target)?;
     let mut refused: Vec<String> = Vec::new();
-    let mut marked = 0usize;
+    // Messages whose DELE the server accepted (deleted once QUIT is confirmed).
+    let mut marked: HashSet<MessageNumber> = HashSet::new();
     let mut pending_deletions = std::mem::take(&mut old_deletions);
     let mut index = 0;
     while index < wanted.len() || !pending_deletions.is_empty() {
@@ -276,7 +277,7 @@ pub fn run(context: &Context, args: &FetchArgs) -> anyhow::Result<Summary> {
             &mut sink,
             &progress,
         );
-        marked += outcome.deletions_accepted;
+        marked.extend(outcome.deletions_accepted.iter().copied());
         refused.extend(outcome.refused.iter().map(|(i, status)| {
             format!("message {} ({}): {status}", batch[*i].number, batch[*i].uid)
         }));
@@ -306,16 +307,14 @@ pub fn run(context: &Context, args: &FetchArgs) -> anyhow::Result<Summary> {
     let quit = connection.session.quit();
     let deletions_confirmed = quit.is_ok();
     if deletions_confirmed {
-        summary.deleted = marked;
+        summary.deleted = marked.len();
     }
-    // Forget messages that left the server (and those just deleted, if that is confirmed).
+    // Forget messages that left the server, and those whose deletion the server confirmed (a
+    // refused DELE leaves the message known, so it is not downloaded again).
     let deleted_uids: HashSet<&Uid> = if deletions_confirmed {
         listing
             .iter()
-            .filter(|m| {
-                state.is_delivered(&m.uid)
-                    && (delete || deleted_by_age(&state, &m.uid, keep_days, cutoff))
-            })
+            .filter(|m| marked.contains(&m.number))
             .map(|m| &m.uid)
             .collect()
     } else {
@@ -329,14 +328,14 @@ pub fn run(context: &Context, args: &FetchArgs) -> anyhow::Result<Summary> {
     state.compact(|uid| keep.contains(uid))?;
 
     if let Err(e) = quit
-        && marked > 0
+        && !marked.is_empty()
     {
         return Err(Failure::new(
             ExitCode::TempFail,
             format!(
                 "{}: the server did not confirm QUIT ({e}): the {} marked for deletion stay on the server and will be deleted next time; nothing was lost",
                 account.name,
-                count(marked as u64, "message")
+                count(marked.len() as u64, "message")
             ),
         )
         .into());
@@ -353,14 +352,6 @@ pub fn run(context: &Context, args: &FetchArgs) -> anyhow::Result<Summary> {
         .into());
     }
     Ok(summary)
-}
-
-fn deleted_by_age(state: &State, uid: &Uid, keep_days: u32, cutoff: u64) -> bool {
-    keep_days > 0
-        && state
-            .entry(uid)
-            .and_then(|e| e.first_seen)
-            .is_some_and(|seen| seen <= cutoff)
 }
 
 fn describe(target: &DeliveryTarget) -> String {
@@ -548,7 +539,7 @@ struct BatchOutcome {
     /// Indexes of messages the server refused, with its answer.
     refused: Vec<(usize, StatusLine)>,
     /// DELE commands the server accepted.
-    deletions_accepted: usize,
+    deletions_accepted: Vec<MessageNumber>,
     /// Why the round stopped early, if it did.
     error: Option<anyhow::Error>,
 }
@@ -568,7 +559,7 @@ fn run_batch(
     let mut outcome = BatchOutcome {
         delivered: Vec::new(),
         refused: Vec::new(),
-        deletions_accepted: 0,
+        deletions_accepted: Vec::new(),
         error: None,
     };
     let mut in_flight: Option<InFlight> = None;
@@ -578,7 +569,7 @@ fn run_batch(
         .pipeline(&commands, window, &mut |index, reply| {
             if index < deletions.len() {
                 match reply {
-                    Reply::Accepted(_) => outcome.deletions_accepted += 1,
+                    Reply::Accepted(_) => outcome.deletions_accepted.push(deletions[index]),
                     // Not fatal: the message stays and is deleted on a later run.
                     Reply::Refused(status) => {
                         eprintln!("pop3: DELE {} refused: {status}", deletions[index])

@@ -51,6 +51,7 @@ impl Maildir {
                 .mode(0o700)
                 .create(root.join(sub))?;
         }
+        remove_abandoned_temporaries(&root.join("tmp"));
         Ok(Maildir {
             root: root.to_owned(),
             hostname: hostname(),
@@ -152,6 +153,28 @@ impl MaildirMessage {
     /// Gives up on this message and removes its temporary file.
     pub fn abort(self) {
         let _ = fs::remove_file(&self.tmp_path);
+    }
+}
+
+/// Removes this program's files in `tmp/` that a killed run abandoned. The Maildir
+/// specification leaves a file in `tmp/` alone until it is 36 hours old: another delivery (even
+/// by another account of ours) may still be writing a younger one.
+fn remove_abandoned_temporaries(tmp: &Path) {
+    const ABANDONED: std::time::Duration = std::time::Duration::from_secs(36 * 3600);
+    let Ok(entries) = fs::read_dir(tmp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let ours = entry.file_name().to_string_lossy().contains(TAG_MARK);
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > ABANDONED);
+        if ours && old {
+            let _ = fs::remove_file(entry.path());
+        }
     }
 }
 

@@ -63,6 +63,8 @@ pub struct State {
     path: PathBuf,
     journal: File,
     entries: HashMap<Uid, Entry>,
+    /// Whether the file differs from a compact snapshot (records were appended).
+    appended: bool,
 }
 
 /// The file name for an account: readable, and safe whatever the user and host contain.
@@ -99,7 +101,7 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> StateError + '_ {
 }
 
 impl State {
-    /// Opens (or creates) the state file at `path`.
+    /// Opens (or creates) the state file at `path`. The caller must hold the account lock.
     pub fn open(path: &Path) -> Result<State, StateError> {
         if let Some(dir) = path.parent() {
             fs::DirBuilder::new()
@@ -117,14 +119,16 @@ impl State {
             path: path.to_owned(),
             line,
         })?;
+        remove_stale_temporaries(path);
         let mut state = State {
             path: path.to_owned(),
             journal: open_journal(path).map_err(io_error(path))?,
             entries,
+            appended: false,
         };
         if text.is_empty() || !text.ends_with(b"\n") {
             // New file, or a torn last line: start from a clean snapshot.
-            state.compact(|_| true)?;
+            state.rewrite()?;
         }
         Ok(state)
     }
@@ -173,6 +177,7 @@ impl State {
             lines.push_str(&format!("+ {uid} {now}\n"));
         }
         self.append(&lines)?;
+        self.appended = true;
         for uid in uids {
             self.entries.entry(uid.clone()).or_default().first_seen = Some(now);
         }
@@ -182,6 +187,7 @@ impl State {
     /// Records that the "too big" report for `uid` was given.
     pub fn record_size_reported(&mut self, uid: &Uid) -> Result<(), StateError> {
         self.append(&format!("s {uid}\n"))?;
+        self.appended = true;
         self.entries.entry(uid.clone()).or_default().size_reported = true;
         Ok(())
     }
@@ -194,10 +200,20 @@ impl State {
             .map_err(io_error(&path))
     }
 
-    /// Rewrites the file with the entries `keep` accepts (the others, e.g. messages that left
-    /// the server, are forgotten). Atomic: temp file, fsync, rename, fsync of the directory.
+    /// Forgets the entries `keep` rejects (e.g. messages that left the server) and rewrites the
+    /// file as a compact snapshot — unless nothing changed, so an idle run writes nothing.
     pub fn compact(&mut self, keep: impl Fn(&Uid) -> bool) -> Result<(), StateError> {
+        let before = self.entries.len();
         self.entries.retain(|uid, _| keep(uid));
+        if self.appended || self.entries.len() != before {
+            self.rewrite()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the entries to a temporary file, fsyncs it, renames it over the state file and
+    /// fsyncs the directory: a crash leaves either the old file or the new one.
+    fn rewrite(&mut self) -> Result<(), StateError> {
         let mut text = format!("{HEADER}\n");
         let mut uids: Vec<_> = self.entries.iter().collect();
         uids.sort_by(|a, b| a.0.cmp(b.0));
@@ -212,7 +228,7 @@ impl State {
         let path = self.path.clone();
         let dir = path.parent().unwrap_or(Path::new("."));
         let mut temp = tempfile::Builder::new()
-            .prefix(".state-")
+            .prefix(&temporary_prefix(&path))
             .tempfile_in(dir)
             .map_err(io_error(&path))?;
         temp.write_all(text.as_bytes())
@@ -223,7 +239,31 @@ impl State {
             .and_then(|d| d.sync_all())
             .map_err(io_error(&path))?;
         self.journal = open_journal(&path).map_err(io_error(&path))?;
+        self.appended = false;
         Ok(())
+    }
+}
+
+/// Temporary files of one account's rewrites start with this, so that cleaning up after a
+/// killed run touches only this account's files (others may be mid-rewrite, under their own
+/// lock).
+fn temporary_prefix(path: &Path) -> String {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    format!(".{name}.tmp-")
+}
+
+/// Removes temporary files that a killed rewrite of this account left behind. The caller holds
+/// the account lock, so none of them can be in use.
+fn remove_stale_temporaries(path: &Path) {
+    let prefix = temporary_prefix(path);
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = fs::remove_file(entry.path());
+        }
     }
 }
 
@@ -345,6 +385,27 @@ mod tests {
             fs::read_to_string(&path).unwrap(),
             "pop3-state 1\n+ kept 7\n+ new 8\n"
         );
+    }
+
+    #[test]
+    fn an_idle_run_rewrites_nothing_and_leftovers_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("acct");
+        let mut state = State::open(&path).unwrap();
+        state.record_delivered(&[uid("a")], 1).unwrap();
+        state.compact(|_| true).unwrap();
+        let written = fs::metadata(&path).unwrap().modified().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        state.compact(|_| true).unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().modified().unwrap(), written);
+        drop(state);
+        // A rewrite killed before its rename leaves a temporary file; the next open removes
+        // it, and leaves other accounts' files alone.
+        fs::write(dir.path().join(".acct.tmp-XYZ"), "partial").unwrap();
+        fs::write(dir.path().join(".other.tmp-XYZ"), "partial").unwrap();
+        State::open(&path).unwrap();
+        assert!(!dir.path().join(".acct.tmp-XYZ").exists());
+        assert!(dir.path().join(".other.tmp-XYZ").exists());
     }
 
     #[test]
