@@ -32,7 +32,7 @@ use crate::store::mda::{self, MdaMessage};
 use crate::store::state::{self, State};
 use crate::ui::{count, human_size};
 
-use super::top::{HeaderReply, fetch_headers};
+use super::top::{HeaderReply, fetch_headers_with_top};
 use super::{Context, Verbosity};
 
 /// Messages per durable batch: one flush, one state append and one DELE round per batch.
@@ -138,21 +138,41 @@ pub fn run(context: &Context, args: &FetchArgs) -> anyhow::Result<Summary> {
         return Err(Failure::new(ExitCode::Usage, "--mda needs a command").into());
     }
     let state_path = state_path(account);
-    let mut lock_path = state_path.clone().into_os_string();
-    lock_path.push(".lock");
-    let _lock =
-        AccountLock::acquire(&PathBuf::from(lock_path), args.wait).map_err(|e| match e {
-            crate::store::lock::LockError::Busy(_) => {
-                Failure::new(ExitCode::TempFail, format!("account {}: {e}", account.name))
-            }
-            other => Failure::new(ExitCode::IoError, other.to_string()),
-        })?;
-    let mut state =
-        State::open(&state_path).map_err(|e| Failure::new(ExitCode::IoError, e.to_string()))?;
+    // A dry run takes no lock and writes nothing, not even a new state file.
+    let _lock = if args.dry_run {
+        None
+    } else {
+        let mut lock_path = state_path.clone().into_os_string();
+        lock_path.push(".lock");
+        Some(
+            AccountLock::acquire(&PathBuf::from(lock_path), args.wait).map_err(|e| match e {
+                crate::store::lock::LockError::Busy(_) => {
+                    Failure::new(ExitCode::TempFail, format!("account {}: {e}", account.name))
+                }
+                other => Failure::new(ExitCode::IoError, other.to_string()),
+            })?,
+        )
+    };
+    let mut state = if args.dry_run {
+        State::read_only(&state_path)
+    } else {
+        State::open(&state_path)
+    }
+    .map_err(|e| Failure::new(ExitCode::IoError, e.to_string()))?;
 
     let mut connection = context.connect()?;
     let account_key = format!("{}:{}:{}", account.host, account.port, account.user);
-    let listing = listing_with_uids(&mut connection, delete, context)?;
+    let Listing {
+        messages: listing,
+        unidentified,
+    } = match listing_with_uids(&mut connection, delete, context) {
+        Ok(listing) => listing,
+        Err(error) => {
+            // Nothing was marked: leave politely.
+            let _ = connection.session.quit();
+            return Err(error);
+        }
+    };
     let on_server: HashSet<Uid> = listing.iter().map(|c| c.uid.clone()).collect();
 
     let mut summary = Summary::default();
@@ -325,7 +345,12 @@ pub fn run(context: &Context, args: &FetchArgs) -> anyhow::Result<Summary> {
         .filter(|u| !deleted_uids.contains(u))
         .cloned()
         .collect();
-    state.compact(|uid| keep.contains(uid))?;
+    if unidentified.is_empty() {
+        state.compact(|uid| keep.contains(uid))?;
+    } else {
+        // Some messages could not be identified: forget nothing but what was deleted.
+        state.compact(|uid| !deleted_uids.contains(uid))?;
+    }
 
     if let Err(e) = quit
         && !marked.is_empty()
@@ -340,6 +365,7 @@ pub fn run(context: &Context, args: &FetchArgs) -> anyhow::Result<Summary> {
         )
         .into());
     }
+    refused.extend(unidentified);
     if !refused.is_empty() {
         return Err(Failure::new(
             ExitCode::TempFail,
@@ -369,14 +395,24 @@ fn cannot_deliver(target: &DeliveryTarget, error: std::io::Error) -> Failure {
     )
 }
 
+/// The maildrop as this run sees it.
+struct Listing {
+    /// Every message that could be identified.
+    messages: Vec<Candidate>,
+    /// Messages that could not be identified (their TOP was refused), as report lines. While
+    /// there are any, the state forgets nothing: such a message may be one it knows.
+    unidentified: Vec<String>,
+}
+
 /// The maildrop's messages with their unique-ids. Without UIDL, a digest of each message's
-/// header block (TOP n 0) stands in for the unique-id; without TOP either, only delete mode is
-/// safe (every message fetched is then removed).
+/// header block (TOP n 0) stands in for the unique-id. Without TOP as well, nothing identifies
+/// a message across runs: only delete mode is safe then (every message fetched is removed), and
+/// each message gets an id valid for this run only.
 fn listing_with_uids(
     connection: &mut Connection,
     delete: bool,
     context: &Context,
-) -> anyhow::Result<Vec<Candidate>> {
+) -> anyhow::Result<Listing> {
     let scan = connection.session.list()?;
     let capabilities = connection.capabilities.clone();
     let uids: Option<Vec<pop3::UniqueIdListing>> =
@@ -389,32 +425,53 @@ fn listing_with_uids(
         } else {
             None
         };
+    let numbers: Vec<_> = scan.iter().map(|m| m.number).collect();
+    let mut unidentified = Vec::new();
     let uid_by_number: HashMap<MessageNumber, Uid> = match uids {
         Some(uids) => uids.into_iter().map(|u| (u.number, u.uid)).collect(),
-        None => {
-            context
-                .note("the server has no UIDL; identifying messages by a digest of their headers");
-            let numbers: Vec<_> = scan.iter().map(|m| m.number).collect();
-            let mut no_top = false;
-            let headers = fetch_headers(connection, &numbers, &mut |_| no_top = true)?;
-            if no_top && !delete {
+        None if numbers.is_empty() => HashMap::new(),
+        None => match fetch_headers_with_top(connection, &numbers)? {
+            Some(headers) => {
+                context.note(
+                    "the server has no UIDL; identifying messages by a digest of their headers",
+                );
+                let mut by_number = HashMap::new();
+                for (&number, reply) in numbers.iter().zip(headers) {
+                    match reply {
+                        HeaderReply::Headers(raw) => {
+                            by_number.insert(number, digest_uid(&raw));
+                        }
+                        HeaderReply::Refused(status) => {
+                            unidentified.push(format!("message {number} (TOP refused: {status})"))
+                        }
+                    }
+                }
+                by_number
+            }
+            None if delete => {
+                context
+                    .note("the server has neither UIDL nor TOP; fetching and deleting everything");
+                let run = format!("N{}.{}", now(), std::process::id());
+                numbers
+                    .iter()
+                    .map(|&n| {
+                        (
+                            n,
+                            Uid::new(&format!("{run}.{n}")).expect("a valid unique-id"),
+                        )
+                    })
+                    .collect()
+            }
+            None => {
                 return Err(Failure::new(
                     ExitCode::Unavailable,
                     "the server has neither UIDL nor TOP, so pop3 cannot tell which messages it already fetched; use --delete (or delete = true) with this server",
                 )
                 .into());
             }
-            numbers
-                .iter()
-                .zip(headers)
-                .filter_map(|(&number, reply)| match reply {
-                    HeaderReply::Headers(raw) => Some((number, digest_uid(&raw))),
-                    HeaderReply::Refused(_) => None,
-                })
-                .collect()
-        }
+        },
     };
-    Ok(scan
+    let messages = scan
         .into_iter()
         .filter_map(|m| {
             uid_by_number.get(&m.number).map(|uid| Candidate {
@@ -423,7 +480,11 @@ fn listing_with_uids(
                 uid: uid.clone(),
             })
         })
-        .collect())
+        .collect();
+    Ok(Listing {
+        messages,
+        unidentified,
+    })
 }
 
 fn digest_uid(headers: &[u8]) -> Uid {

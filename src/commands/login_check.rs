@@ -59,15 +59,15 @@ pub fn run(context: &Context) -> anyhow::Result<()> {
     );
     connection.session.quit()?;
     let state_path = super::fetch::state_path(account);
-    match crate::store::state::State::count_delivered(&state_path) {
-        Ok(Some(n)) => say!(
-            "fetch-all:    state {} ({} downloaded)",
-            state_path.display(),
-            count(n as u64, "message")
-        ),
-        Ok(None) => say!(
+    match crate::store::state::State::read_only(&state_path) {
+        Ok(_) if !state_path.exists() => say!(
             "fetch-all:    state {} (nothing downloaded yet)",
             state_path.display()
+        ),
+        Ok(state) => say!(
+            "fetch-all:    state {} ({} downloaded)",
+            state_path.display(),
+            count(state.delivered_count() as u64, "message")
         ),
         Err(e) => say!("fetch-all:    {e}"),
     }

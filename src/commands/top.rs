@@ -26,32 +26,45 @@ pub fn fetch_headers(
     numbers: &[MessageNumber],
     note: &mut dyn FnMut(&str),
 ) -> anyhow::Result<Vec<HeaderReply>> {
-    let capabilities = &connection.capabilities;
-    let window = if capabilities.pipelining() {
-        MAX_PIPELINE_WINDOW
-    } else {
-        1
-    };
-    let mut use_top = capabilities.top() || !capabilities.is_known();
-    if use_top && !capabilities.is_known() && !numbers.is_empty() {
-        // Without CAPA we only learn whether TOP exists by trying it once.
-        let first = run(connection, &numbers[..1], Command::Top, 1)?;
-        if matches!(first[0], HeaderReply::Refused(_)) {
-            use_top = false;
-        } else {
-            let mut rest = run(connection, &numbers[1..], Command::Top, window)?;
-            let mut all = first;
-            all.append(&mut rest);
-            return Ok(all);
-        }
-    }
-    if use_top {
-        return run(connection, numbers, Command::Top, window);
+    if let Some(replies) = fetch_headers_with_top(connection, numbers)? {
+        return Ok(replies);
     }
     note(
         "the server does not support TOP; downloading whole messages (RETR) to read their headers",
     );
+    let window = window(connection);
     run(connection, numbers, |n, _| Command::Retr(n), window)
+}
+
+/// Like [`fetch_headers`] but never downloads whole messages: `None` when the server has no TOP.
+pub fn fetch_headers_with_top(
+    connection: &mut Connection,
+    numbers: &[MessageNumber],
+) -> anyhow::Result<Option<Vec<HeaderReply>>> {
+    let capabilities = &connection.capabilities;
+    if capabilities.is_known() && !capabilities.top() {
+        return Ok(None);
+    }
+    let window = window(connection);
+    if capabilities.is_known() || numbers.is_empty() {
+        return run(connection, numbers, Command::Top, window).map(Some);
+    }
+    // Without CAPA we only learn whether TOP exists by trying it once.
+    let mut all = run(connection, &numbers[..1], Command::Top, 1)?;
+    if matches!(all[0], HeaderReply::Refused(_)) {
+        return Ok(None);
+    }
+    all.append(&mut run(connection, &numbers[1..], Command::Top, window)?);
+    Ok(Some(all))
+}
+
+/// How many commands to keep in flight.
+fn window(connection: &Connection) -> usize {
+    if connection.capabilities.pipelining() {
+        MAX_PIPELINE_WINDOW
+    } else {
+        1
+    }
 }
 
 fn run(

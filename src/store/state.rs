@@ -61,7 +61,8 @@ pub enum StateError {
 #[derive(Debug)]
 pub struct State {
     path: PathBuf,
-    journal: File,
+    /// `None` for a read-only view (`--dry-run`), which must never write.
+    journal: Option<File>,
     entries: HashMap<Uid, Entry>,
     /// Whether the file differs from a compact snapshot (records were appended).
     appended: bool,
@@ -122,7 +123,7 @@ impl State {
         remove_stale_temporaries(path);
         let mut state = State {
             path: path.to_owned(),
-            journal: open_journal(path).map_err(io_error(path))?,
+            journal: Some(open_journal(path).map_err(io_error(path))?),
             entries,
             appended: false,
         };
@@ -133,21 +134,32 @@ impl State {
         Ok(state)
     }
 
-    /// How many delivered messages the file at `path` remembers, without creating or changing
-    /// anything (`None` when there is no file yet). For `login-check`.
-    pub fn count_delivered(path: &Path) -> Result<Option<usize>, StateError> {
+    /// A read-only view of the state at `path` that creates and changes nothing (an empty
+    /// state when there is no file yet). For `--dry-run` and `login-check`.
+    pub fn read_only(path: &Path) -> Result<State, StateError> {
         let text = match fs::read(path) {
             Ok(text) => text,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(io_error(path)(e)),
         };
         let entries = parse(&text).map_err(|line| StateError::Damaged {
             path: path.to_owned(),
             line,
         })?;
-        Ok(Some(
-            entries.values().filter(|e| e.first_seen.is_some()).count(),
-        ))
+        Ok(State {
+            path: path.to_owned(),
+            journal: None,
+            entries,
+            appended: false,
+        })
+    }
+
+    /// How many delivered messages are remembered.
+    pub fn delivered_count(&self) -> usize {
+        self.entries
+            .values()
+            .filter(|e| e.first_seen.is_some())
+            .count()
     }
 
     /// The file's path.
@@ -194,15 +206,22 @@ impl State {
 
     fn append(&mut self, lines: &str) -> Result<(), StateError> {
         let path = self.path.clone();
-        self.journal
+        let journal = self
+            .journal
+            .as_mut()
+            .expect("a read-only state is never written");
+        journal
             .write_all(lines.as_bytes())
-            .and_then(|()| self.journal.sync_data())
+            .and_then(|()| journal.sync_data())
             .map_err(io_error(&path))
     }
 
     /// Forgets the entries `keep` rejects (e.g. messages that left the server) and rewrites the
     /// file as a compact snapshot — unless nothing changed, so an idle run writes nothing.
     pub fn compact(&mut self, keep: impl Fn(&Uid) -> bool) -> Result<(), StateError> {
+        if self.journal.is_none() {
+            return Ok(());
+        }
         let before = self.entries.len();
         self.entries.retain(|uid, _| keep(uid));
         if self.appended || self.entries.len() != before {
@@ -238,7 +257,7 @@ impl State {
         File::open(dir)
             .and_then(|d| d.sync_all())
             .map_err(io_error(&path))?;
-        self.journal = open_journal(&path).map_err(io_error(&path))?;
+        self.journal = Some(open_journal(&path).map_err(io_error(&path))?);
         self.appended = false;
         Ok(())
     }

@@ -258,6 +258,7 @@ fn password_prompt_on_a_terminal_does_not_echo() {
         .into_command();
     let mut terminal = Terminal::spawn(command);
     terminal.expect(&format!("Password for {}@localhost: ", user.name));
+    terminal.wait_for_echo_off();
     terminal.type_keys(&format!("{}\r", user.password));
     let shown = terminal.expect("3 messages, ");
     assert!(

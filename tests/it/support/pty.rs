@@ -111,6 +111,27 @@ impl Terminal {
         }
     }
 
+    /// Waits (at most 5 seconds) until the program has turned terminal echo off, as a password
+    /// prompt does right after printing its prompt: keys typed before that would be echoed.
+    pub fn wait_for_echo_off(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            // SAFETY: a zeroed termios is valid storage for tcgetattr to fill.
+            let mut termios: libc::termios = unsafe { std::mem::zeroed() };
+            // SAFETY: tcgetattr on our master descriptor reports the terminal's settings.
+            let ok = unsafe { libc::tcgetattr(self.master.as_raw_fd(), &mut termios) } == 0;
+            if ok && termios.c_lflag & libc::ECHO == 0 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "echo was never turned off; the screen shows:\n{}",
+                self.screen
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// Types `keys`.
     pub fn type_keys(&mut self, keys: &str) {
         self.master.write_all(keys.as_bytes()).unwrap();
