@@ -3,6 +3,7 @@
 
 mod config_files;
 mod config_tools;
+mod docs_examples;
 mod dovecot_cli;
 mod dovecot_fetch;
 mod dovecot_harness;
