@@ -17,7 +17,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::support::cli::{Outcome, Pop3};
-use crate::support::scripted::{ScriptedServer, text_of};
+use crate::support::scripted::{ScriptedServer, login_script, text_of};
 
 // ---------------------------------------------------------------------------------------------
 // The relay: one stable port for many scripted servers.
@@ -372,30 +372,6 @@ fn send_fragmented(bytes: &[u8]) -> String {
     steps
 }
 
-/// Greeting, CAPA (with `capabilities`), USER/PASS and CAPA again.
-fn login(capabilities: &str) -> String {
-    let capa: String = capabilities
-        .split_whitespace()
-        .map(|c| format!("S: {c}\n"))
-        .collect();
-    format!(
-        "S: +OK ready
-         C: CAPA
-         S: +OK
-         {capa}
-         S: .
-         C: USER alice
-         S: +OK
-         C: PASS pw
-         S: +OK
-         C: CAPA
-         S: +OK
-         {capa}
-         S: .
-"
-    )
-}
-
 const LOGIN_SENT: [&str; 4] = ["CAPA", "USER alice", "PASS pw", "CAPA"];
 
 /// The reply to LIST for messages numbered from 1.
@@ -519,7 +495,7 @@ print(json.dumps(out))
 fn happy_script(retr: &str) -> String {
     format!(
         "{}{}{retr}{QUIT}",
-        login("USER UIDL PIPELINING"),
+        login_script("USER UIDL PIPELINING"),
         list_and_uidl(&[&A, &B, &C])
     )
 }
@@ -577,7 +553,7 @@ fn keep_mode_delivers_once_and_silently() {
     // Second run, a new server with the same messages: nothing is downloaded again.
     let server = ScriptedServer::start(&format!(
         "{}{}{QUIT}",
-        login("USER UIDL PIPELINING"),
+        login_script("USER UIDL PIPELINING"),
         list_and_uidl(&[&A, &B, &C])
     ));
     let outcome = fixture.fetch_maildir(&server, &[]).expect_code(0);
@@ -652,7 +628,7 @@ fn delete_mode_deletes_only_after_delivery_and_forgets_after_quit() {
          S: +OK
          S: +OK
          {QUIT}",
-        login("USER UIDL PIPELINING"),
+        login_script("USER UIDL PIPELINING"),
         list_and_uidl(&[&A, &B, &C]),
         retr_pipelined(&[1, 2, 3], &[&A, &B, &C]),
     ));
@@ -703,7 +679,7 @@ fn a_disconnect_mid_retr_keeps_what_was_complete() {
          C: RETR 2
          {}{}
          !abort",
-        login("USER UIDL PIPELINING"),
+        login_script("USER UIDL PIPELINING"),
         list_and_uidl(&[&A, &B]),
         send(&A.retr_reply()),
         send(partial),
@@ -727,7 +703,7 @@ fn a_disconnect_mid_retr_keeps_what_was_complete() {
     // The next run fetches only the second message.
     let server = ScriptedServer::start(&format!(
         "{}{}{}{QUIT}",
-        login("USER UIDL PIPELINING"),
+        login_script("USER UIDL PIPELINING"),
         list_and_uidl(&[&A, &B]),
         retr_pipelined(&[2], &[&B]),
     ));
@@ -751,7 +727,7 @@ fn quit_not_confirmed(quit_reply: &str) {
          S: +OK
          C: QUIT
          {quit_reply}",
-        login("USER UIDL PIPELINING"),
+        login_script("USER UIDL PIPELINING"),
         list_and_uidl(&[&A, &B]),
         retr_pipelined(&[1, 2], &[&A, &B]),
     ));
@@ -782,7 +758,7 @@ fn quit_not_confirmed(quit_reply: &str) {
          S: +OK
          S: +OK
          {QUIT}",
-        login("USER UIDL PIPELINING"),
+        login_script("USER UIDL PIPELINING"),
         list_and_uidl(&[&A, &B]),
     ));
     let outcome = fixture.fetch_maildir(&server, &["--delete"]).expect_code(0);
@@ -830,7 +806,7 @@ fn hostile_and_duplicate_uids_never_reach_the_file_system() {
     let messages = [&x1, &slash, &x2];
     let script = format!(
         "{}{}{}{QUIT}",
-        login("USER UIDL PIPELINING"),
+        login_script("USER UIDL PIPELINING"),
         list_and_uidl(&messages),
         retr_pipelined(&[1, 2, 3], &messages),
     );
@@ -878,7 +854,7 @@ fn hostile_and_duplicate_uids_never_reach_the_file_system() {
     // The next run downloads none of them again.
     let server = ScriptedServer::start(&format!(
         "{}{}{QUIT}",
-        login("USER UIDL PIPELINING"),
+        login_script("USER UIDL PIPELINING"),
         list_and_uidl(&messages),
     ));
     fixture.fetch_maildir(&server, &[]).expect_code(0);
@@ -899,7 +875,7 @@ fn renumbered_messages_are_found_by_uid() {
     // Someone deleted A: B and C are now 1 and 2, and the new D is 3.
     let server = ScriptedServer::start(&format!(
         "{}{}{}{QUIT}",
-        login("USER UIDL PIPELINING"),
+        login_script("USER UIDL PIPELINING"),
         list_and_uidl(&[&B, &C, &D]),
         retr_pipelined(&[3], &[&D]),
     ));
@@ -926,7 +902,7 @@ fn without_uidl_messages_are_identified_by_their_headers() {
     // CAPA without UIDL: no UIDL command at all, pipelined TOP n 0 instead.
     let server = ScriptedServer::start(&format!(
         "{}C: LIST\n{}C: TOP 1 0\nC: TOP 2 0\n{}{}{}{QUIT}",
-        login("USER TOP PIPELINING"),
+        login_script("USER TOP PIPELINING"),
         send(&list_reply(&[&A, &B])),
         send(&A.top_reply()),
         send(&B.top_reply()),
@@ -988,7 +964,7 @@ fn without_uidl_and_top_keep_mode_is_refused() {
          S: -ERR no
          C: *
          S: -ERR no",
-        login("USER"),
+        login_script("USER"),
         send(&list_reply(&[&A, &B])),
     ));
     let outcome = fixture.fetch_maildir(&server, &[]).expect_code(69);
@@ -1010,7 +986,7 @@ fn without_uidl_and_top_keep_mode_refuses_before_downloading() {
     // work, and the session should end politely.
     let server = ScriptedServer::start(&format!(
         "{}C: LIST\n{}{QUIT}",
-        login("USER"),
+        login_script("USER"),
         send(&list_reply(&[&A, &B])),
     ));
     let outcome = fixture.fetch_maildir(&server, &[]).expect_code(69);
@@ -1038,7 +1014,7 @@ fn without_uidl_and_top_delete_mode_works() {
          C: DELE 2
          S: +OK
          {QUIT}",
-        login("USER"),
+        login_script("USER"),
         send(&list_reply(&[&A, &B])),
         send(&A.retr_reply()),
         send(&B.retr_reply()),
@@ -1069,7 +1045,7 @@ fn fragmented_and_coalesced_replies_give_the_same_maildir() {
         // All three replies in one write.
         format!(
             "{}{}{retr_commands}{}{QUIT}",
-            login("USER UIDL PIPELINING"),
+            login_script("USER UIDL PIPELINING"),
             list_and_uidl(&[&A, &B, &C]),
             send(&all_retr)
         ),
@@ -1077,13 +1053,13 @@ fn fragmented_and_coalesced_replies_give_the_same_maildir() {
         // and terminators.
         format!(
             "{}{list_uidl_fragmented}{retr_commands}{}{QUIT}",
-            login("USER UIDL PIPELINING"),
+            login_script("USER UIDL PIPELINING"),
             send_fragmented(&all_retr)
         ),
         // One octet per write, with pauses so that the reads really are that small.
         format!(
             "{}{list_uidl_fragmented}{retr_commands}{}{QUIT}",
-            login("USER UIDL PIPELINING"),
+            login_script("USER UIDL PIPELINING"),
             all_retr
                 .iter()
                 .enumerate()
@@ -1131,7 +1107,7 @@ fn a_refused_retr_skips_that_message_only() {
          S: +OK
          S: +OK
          {QUIT}",
-        login("USER UIDL PIPELINING"),
+        login_script("USER UIDL PIPELINING"),
         list_and_uidl(&[&A, &B, &C]),
         send(&A.retr_reply()),
         send(&C.retr_reply()),
@@ -1161,7 +1137,7 @@ fn a_refused_retr_skips_that_message_only() {
     // Next time the server has only B left, now as message 1.
     let server = ScriptedServer::start(&format!(
         "{}{}{}C: DELE 1\nS: +OK\n{QUIT}",
-        login("USER UIDL PIPELINING"),
+        login_script("USER UIDL PIPELINING"),
         list_and_uidl(&[&B]),
         retr_pipelined(&[1], &[&B]),
     ));
@@ -1214,7 +1190,7 @@ fn too_big_messages_stay_and_are_reported_once() {
     let script = |retr: &str| {
         format!(
             "{}C: LIST\n{}C: UIDL\n{}{retr}{QUIT}",
-            login("USER UIDL PIPELINING"),
+            login_script("USER UIDL PIPELINING"),
             send(list.as_bytes()),
             send(&uidl_reply(&[&A, &big, &B])),
         )
@@ -1261,7 +1237,7 @@ fn mbox_quotes_from_lines_the_mboxrd_way() {
     };
     let server = ScriptedServer::start(&format!(
         "{}{}{}{QUIT}",
-        login("USER UIDL PIPELINING"),
+        login_script("USER UIDL PIPELINING"),
         list_and_uidl(&[&B, &quoting]),
         retr_pipelined(&[1, 2], &[&B, &quoting]),
     ));
@@ -1310,7 +1286,7 @@ fn mbox_quotes_from_lines_the_mboxrd_way() {
     // Nothing is appended twice.
     let server = ScriptedServer::start(&format!(
         "{}{}{QUIT}",
-        login("USER UIDL PIPELINING"),
+        login_script("USER UIDL PIPELINING"),
         list_and_uidl(&[&B, &quoting]),
     ));
     fixture
@@ -1352,7 +1328,7 @@ fn a_failing_mda_leaves_the_message_for_the_next_run() {
 
     let server = ScriptedServer::start(&format!(
         "{}{}{}",
-        login("USER UIDL PIPELINING"),
+        login_script("USER UIDL PIPELINING"),
         list_and_uidl(&[&A, &B]),
         retr_pipelined(&[1, 2], &[&A, &B]),
     ));
@@ -1376,7 +1352,7 @@ fn a_failing_mda_leaves_the_message_for_the_next_run() {
     // With a working MDA the refused message arrives, and only it is downloaded.
     let server = ScriptedServer::start(&format!(
         "{}{}{}{QUIT}",
-        login("USER UIDL PIPELINING"),
+        login_script("USER UIDL PIPELINING"),
         list_and_uidl(&[&A, &B]),
         retr_pipelined(&[2], &[&B]),
     ));
@@ -1423,12 +1399,12 @@ fn a_second_run_for_the_same_account_exits_or_waits() {
     let args = ["--maildir", maildir.to_str().unwrap()];
     let slow = ScriptedServer::start(&format!(
         "!sleep {SLOW_MS}\n{}{}{QUIT}",
-        login("USER UIDL PIPELINING"),
+        login_script("USER UIDL PIPELINING"),
         list_and_uidl(&[]),
     ));
     let next = ScriptedServer::start(&format!(
         "{}{}{}{QUIT}",
-        login("USER UIDL PIPELINING"),
+        login_script("USER UIDL PIPELINING"),
         list_and_uidl(&[&A]),
         retr_pipelined(&[1], &[&A]),
     ));
@@ -1491,7 +1467,7 @@ fn dry_run_changes_nothing_and_says_what_it_would_do() {
     // A is already delivered.
     let server = ScriptedServer::start(&format!(
         "{}{}{}{QUIT}",
-        login("USER UIDL PIPELINING"),
+        login_script("USER UIDL PIPELINING"),
         list_and_uidl(&[&A]),
         retr_pipelined(&[1], &[&A]),
     ));
@@ -1503,7 +1479,7 @@ fn dry_run_changes_nothing_and_says_what_it_would_do() {
     for (args, deleting) in [(vec!["--dry-run"], 0), (vec!["--dry-run", "--delete"], 3)] {
         let server = ScriptedServer::start(&format!(
             "{}{}{QUIT}",
-            login("USER UIDL PIPELINING"),
+            login_script("USER UIDL PIPELINING"),
             list_and_uidl(&[&A, &B, &C]),
         ));
         let outcome = fixture.fetch_maildir(&server, &args).expect_code(0);
@@ -1543,7 +1519,7 @@ fn dry_run_on_a_new_account_creates_no_maildir() {
     let fixture = Fixture::new();
     let server = ScriptedServer::start(&format!(
         "{}{}{QUIT}",
-        login("USER UIDL PIPELINING"),
+        login_script("USER UIDL PIPELINING"),
         list_and_uidl(&[&A]),
     ));
     let outcome = fixture
@@ -1564,7 +1540,7 @@ fn dry_run_on_a_new_account_writes_no_state_file() {
     let fixture = Fixture::new();
     let server = ScriptedServer::start(&format!(
         "{}{}{QUIT}",
-        login("USER UIDL PIPELINING"),
+        login_script("USER UIDL PIPELINING"),
         list_and_uidl(&[&A]),
     ));
     fixture
@@ -1595,7 +1571,7 @@ fn messages_delivered_but_not_recorded_are_recognised() {
 
     let server = ScriptedServer::start(&format!(
         "{}{}{}{QUIT}",
-        login("USER UIDL PIPELINING"),
+        login_script("USER UIDL PIPELINING"),
         list_and_uidl(&[&A, &B, &C, &D]),
         retr_pipelined(&[4], &[&D]),
     ));
@@ -1652,7 +1628,11 @@ fn deletions_of_a_batch_follow_all_of_its_retrs() {
         });
     }
     // Lockstep steps work whatever the client's window: each reply follows its command.
-    let mut script = format!("{}{}", login("USER UIDL PIPELINING"), list_and_uidl(&refs));
+    let mut script = format!(
+        "{}{}",
+        login_script("USER UIDL PIPELINING"),
+        list_and_uidl(&refs)
+    );
     for (i, m) in refs.iter().take(200).enumerate() {
         script += &format!("C: RETR {}\n{}", i + 1, send(&m.retr_reply()));
     }
@@ -1677,7 +1657,7 @@ fn keep_days_deletes_only_messages_old_enough() {
     let fixture = Fixture::with_config("keep_days = 1");
     let server = ScriptedServer::start(&format!(
         "{}{}{}{QUIT}",
-        login("USER UIDL PIPELINING"),
+        login_script("USER UIDL PIPELINING"),
         list_and_uidl(&[&A]),
         retr_pipelined(&[1], &[&A]),
     ));
@@ -1698,7 +1678,7 @@ fn keep_days_deletes_only_messages_old_enough() {
          C: RETR 2
          S: +OK
          {}{QUIT}",
-        login("USER UIDL PIPELINING"),
+        login_script("USER UIDL PIPELINING"),
         list_and_uidl(&[&A, &B]),
         send(&B.retr_reply()),
     ));
@@ -1714,7 +1694,7 @@ fn keep_days_deletes_only_messages_old_enough() {
     std::fs::write(&state, format!("pop3-state 1\n+ uid-B {two_days_ago}\n")).unwrap();
     let server = ScriptedServer::start(&format!(
         "{}{}{QUIT}",
-        login("USER UIDL PIPELINING"),
+        login_script("USER UIDL PIPELINING"),
         list_and_uidl(&[&B]),
     ));
     fixture.fetch_maildir(&server, &["--keep"]).expect_code(0);
@@ -1734,7 +1714,7 @@ fn a_refused_dele_is_retried_not_downloaded_again() {
          S: +OK
          S: -ERR [SYS/TEMP] cannot delete now
          {QUIT}",
-        login("USER UIDL PIPELINING"),
+        login_script("USER UIDL PIPELINING"),
         list_and_uidl(&[&A, &B]),
         retr_pipelined(&[1, 2], &[&A, &B]),
     ));
@@ -1746,7 +1726,7 @@ fn a_refused_dele_is_retried_not_downloaded_again() {
 
     let server = ScriptedServer::start(&format!(
         "{}{}C: DELE 1\nS: +OK\n{QUIT}",
-        login("USER UIDL PIPELINING"),
+        login_script("USER UIDL PIPELINING"),
         list_and_uidl(&[&B]),
     ));
     fixture.fetch(&server, &args).expect_code(0);
@@ -1772,7 +1752,7 @@ fn mbox_disconnect_mid_retr_leaves_only_whole_messages() {
          C: RETR 2
          {}{}
          !abort",
-        login("USER UIDL PIPELINING"),
+        login_script("USER UIDL PIPELINING"),
         list_and_uidl(&[&A, &B]),
         send(&A.retr_reply()),
         send(&B.retr_reply()[..40]),
@@ -1801,7 +1781,7 @@ fn a_damaged_state_file_stops_before_connecting() {
     let fixture = Fixture::new();
     let server = ScriptedServer::start(&format!(
         "{}{}{QUIT}",
-        login("USER UIDL PIPELINING"),
+        login_script("USER UIDL PIPELINING"),
         list_and_uidl(&[]),
     ));
     fixture.fetch_maildir(&server, &[]).expect_code(0);
@@ -1829,7 +1809,7 @@ fn without_uidl_a_refused_top_is_reported() {
     let fixture = Fixture::new();
     let server = ScriptedServer::start(&format!(
         "{}C: LIST\n{}C: TOP 1 0\nC: TOP 2 0\n{}S: -ERR [SYS/TEMP] message is locked\n{}{QUIT}",
-        login("USER TOP PIPELINING"),
+        login_script("USER TOP PIPELINING"),
         send(&list_reply(&[&A, &B])),
         send(&A.top_reply()),
         retr_pipelined(&[1], &[&A]),

@@ -2,30 +2,7 @@
 //! without TOP, refused RETR, and a connection lost at QUIT.
 
 use crate::support::cli::{Outcome, Pop3};
-use crate::support::scripted::{ScriptedServer, text_of};
-
-/// Greeting, CAPA (with `capabilities`), USER/PASS login and CAPA again.
-fn login_with(capabilities: &str) -> String {
-    let capa: String = capabilities
-        .split_whitespace()
-        .map(|c| format!("S: {c}\n"))
-        .collect();
-    format!(
-        "S: +OK ready
-         C: CAPA
-         S: +OK
-         {capa}
-         S: .
-         C: USER alice
-         S: +OK
-         C: PASS pw
-         S: +OK
-         C: CAPA
-         S: +OK
-         {capa}
-         S: ."
-    )
-}
+use crate::support::scripted::{ScriptedServer, login_script, text_of};
 
 fn run(server: &ScriptedServer, args: &[&str]) -> Outcome {
     Pop3::scripted_plain(server.port).args(args).run()
@@ -57,7 +34,7 @@ fn headers_pipelines_top_when_the_server_allows_it() {
          S: .
          C: QUIT
          S: +OK",
-        login_with("USER TOP PIPELINING")
+        login_script("USER TOP PIPELINING")
     ));
     let outcome = run(&server, &["headers"]).expect_code(0);
     let lines: Vec<&str> = outcome.stdout.lines().collect();
@@ -82,7 +59,7 @@ fn headers_without_pipelining_still_works() {
          S: .
          C: QUIT
          S: +OK",
-        login_with("USER TOP")
+        login_script("USER TOP")
     ));
     run(&server, &["headers"]).expect_code(0);
     server.finish();
@@ -103,7 +80,7 @@ fn headers_fall_back_to_retr_without_top() {
          S: -ERR [SYS/TEMP] message is locked
          C: QUIT
          S: +OK",
-        login_with("USER UIDL")
+        login_script("USER UIDL")
     ));
     let outcome = run(&server, &["headers"]).expect_code(0);
     assert!(outcome.stdout.contains("first"), "{}", outcome.stdout);
@@ -160,7 +137,7 @@ fn read_refused_by_the_server() {
          {LIST_TWO}
          C: RETR 2
          S: -ERR [SYS/PERM] message is corrupt",
-        login_with("USER TOP")
+        login_script("USER TOP")
     ));
     let outcome = run(&server, &["read", "2"]).expect_code(69);
     assert!(outcome.stderr.contains("RETR 2"), "{}", outcome.stderr);
@@ -181,7 +158,7 @@ fn delete_says_nothing_was_deleted_when_quit_is_lost() {
          S: +OK marked
          C: QUIT
          !abort",
-        login_with("USER TOP")
+        login_script("USER TOP")
     ));
     let outcome = run(&server, &["delete", "--yes", "-q", "2"]).expect_code(75);
     assert!(
@@ -206,7 +183,7 @@ fn delete_refused_for_one_message_deletes_none() {
          S: +OK
          C: QUIT
          S: +OK",
-        login_with("USER TOP PIPELINING")
+        login_script("USER TOP PIPELINING")
     ));
     let outcome = run(&server, &["delete", "--yes", "-q", "1-2"]).expect_code(76);
     assert!(

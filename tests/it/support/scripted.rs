@@ -56,6 +56,31 @@ const READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Read timeout when draining after the script failed.
 const DRAIN_AFTER_ERROR_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Script steps for the usual opening: greeting, CAPA announcing `capabilities` (separated by
+/// spaces), USER alice / PASS pw, and CAPA again after login.
+pub fn login_script(capabilities: &str) -> String {
+    let capa: String = capabilities
+        .split_whitespace()
+        .map(|c| format!("S: {c}\n"))
+        .collect();
+    format!(
+        "S: +OK ready
+         C: CAPA
+         S: +OK
+         {capa}
+         S: .
+         C: USER alice
+         S: +OK
+         C: PASS pw
+         S: +OK
+         C: CAPA
+         S: +OK
+         {capa}
+         S: .
+"
+    )
+}
+
 /// Lossy UTF-8 view of bytes, for assertions on what the client sent.
 pub fn text_of(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
