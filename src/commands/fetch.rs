@@ -270,59 +270,51 @@ pub fn run(context: &Context, args: &FetchArgs) -> anyhow::Result<Summary> {
         1
     };
     let progress = progress_bar(context, &wanted);
-    let mut sink = Sink::open(&target)?;
-    let mut refused: Vec<String> = Vec::new();
-    // Messages whose DELE the server accepted (deleted once QUIT is confirmed).
-    let mut marked: HashSet<MessageNumber> = HashSet::new();
-    let mut pending_deletions = std::mem::take(&mut old_deletions);
-    let mut index = 0;
-    while index < wanted.len() || !pending_deletions.is_empty() {
-        // The next batch: up to BATCH_MESSAGES messages or BATCH_OCTETS octets.
-        let mut end = index;
-        let mut octets = 0;
-        while end < wanted.len()
-            && end - index < BATCH_MESSAGES
-            && (octets < BATCH_OCTETS || end == index)
-        {
-            octets += wanted[end].size;
-            end += 1;
-        }
-        let batch = &wanted[index..end];
-        let outcome = run_batch(
-            &mut connection,
-            &account_key,
-            &pending_deletions,
-            batch,
-            window,
-            &mut sink,
-            &progress,
-        );
-        marked.extend(outcome.deletions_accepted.iter().copied());
-        refused.extend(outcome.refused.iter().map(|(i, status)| {
-            format!("message {} ({}): {status}", batch[*i].number, batch[*i].uid)
-        }));
-        // Durable first, recorded second, deleted (next round) third.
-        let committed = sink.commit();
-        let delivered: Vec<&Candidate> = outcome.delivered.iter().map(|&i| &batch[i]).collect();
-        if let Err(e) = committed {
-            return Err(cannot_deliver(&target, e).into());
-        }
-        let uids: Vec<Uid> = delivered.iter().map(|c| c.uid.clone()).collect();
-        state.record_delivered(&uids, now())?;
-        summary.fetched += delivered.len();
-        summary.octets += delivered.iter().map(|c| c.size).sum::<u64>();
-        if let Some(error) = outcome.error {
-            progress.finish_and_clear();
-            return Err(error);
-        }
-        pending_deletions = if delete {
-            delivered.iter().map(|c| c.number).collect()
-        } else {
-            Vec::new()
-        };
-        index = end;
+    let mut fetcher = Fetcher {
+        wanted: &wanted,
+        next_retr: 0,
+        deletions: std::mem::take(&mut old_deletions).into(),
+        delete_after_delivery: delete,
+        sink: Sink::open(&target)?,
+        state: &mut state,
+        account_key: &account_key,
+        progress: &progress,
+        in_flight: None,
+        uncommitted: Vec::new(),
+        uncommitted_octets: 0,
+        refused: Vec::new(),
+        marked: HashSet::new(),
+        failure: None,
+        summary: &mut summary,
+    };
+    let result = connection.session.pipeline_with(window, &mut fetcher);
+    if let Some(message) = fetcher.in_flight.take() {
+        message.abort();
     }
+    // Whatever arrived complete is kept, even when the exchange broke off (after a failed
+    // commit there is nothing left to commit, and this does nothing).
+    let _ = fetcher.commit();
+    let failure = fetcher.failure.take();
+    let refused: Vec<String> = fetcher
+        .refused
+        .iter()
+        .map(|(i, status)| {
+            format!(
+                "message {} ({}): {status}",
+                wanted[*i].number, wanted[*i].uid
+            )
+        })
+        .collect();
+    let marked = std::mem::take(&mut fetcher.marked);
+    drop(fetcher);
     progress.finish_and_clear();
+    if let Some(failure) = failure {
+        return Err(failure.into());
+    }
+    if let Err(error) = result {
+        return Err(anyhow::Error::new(error)
+            .context("the download was interrupted; undelivered messages stay on the server"));
+    }
 
     let quit = connection.session.quit();
     let deletions_confirmed = quit.is_ok();
@@ -365,6 +357,7 @@ pub fn run(context: &Context, args: &FetchArgs) -> anyhow::Result<Summary> {
         )
         .into());
     }
+    let mut refused = refused;
     refused.extend(unidentified);
     if !refused.is_empty() {
         return Err(Failure::new(
@@ -593,102 +586,159 @@ impl InFlight {
     }
 }
 
-/// What one pipelined round achieved.
-struct BatchOutcome {
-    /// Indexes (into the batch) of messages completely delivered (not yet durable).
-    delivered: Vec<usize>,
-    /// Indexes of messages the server refused, with its answer.
+/// Drives the pipelined exchange of a run: RETR every wanted message, stream each into the
+/// target, make the delivered ones durable and recorded every [`BATCH_MESSAGES`] messages or
+/// [`BATCH_OCTETS`] octets (and at the end), and only then queue their DELE. The server keeps
+/// streaming into the socket buffers while a batch is committed, so durability costs little
+/// time even on a slow link.
+struct Fetcher<'a> {
+    wanted: &'a [Candidate],
+    next_retr: usize,
+    /// DELE commands ready to go: for messages already durable and recorded.
+    deletions: std::collections::VecDeque<MessageNumber>,
+    delete_after_delivery: bool,
+    sink: Sink,
+    state: &'a mut State,
+    account_key: &'a str,
+    progress: &'a indicatif::ProgressBar,
+    in_flight: Option<InFlight>,
+    /// Indexes (into `wanted`) delivered but not yet durable.
+    uncommitted: Vec<usize>,
+    uncommitted_octets: u64,
+    /// Messages the server refused to send.
     refused: Vec<(usize, StatusLine)>,
-    /// DELE commands the server accepted.
-    deletions_accepted: Vec<MessageNumber>,
-    /// Why the round stopped early, if it did.
-    error: Option<anyhow::Error>,
+    /// Messages whose DELE the server accepted (deleted once QUIT is confirmed).
+    marked: HashSet<MessageNumber>,
+    /// Why delivery failed, in words for the user.
+    failure: Option<Failure>,
+    summary: &'a mut Summary,
 }
 
-/// One pipelined round: the DELEs of the previous batch, then the RETRs of this one.
-fn run_batch(
-    connection: &mut Connection,
-    account_key: &str,
-    deletions: &[MessageNumber],
-    batch: &[Candidate],
-    window: usize,
-    sink: &mut Sink,
-    progress: &indicatif::ProgressBar,
-) -> BatchOutcome {
-    let mut commands: Vec<Command> = deletions.iter().map(|&n| Command::Dele(n)).collect();
-    commands.extend(batch.iter().map(|c| Command::Retr(c.number)));
-    let mut outcome = BatchOutcome {
-        delivered: Vec::new(),
-        refused: Vec::new(),
-        deletions_accepted: Vec::new(),
-        error: None,
-    };
-    let mut in_flight: Option<InFlight> = None;
-    let mut delivery_error: Option<std::io::Error> = None;
-    let result = connection
-        .session
-        .pipeline(&commands, window, &mut |index, reply| {
-            if index < deletions.len() {
+/// What a pipelined command was for.
+enum Job {
+    Retr(usize),
+    Dele(MessageNumber),
+}
+
+impl Fetcher<'_> {
+    /// Durable first (Maildir: syncfs, renames, fsync of new/), recorded second; the DELEs
+    /// follow in the stream afterwards.
+    fn commit(&mut self) -> std::io::Result<()> {
+        if self.uncommitted.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.sink.commit() {
+            self.uncommitted.clear();
+            return Err(self.fail(Failure::new(
+                ExitCode::IoError,
+                format!("cannot deliver: {e}; undelivered messages stay on the server"),
+            )));
+        }
+        let delivered: Vec<&Candidate> =
+            self.uncommitted.iter().map(|&i| &self.wanted[i]).collect();
+        let uids: Vec<Uid> = delivered.iter().map(|c| c.uid.clone()).collect();
+        if let Err(e) = self.state.record_delivered(&uids, now()) {
+            return Err(self.fail(Failure::new(ExitCode::IoError, e.to_string())));
+        }
+        self.summary.fetched += delivered.len();
+        self.summary.octets += delivered.iter().map(|c| c.size).sum::<u64>();
+        if self.delete_after_delivery {
+            self.deletions.extend(delivered.iter().map(|c| c.number));
+        }
+        self.uncommitted.clear();
+        self.uncommitted_octets = 0;
+        Ok(())
+    }
+
+    /// Keeps the user-facing failure and returns an error that stops the exchange.
+    fn fail(&mut self, failure: Failure) -> std::io::Error {
+        let error = std::io::Error::other(failure.message.clone());
+        self.failure = Some(failure);
+        error
+    }
+
+    fn delivery_failed(&mut self, error: std::io::Error) -> std::io::Error {
+        let code = if error.raw_os_error() == Some(libc::ENOSPC) {
+            ExitCode::IoError
+        } else {
+            ExitCode::TempFail
+        };
+        self.fail(Failure::new(
+            code,
+            format!("delivery failed: {error}; undelivered messages stay on the server"),
+        ))
+    }
+}
+
+impl<'c> crate::pop3::client::PipelineDriver<'c> for Fetcher<'_> {
+    type Tag = Job;
+
+    fn next_command(&mut self) -> Option<(Command<'c>, Job)> {
+        if let Some(number) = self.deletions.pop_front() {
+            return Some((Command::Dele(number), Job::Dele(number)));
+        }
+        let index = self.next_retr;
+        let message = self.wanted.get(index)?;
+        self.next_retr += 1;
+        Some((Command::Retr(message.number), Job::Retr(index)))
+    }
+
+    fn on_reply(&mut self, job: &Job, reply: Reply<'_>) -> std::io::Result<()> {
+        let index = match job {
+            Job::Dele(number) => {
                 match reply {
-                    Reply::Accepted(_) => outcome.deletions_accepted.push(deletions[index]),
-                    // Not fatal: the message stays and is deleted on a later run.
-                    Reply::Refused(status) => {
-                        eprintln!("pop3: DELE {} refused: {status}", deletions[index])
+                    Reply::Accepted(_) => {
+                        self.marked.insert(*number);
                     }
+                    // Not fatal: the message stays known and is deleted on a later run.
+                    Reply::Refused(status) => eprintln!("pop3: DELE {number} refused: {status}"),
                     _ => {}
                 }
                 return Ok(());
             }
-            let position = index - deletions.len();
-            let message = &batch[position];
-            let step = match reply {
-                Reply::Accepted(_) => sink
-                    .start(&maildir::tag_for(account_key, message.uid.as_str()))
-                    .map(|m| in_flight = Some(m)),
-                Reply::Data(data) => {
-                    progress.inc(data.len() as u64);
-                    match in_flight.as_mut() {
-                        Some(m) => m.write(data),
-                        None => Ok(()),
-                    }
+            Job::Retr(index) => *index,
+        };
+        match reply {
+            Reply::Accepted(_) => {
+                let tag = maildir::tag_for(self.account_key, self.wanted[index].uid.as_str());
+                match self.sink.start(&tag) {
+                    Ok(message) => self.in_flight = Some(message),
+                    Err(e) => return Err(self.delivery_failed(e)),
                 }
-                Reply::End => match in_flight.take() {
-                    Some(m) => sink.finish(m).map(|()| outcome.delivered.push(position)),
-                    None => Ok(()),
-                },
-                Reply::Refused(status) => {
-                    outcome.refused.push((position, status.clone()));
-                    Ok(())
-                }
-            };
-            step.map_err(|e| {
-                let text = e.to_string();
-                delivery_error = Some(e);
-                std::io::Error::other(text)
-            })
-        });
-    if let Some(message) = in_flight.take() {
-        message.abort();
-    }
-    if let Err(error) = result {
-        outcome.error = Some(match (error, delivery_error) {
-            (pop3::Error::Sink(_), Some(io)) => {
-                let code = if io.raw_os_error() == Some(libc::ENOSPC) {
-                    ExitCode::IoError
-                } else {
-                    ExitCode::TempFail
-                };
-                Failure::new(
-                    code,
-                    format!("delivery failed: {io}; undelivered messages stay on the server"),
-                )
-                .into()
             }
-            (error, _) => anyhow::Error::new(error)
-                .context("the download was interrupted; undelivered messages stay on the server"),
-        });
+            Reply::Data(data) => {
+                self.progress.inc(data.len() as u64);
+                if let Some(message) = self.in_flight.as_mut()
+                    && let Err(e) = message.write(data)
+                {
+                    return Err(self.delivery_failed(e));
+                }
+            }
+            Reply::End => {
+                if let Some(message) = self.in_flight.take() {
+                    if let Err(e) = self.sink.finish(message) {
+                        return Err(self.delivery_failed(e));
+                    }
+                    self.uncommitted.push(index);
+                    self.uncommitted_octets += self.wanted[index].size;
+                }
+                let last = index + 1 == self.wanted.len();
+                if last
+                    || self.uncommitted.len() >= BATCH_MESSAGES
+                    || self.uncommitted_octets >= BATCH_OCTETS
+                {
+                    self.commit()?;
+                }
+            }
+            Reply::Refused(status) => {
+                self.refused.push((index, status.clone()));
+                if index + 1 == self.wanted.len() {
+                    self.commit()?;
+                }
+            }
+        }
+        Ok(())
     }
-    outcome
 }
 
 fn progress_bar(context: &Context, wanted: &[Candidate]) -> indicatif::ProgressBar {

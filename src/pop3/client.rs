@@ -188,6 +188,17 @@ pub enum Reply<'a> {
     Refused(&'a StatusLine),
 }
 
+/// Supplies the commands of a pipelined exchange and receives their replies
+/// ([`Session::pipeline_with`]). `Tag` identifies a command when its reply comes back.
+pub trait PipelineDriver<'c> {
+    /// What identifies a command.
+    type Tag;
+    /// The next command to send, if there is one now (asked again later when `None`).
+    fn next_command(&mut self) -> Option<(Command<'c>, Self::Tag)>;
+    /// One event of the reply to the command tagged `tag`.
+    fn on_reply(&mut self, tag: &Self::Tag, reply: Reply<'_>) -> std::io::Result<()>;
+}
+
 /// How many commands may be in flight at most. Commands are short (under 20 octets), so a full
 /// window is far smaller than any socket buffer: writing it can never block while the server
 /// waits for us to read, which is what rules out a pipelining deadlock with blocking I/O.
@@ -418,31 +429,84 @@ impl<S: Read + Write> Session<S> {
         window: usize,
         on_reply: &mut dyn FnMut(usize, Reply<'_>) -> std::io::Result<()>,
     ) -> Result<()> {
-        let window = window.clamp(1, MAX_PIPELINE_WINDOW);
-        let mut sent = 0;
-        for (index, command) in commands.iter().enumerate() {
-            // Refill when half the window has been answered: fewer, larger writes.
-            if sent == index || (sent < commands.len() && sent - index <= window / 2) {
-                let end = (index + window).min(commands.len());
-                self.connection.send(&commands[sent..end])?;
-                sent = end;
+        struct Fixed<'c, 'r> {
+            commands: &'c [Command<'c>],
+            next: usize,
+            on_reply: &'r mut dyn FnMut(usize, Reply<'_>) -> std::io::Result<()>,
+        }
+        impl<'c> PipelineDriver<'c> for Fixed<'c, '_> {
+            type Tag = usize;
+            fn next_command(&mut self) -> Option<(Command<'c>, usize)> {
+                let command = self.commands.get(self.next)?.clone();
+                self.next += 1;
+                Some((command, self.next - 1))
             }
+            fn on_reply(&mut self, index: &usize, reply: Reply<'_>) -> std::io::Result<()> {
+                (self.on_reply)(*index, reply)
+            }
+        }
+        self.pipeline_with(
+            window,
+            &mut Fixed {
+                commands,
+                next: 0,
+                on_reply,
+            },
+        )
+    }
+
+    /// Like [`Session::pipeline`], but the commands come from `driver` as the exchange goes
+    /// on, so that what is sent can depend on replies already handled (`fetch-all` sends the
+    /// DELE of a message once it is safely stored, in the same stream as the next RETRs).
+    /// The exchange ends when the driver has no command to offer and none is unanswered.
+    pub fn pipeline_with<'c, D: PipelineDriver<'c>>(
+        &mut self,
+        window: usize,
+        driver: &mut D,
+    ) -> Result<()> {
+        let window = window.clamp(1, MAX_PIPELINE_WINDOW);
+        let mut in_flight: std::collections::VecDeque<(Command<'c>, D::Tag)> =
+            std::collections::VecDeque::new();
+        loop {
+            // Refill when half the window has been answered: fewer, larger writes. With a
+            // window of 1 that means strictly one command at a time.
+            if in_flight.len() <= window / 2 {
+                let mut batch = Vec::new();
+                while in_flight.len() + batch.len() < window {
+                    match driver.next_command() {
+                        Some(next) => batch.push(next),
+                        None => break,
+                    }
+                }
+                if !batch.is_empty() {
+                    let commands: Vec<Command<'c>> =
+                        batch.iter().map(|(command, _)| command.clone()).collect();
+                    self.connection.send(&commands)?;
+                    in_flight.extend(batch);
+                }
+            }
+            let Some((command, tag)) = in_flight.pop_front() else {
+                return Ok(());
+            };
             let line = self.connection.read_line(MAX_STATUS_LINE)?;
             self.connection
                 .trace(Direction::Server, &String::from_utf8_lossy(&line));
             let status = parse_status_line(&line)?;
             if !status.ok {
-                on_reply(index, Reply::Refused(&status)).map_err(Error::Sink)?;
+                driver
+                    .on_reply(&tag, Reply::Refused(&status))
+                    .map_err(Error::Sink)?;
                 continue;
             }
-            on_reply(index, Reply::Accepted(&status)).map_err(Error::Sink)?;
+            driver
+                .on_reply(&tag, Reply::Accepted(&status))
+                .map_err(Error::Sink)?;
             if command.has_multiline_reply() {
                 self.connection
-                    .read_multiline(&mut |data| on_reply(index, Reply::Data(data)))?;
-                on_reply(index, Reply::End).map_err(Error::Sink)?;
+                    .read_multiline(&mut |data| driver.on_reply(&tag, Reply::Data(data)))?;
+                driver.on_reply(&tag, Reply::End).map_err(Error::Sink)?;
             }
         }
-        Ok(())
     }
 
     /// `QUIT`: enters the UPDATE state. Messages marked as deleted are gone only when this

@@ -1604,8 +1604,9 @@ fn messages_delivered_but_not_recorded_are_recognised() {
 
 #[test]
 fn deletions_of_a_batch_follow_all_of_its_retrs() {
-    // 201 messages: one full batch of 200, then one more. DELE of the first batch must come
-    // after its 200 RETRs (pipelined with the next batch's RETR), and after they are on disk.
+    // 201 messages: one full batch of 200, then one more. The DELEs of the first batch go out
+    // only once its 200 messages are on disk; RETRs keep flowing meanwhile (RETR 201 is already
+    // in flight when the batch is committed), so on the wire all RETRs precede the DELEs.
     let fixture = Fixture::new();
     let messages: Vec<Msg> = (1..=201)
         .map(|n| Msg {
@@ -1633,21 +1634,22 @@ fn deletions_of_a_batch_follow_all_of_its_retrs() {
         login_script("USER UIDL PIPELINING"),
         list_and_uidl(&refs)
     );
-    for (i, m) in refs.iter().take(200).enumerate() {
+    for (i, m) in refs.iter().enumerate() {
         script += &format!("C: RETR {}\n{}", i + 1, send(&m.retr_reply()));
     }
-    for n in 1..=200 {
+    for n in 1..=201 {
         script += &format!("C: DELE {n}\nS: +OK\n");
     }
-    script += &format!(
-        "C: RETR 201\n{}C: DELE 201\nS: +OK\n{QUIT}",
-        send(&refs[200].retr_reply())
-    );
+    script += QUIT;
     let server = ScriptedServer::start(&script);
     let outcome = fixture.fetch_maildir(&server, &["--delete"]).expect_code(0);
     assert_silent(&outcome);
     server.finish();
-    assert_eq!(*on_disk.lock().unwrap(), Some(200));
+    let at_first_dele = on_disk.lock().unwrap().expect("a DELE was sent");
+    assert!(
+        at_first_dele >= 200,
+        "only {at_first_dele} files in new/ at the first DELE"
+    );
     assert_eq!(fixture.maildir_files("new").len(), 201);
     assert_eq!(fixture.delivered(), BTreeSet::new());
 }
