@@ -270,30 +270,39 @@ pub fn run(context: &Context, args: &FetchArgs) -> anyhow::Result<Summary> {
         1
     };
     let progress = progress_bar(context, &wanted);
-    let mut fetcher = Fetcher {
-        wanted: &wanted,
-        next_retr: 0,
-        deletions: std::mem::take(&mut old_deletions).into(),
-        delete_after_delivery: delete,
-        sink: Sink::open(&target)?,
-        state: &mut state,
-        account_key: &account_key,
-        progress: &progress,
-        in_flight: None,
-        uncommitted: Vec::new(),
-        uncommitted_octets: 0,
-        refused: Vec::new(),
-        marked: HashSet::new(),
-        failure: None,
-        summary: &mut summary,
-    };
-    let result = connection.session.pipeline_with(window, &mut fetcher);
-    if let Some(message) = fetcher.in_flight.take() {
-        message.abort();
-    }
-    // Whatever arrived complete is kept, even when the exchange broke off (after a failed
-    // commit there is nothing left to commit, and this does nothing).
-    let _ = fetcher.commit();
+    let (jobs, job_queue) = std::sync::mpsc::channel();
+    let (result_sender, results) = std::sync::mpsc::channel();
+    let sink = Sink::open(&target)?;
+    let (result, mut fetcher) = std::thread::scope(|scope| {
+        let state = &mut state;
+        scope.spawn(move || run_committer(job_queue, result_sender, state));
+        let mut fetcher = Fetcher {
+            wanted: &wanted,
+            next_retr: 0,
+            deletions: std::mem::take(&mut old_deletions).into(),
+            delete_after_delivery: delete,
+            sink,
+            account_key: &account_key,
+            progress: &progress,
+            in_flight: None,
+            uncommitted: Vec::new(),
+            uncommitted_octets: 0,
+            jobs: Some(jobs),
+            results,
+            pending_commits: 0,
+            refused: Vec::new(),
+            marked: HashSet::new(),
+            failure: None,
+            summary: &mut summary,
+        };
+        let result = connection.session.pipeline_with(window, &mut fetcher);
+        if let Some(message) = fetcher.in_flight.take() {
+            message.abort();
+        }
+        // Whatever arrived complete is kept, even when the exchange broke off.
+        fetcher.finish();
+        (result, fetcher)
+    });
     let failure = fetcher.failure.take();
     let refused: Vec<String> = fetcher
         .refused
@@ -548,22 +557,82 @@ impl Sink {
         Ok(())
     }
 
-    /// Makes everything finished so far durable (and, for mbox, releases the lock).
-    fn commit(&mut self) -> std::io::Result<()> {
+    /// Hands over what must be made durable: the batch's Maildir files, or the locked mbox
+    /// (released once flushed).
+    fn take_work(&mut self) -> CommitWork {
         match self {
-            Sink::Maildir { maildir, staged } => {
-                let result = maildir.commit(staged);
+            Sink::Maildir { maildir, staged } => CommitWork::Maildir {
+                maildir: maildir.clone(),
+                staged: std::mem::take(staged),
+            },
+            Sink::Mbox { open, .. } => CommitWork::Mbox(open.take()),
+            Sink::Mda(_) => CommitWork::Nothing,
+        }
+    }
+}
+
+/// A batch's delivery, to be made durable.
+enum CommitWork {
+    Maildir {
+        maildir: Maildir,
+        staged: Vec<Staged>,
+    },
+    Mbox(Option<Mbox>),
+    /// The MDA already took responsibility for each message.
+    Nothing,
+}
+
+impl CommitWork {
+    /// Maildir: one syncfs, renames, fsync of new/ (files discarded on failure); mbox: fsync.
+    fn commit(self) -> std::io::Result<()> {
+        match self {
+            CommitWork::Maildir { maildir, staged } => {
+                let result = maildir.commit(&staged);
                 if result.is_err() {
-                    maildir.discard(staged);
+                    maildir.discard(&staged);
                 }
-                staged.clear();
                 result
             }
-            Sink::Mbox { open, .. } => match open.take() {
-                Some(mut mbox) => mbox.commit(),
-                None => Ok(()),
+            CommitWork::Mbox(Some(mut mbox)) => mbox.commit(),
+            CommitWork::Mbox(None) | CommitWork::Nothing => Ok(()),
+        }
+    }
+}
+
+/// A batch on its way to the committer thread.
+struct CommitJob {
+    work: CommitWork,
+    /// Indexes into the wanted messages.
+    indexes: Vec<usize>,
+    uids: Vec<Uid>,
+}
+
+/// The committer's answer for one batch, in order.
+type CommitResult = Result<Vec<usize>, Failure>;
+
+/// The committer thread: makes each batch durable, then records it in the state, then reports
+/// it (after which its DELEs may be sent). It runs beside the download so the network never
+/// waits for the disk.
+fn run_committer(
+    jobs: std::sync::mpsc::Receiver<CommitJob>,
+    results: std::sync::mpsc::Sender<CommitResult>,
+    state: &mut State,
+) {
+    for job in jobs {
+        let result = match job.work.commit() {
+            Err(e) => Err(Failure::new(
+                ExitCode::IoError,
+                format!("cannot deliver: {e}; undelivered messages stay on the server"),
+            )),
+            Ok(()) => match state.record_delivered(&job.uids, now()) {
+                Ok(()) => Ok(job.indexes),
+                Err(e) => Err(Failure::new(ExitCode::IoError, e.to_string())),
             },
-            Sink::Mda(_) => Ok(()),
+        };
+        let failed = result.is_err();
+        if results.send(result).is_err() || failed {
+            // After a failure nothing more is made durable: those messages are not recorded.
+            return;
         }
     }
 }
@@ -587,10 +656,9 @@ impl InFlight {
 }
 
 /// Drives the pipelined exchange of a run: RETR every wanted message, stream each into the
-/// target, make the delivered ones durable and recorded every [`BATCH_MESSAGES`] messages or
-/// [`BATCH_OCTETS`] octets (and at the end), and only then queue their DELE. The server keeps
-/// streaming into the socket buffers while a batch is committed, so durability costs little
-/// time even on a slow link.
+/// target, hand the delivered ones to the committer thread every [`BATCH_MESSAGES`] messages or
+/// [`BATCH_OCTETS`] octets (and at the end), and queue their DELE once it reports them durable
+/// and recorded. The download never waits for the disk.
 struct Fetcher<'a> {
     wanted: &'a [Candidate],
     next_retr: usize,
@@ -598,13 +666,17 @@ struct Fetcher<'a> {
     deletions: std::collections::VecDeque<MessageNumber>,
     delete_after_delivery: bool,
     sink: Sink,
-    state: &'a mut State,
     account_key: &'a str,
     progress: &'a indicatif::ProgressBar,
     in_flight: Option<InFlight>,
-    /// Indexes (into `wanted`) delivered but not yet durable.
+    /// Indexes (into `wanted`) delivered but not yet handed to the committer.
     uncommitted: Vec<usize>,
     uncommitted_octets: u64,
+    /// To the committer thread, and its answers.
+    jobs: Option<std::sync::mpsc::Sender<CommitJob>>,
+    results: std::sync::mpsc::Receiver<CommitResult>,
+    /// Batches handed over and not yet answered.
+    pending_commits: usize,
     /// Messages the server refused to send.
     refused: Vec<(usize, StatusLine)>,
     /// Messages whose DELE the server accepted (deleted once QUIT is confirmed).
@@ -621,39 +693,75 @@ enum Job {
 }
 
 impl Fetcher<'_> {
-    /// Durable first (Maildir: syncfs, renames, fsync of new/), recorded second; the DELEs
-    /// follow in the stream afterwards.
-    fn commit(&mut self) -> std::io::Result<()> {
+    /// Hands the delivered messages to the committer thread.
+    fn commit(&mut self) {
         if self.uncommitted.is_empty() {
-            return Ok(());
+            return;
         }
-        if let Err(e) = self.sink.commit() {
-            self.uncommitted.clear();
-            return Err(self.fail(Failure::new(
-                ExitCode::IoError,
-                format!("cannot deliver: {e}; undelivered messages stay on the server"),
-            )));
-        }
-        let delivered: Vec<&Candidate> =
-            self.uncommitted.iter().map(|&i| &self.wanted[i]).collect();
-        let uids: Vec<Uid> = delivered.iter().map(|c| c.uid.clone()).collect();
-        if let Err(e) = self.state.record_delivered(&uids, now()) {
-            return Err(self.fail(Failure::new(ExitCode::IoError, e.to_string())));
-        }
-        self.summary.fetched += delivered.len();
-        self.summary.octets += delivered.iter().map(|c| c.size).sum::<u64>();
-        if self.delete_after_delivery {
-            self.deletions.extend(delivered.iter().map(|c| c.number));
-        }
-        self.uncommitted.clear();
+        let indexes = std::mem::take(&mut self.uncommitted);
         self.uncommitted_octets = 0;
-        Ok(())
+        let job = CommitJob {
+            work: self.sink.take_work(),
+            uids: indexes
+                .iter()
+                .map(|&i| self.wanted[i].uid.clone())
+                .collect(),
+            indexes,
+        };
+        let sent = self
+            .jobs
+            .as_ref()
+            .is_some_and(|jobs| jobs.send(job).is_ok());
+        if sent {
+            self.pending_commits += 1;
+        }
+    }
+
+    /// Takes in the committer's answers; with `wait`, until every batch is answered.
+    fn collect_results(&mut self, wait: bool) {
+        while self.pending_commits > 0 {
+            let result = if wait {
+                self.results.recv().ok()
+            } else {
+                self.results.try_recv().ok()
+            };
+            let Some(result) = result else {
+                if wait {
+                    // The committer stopped (after a failure it already reported).
+                    self.pending_commits = 0;
+                }
+                return;
+            };
+            self.pending_commits -= 1;
+            match result {
+                Ok(indexes) => {
+                    let delivered: Vec<&Candidate> =
+                        indexes.iter().map(|&i| &self.wanted[i]).collect();
+                    self.summary.fetched += delivered.len();
+                    self.summary.octets += delivered.iter().map(|c| c.size).sum::<u64>();
+                    if self.delete_after_delivery {
+                        self.deletions.extend(delivered.iter().map(|c| c.number));
+                    }
+                }
+                Err(failure) => {
+                    self.failure.get_or_insert(failure);
+                }
+            }
+        }
+    }
+
+    /// Finishes: hands over what is complete and waits until everything handed over is
+    /// durable and recorded (or has failed).
+    fn finish(&mut self) {
+        self.commit();
+        self.jobs = None;
+        self.collect_results(true);
     }
 
     /// Keeps the user-facing failure and returns an error that stops the exchange.
     fn fail(&mut self, failure: Failure) -> std::io::Error {
         let error = std::io::Error::other(failure.message.clone());
-        self.failure = Some(failure);
+        self.failure.get_or_insert(failure);
         error
     }
 
@@ -673,7 +781,14 @@ impl Fetcher<'_> {
 impl<'c> crate::pop3::client::PipelineDriver<'c> for Fetcher<'_> {
     type Tag = Job;
 
-    fn next_command(&mut self) -> Option<(Command<'c>, Job)> {
+    fn next_command(&mut self, idle: bool) -> Option<(Command<'c>, Job)> {
+        // Nothing left to download but batches still being committed: their DELEs are all
+        // that remains, so wait for them.
+        let downloads_done = self.next_retr == self.wanted.len() && self.in_flight.is_none();
+        self.collect_results(idle && downloads_done);
+        if self.failure.is_some() {
+            return None;
+        }
         if let Some(number) = self.deletions.pop_front() {
             return Some((Command::Dele(number), Job::Dele(number)));
         }
@@ -684,6 +799,9 @@ impl<'c> crate::pop3::client::PipelineDriver<'c> for Fetcher<'_> {
     }
 
     fn on_reply(&mut self, job: &Job, reply: Reply<'_>) -> std::io::Result<()> {
+        if let Some(failure) = &self.failure {
+            return Err(std::io::Error::other(failure.message.clone()));
+        }
         let index = match job {
             Job::Dele(number) => {
                 match reply {
@@ -727,13 +845,13 @@ impl<'c> crate::pop3::client::PipelineDriver<'c> for Fetcher<'_> {
                     || self.uncommitted.len() >= BATCH_MESSAGES
                     || self.uncommitted_octets >= BATCH_OCTETS
                 {
-                    self.commit()?;
+                    self.commit();
                 }
             }
             Reply::Refused(status) => {
                 self.refused.push((index, status.clone()));
                 if index + 1 == self.wanted.len() {
-                    self.commit()?;
+                    self.commit();
                 }
             }
         }

@@ -19,8 +19,8 @@ use super::LfWriter;
 const TAG_MARK: &str = "_pop3-";
 const TAG_HEX_LEN: usize = 24;
 
-/// A Maildir opened for delivery.
-#[derive(Debug)]
+/// A Maildir opened for delivery. A clone can commit batches from another thread.
+#[derive(Debug, Clone)]
 pub struct Maildir {
     root: PathBuf,
     hostname: String,
