@@ -58,6 +58,16 @@ pub enum ConnectError {
         /// The host.
         host: String,
     },
+    /// A plain connection got no greeting: likely a port that expects TLS at once.
+    #[error(
+        "{host} port {port} sent no greeting; if this port expects TLS from the start (usually 995), use tls = \"implicit\""
+    )]
+    NoGreeting {
+        /// The host.
+        host: String,
+        /// The port.
+        port: u16,
+    },
     /// The server offers no login mechanism this program may use.
     #[error("{host} offers no usable login mechanism ({offered}); try --auth user or --auth plain")]
     NoMechanism {
@@ -190,6 +200,21 @@ fn run_secret_command(argv: &[String], key: &str, what: &str) -> Result<Secret, 
     first_line(output).ok_or_else(|| fail(format!("printed no {what}")))
 }
 
+/// Refuses, before anything is asked or sent, a login that would put the password on an
+/// unencrypted connection (APOP sends only a digest, so it may).
+pub fn check_plaintext_policy(account: &Account) -> Result<(), ConnectError> {
+    if account.tls == TlsMode::None
+        && !account.allow_plaintext_password
+        && account.auth != AuthMethod::Apop
+    {
+        return Err(ConnectError::PlaintextRefused {
+            user: account.user.clone(),
+            host: account.host.clone(),
+        });
+    }
+    Ok(())
+}
+
 /// Connects, secures and logs in: one attempt, no fallbacks that weaken security.
 pub fn open(
     account: &Account,
@@ -218,7 +243,14 @@ pub fn open(
         }
         TlsMode::Starttls | TlsMode::None => Stream::Plain(tcp),
     };
-    let (mut client, greeting) = Client::connect(stream, tracer).map_err(protocol)?;
+    let (mut client, greeting) = Client::connect(stream, tracer).map_err(|e| match e {
+        // A TLS port waits for our handshake while we wait for its greeting.
+        pop3::Error::Timeout if account.tls != TlsMode::Implicit => ConnectError::NoGreeting {
+            host: host.to_owned(),
+            port: account.port,
+        },
+        other => protocol(other),
+    })?;
     progress(Progress::Greeting(&greeting.status));
     let mut capabilities = client.capa().map_err(protocol)?;
 

@@ -35,6 +35,24 @@ pub enum ExitCode {
     Config = 78,
 }
 
+impl ExitCode {
+    /// How serious the failure is, to pick the worst of several (`--all-accounts`): a bug or
+    /// a local disk problem outranks a wrong setting, which outranks a server problem, which
+    /// outranks "try again later".
+    pub fn severity(self) -> u8 {
+        match self {
+            ExitCode::Success => 0,
+            ExitCode::TempFail => 1,
+            ExitCode::NoHost | ExitCode::Unavailable => 2,
+            ExitCode::Protocol | ExitCode::NoSuchMessage => 3,
+            ExitCode::AuthFailed => 4,
+            ExitCode::Config | ExitCode::Usage => 5,
+            ExitCode::IoError => 6,
+            ExitCode::Software => 7,
+        }
+    }
+}
+
 /// A failure that already knows its exit code (used by commands for their own errors).
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
@@ -84,6 +102,7 @@ fn connect_code(error: &ConnectError) -> ExitCode {
     match error {
         ConnectError::Transport(e) => transport_code(e),
         ConnectError::Password(_) | ConnectError::PlaintextRefused { .. } => ExitCode::Config,
+        ConnectError::NoGreeting { .. } => ExitCode::TempFail,
         ConnectError::StlsUnavailable { .. }
         | ConnectError::NoMechanism { .. }
         | ConnectError::ApopUnavailable { .. } => ExitCode::Unavailable,

@@ -111,11 +111,11 @@ fn describe_tls_error(error: &rustls::Error) -> String {
              (connect using a name the certificate lists)"
                 .into()
         }
-        Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure) => {
-            "the server's certificate does not have the pinned tls_fingerprint \
-             (run login-check without the pin to see the one it has now)"
-                .into()
-        }
+        Error::InvalidCertificate(CertificateError::Other(other)) => other.0.to_string(),
+        Error::InvalidMessage(_) => format!(
+            "{error}; the server did not answer in TLS: if this port expects plain POP3 first \
+             (usually 110), use tls = \"starttls\""
+        ),
         Error::InvalidCertificate(CertificateError::Expired)
         | Error::InvalidCertificate(CertificateError::ExpiredContext { .. }) => {
             "the server's certificate has expired".into()
@@ -195,6 +195,31 @@ fn trusted_roots(ca_file: Option<&Path>) -> Result<RootCertStore, TransportError
     Ok(roots)
 }
 
+/// The server presented a certificate other than the pinned one; holds its fingerprint.
+#[derive(Debug)]
+struct PinMismatch(String);
+
+impl std::fmt::Display for PinMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the server's certificate is not the one pinned by tls_fingerprint: it presented SHA-256 {} (if the server's certificate was renewed, check that this is really your server, then update tls_fingerprint)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for PinMismatch {}
+
+/// Upper-case hex bytes joined by colons, as `login-check` prints fingerprints.
+pub fn colon_hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
 /// Accepts exactly one certificate, named by its SHA-256 fingerprint: for servers whose
 /// certificate no authority vouches for. The pin replaces the chain and name checks (that is
 /// its point), but the handshake signatures are still verified, so only the holder of that
@@ -219,7 +244,9 @@ impl rustls::client::danger::ServerCertVerifier for PinnedCertificate {
             Ok(rustls::client::danger::ServerCertVerified::assertion())
         } else {
             Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::ApplicationVerificationFailure,
+                rustls::CertificateError::Other(rustls::OtherError(Arc::new(PinMismatch(
+                    colon_hex(digest.as_ref()),
+                )))),
             ))
         }
     }
@@ -470,12 +497,7 @@ pub struct CertificateSummary {
 pub fn summarize_certificate(der: &CertificateDer<'_>) -> Option<CertificateSummary> {
     let (_, certificate) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
     let digest = ring::digest::digest(&ring::digest::SHA256, der.as_ref());
-    let sha256 = digest
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":");
+    let sha256 = colon_hex(digest.as_ref());
     Some(CertificateSummary {
         subject: certificate.subject().to_string(),
         issuer: certificate.issuer().to_string(),

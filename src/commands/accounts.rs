@@ -161,9 +161,9 @@ pub fn effective_settings(account: &Account) -> Vec<(&'static str, String)> {
     rows.push(("keep_days", account.keep_days.to_string()));
     rows.push((
         "max_message_size",
-        account
-            .max_message_size
-            .map_or("0 (no limit)".into(), |n| n.to_string()),
+        account.max_message_size.map_or("0 (no limit)".into(), |n| {
+            format!("{n} ({})", crate::ui::human_size(n))
+        }),
     ));
     rows.push(("state_dir", quote(&account.state_dir.display().to_string())));
     rows

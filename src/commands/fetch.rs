@@ -2,16 +2,19 @@
 //! from the server per the account's policy — never losing one and never delivering one twice.
 //!
 //! The order of events for each batch is what makes that true:
-//! 1. RETR the batch (pipelined), streaming each message into the target (Maildir `tmp/`, the
-//!    mbox, or the MDA's stdin);
+//! 1. RETR the messages (one pipelined stream for the whole run), streaming each into the
+//!    target (Maildir `tmp/`, the mbox, or a spool file for the MDA);
 //! 2. make the batch durable (Maildir: one `syncfs`, renames into `new/`, one fsync of `new/`;
-//!    mbox: one fsync);
+//!    mbox: one fsync; MDA: its exit status);
 //! 3. append the batch's unique-ids to the state journal and fsync it;
-//! 4. only then send DELE for the batch (in the same pipeline as the next batch's RETRs);
+//! 4. only then queue DELE for the batch, in the same stream as the RETRs still to come;
 //! 5. deletions count as done only after `+OK` to QUIT.
 //!
-//! A crash between 2 and 3 leaves messages delivered but not recorded; Maildir file names carry
-//! a tag derived from the unique-id, so the next run recognises them instead of fetching again.
+//! Step 3, and step 2 for a Maildir, run on a committer thread while the download goes on. A
+//! crash between 2 and 3
+//! leaves messages delivered but not recorded; Maildir file names carry a tag derived from the
+//! unique-id, so the next run recognises them instead of fetching again. An mbox or an MDA
+//! cannot be searched like that, so there every message is its own batch.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{IsTerminal, Write};
@@ -178,6 +181,7 @@ pub fn run(context: &Context, args: &FetchArgs) -> anyhow::Result<Summary> {
     let mut summary = Summary::default();
     let too_big_limit = account.max_message_size.unwrap_or(u64::MAX);
     let mut wanted = Vec::new();
+    let mut too_big = Vec::new();
     for message in &listing {
         if !args.all && state.is_delivered(&message.uid) {
             continue;
@@ -185,7 +189,10 @@ pub fn run(context: &Context, args: &FetchArgs) -> anyhow::Result<Summary> {
         if message.size > too_big_limit {
             summary.too_big += 1;
             let reported = state.entry(&message.uid).is_some_and(|e| e.size_reported);
-            if !reported && !args.dry_run {
+            if args.dry_run {
+                too_big.push(message.clone());
+            }
+            if !reported && !args.dry_run && context.verbosity != Verbosity::Quiet {
                 eprintln!(
                     "pop3: {}: message {} ({}) is larger than max_message_size ({}); it stays on the server",
                     account.name,
@@ -240,7 +247,8 @@ pub fn run(context: &Context, args: &FetchArgs) -> anyhow::Result<Summary> {
         let octets: u64 = wanted.iter().map(|c| c.size).sum();
         writeln!(
             out,
-            "would fetch {} ({}) into {}",
+            "{}: would fetch {} ({}) into {}",
+            account.name,
             count(wanted.len() as u64, "message"),
             human_size(octets),
             describe(&target)
@@ -254,11 +262,31 @@ pub fn run(context: &Context, args: &FetchArgs) -> anyhow::Result<Summary> {
                 message.uid
             )?;
         }
-        let deleting = old_deletions.len() + if delete { wanted.len() } else { 0 };
+        for message in &too_big {
+            writeln!(
+                out,
+                "  skip  {:>6}  {:>9}  {}  (larger than max_message_size)",
+                message.number,
+                human_size(message.size),
+                message.uid
+            )?;
+        }
+        let mut deleting = old_deletions.clone();
+        if delete {
+            deleting.extend(wanted.iter().map(|c| c.number));
+        }
+        deleting.sort();
+        let numbers: Vec<String> = deleting.iter().map(|n| n.to_string()).collect();
         writeln!(
             out,
-            "would delete {} from the server",
-            count(deleting as u64, "message")
+            "{}: would delete {} from the server{}",
+            account.name,
+            count(deleting.len() as u64, "message"),
+            if numbers.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", numbers.join(" "))
+            }
         )?;
         let _ = connection.session.quit();
         return Ok(summary);
@@ -557,16 +585,33 @@ impl Sink {
         Ok(())
     }
 
-    /// Hands over what must be made durable: the batch's Maildir files, or the locked mbox
-    /// (released once flushed).
-    fn take_work(&mut self) -> CommitWork {
+    /// Hands over what must be made durable: the batch's Maildir files. An mbox is flushed and
+    /// unlocked here and now (readers wait for its lock, so it is held no longer than needed);
+    /// an MDA already took responsibility for each message.
+    fn take_work(&mut self) -> std::io::Result<CommitWork> {
         match self {
-            Sink::Maildir { maildir, staged } => CommitWork::Maildir {
+            Sink::Maildir { maildir, staged } => Ok(CommitWork::Maildir {
                 maildir: maildir.clone(),
                 staged: std::mem::take(staged),
-            },
-            Sink::Mbox { open, .. } => CommitWork::Mbox(open.take()),
-            Sink::Mda(_) => CommitWork::Nothing,
+            }),
+            Sink::Mbox { open, .. } => {
+                if let Some(mut mbox) = open.take() {
+                    mbox.commit()?;
+                }
+                Ok(CommitWork::Nothing)
+            }
+            Sink::Mda(_) => Ok(CommitWork::Nothing),
+        }
+    }
+
+    /// How many delivered messages may wait for their commit. A Maildir recognises what an
+    /// interrupted run delivered, so it can commit in large batches; an mbox or an MDA cannot,
+    /// so each message is recorded right after delivery to keep a kill from re-delivering more
+    /// than one.
+    fn batch_limit(&self) -> usize {
+        match self {
+            Sink::Maildir { .. } => BATCH_MESSAGES,
+            Sink::Mbox { .. } | Sink::Mda(_) => 1,
         }
     }
 }
@@ -577,13 +622,12 @@ enum CommitWork {
         maildir: Maildir,
         staged: Vec<Staged>,
     },
-    Mbox(Option<Mbox>),
-    /// The MDA already took responsibility for each message.
+    /// Nothing left to flush (see [`Sink::take_work`]).
     Nothing,
 }
 
 impl CommitWork {
-    /// Maildir: one syncfs, renames, fsync of new/ (files discarded on failure); mbox: fsync.
+    /// Maildir: one syncfs, renames, fsync of new/ (files discarded on failure).
     fn commit(self) -> std::io::Result<()> {
         match self {
             CommitWork::Maildir { maildir, staged } => {
@@ -593,8 +637,7 @@ impl CommitWork {
                 }
                 result
             }
-            CommitWork::Mbox(Some(mut mbox)) => mbox.commit(),
-            CommitWork::Mbox(None) | CommitWork::Nothing => Ok(()),
+            CommitWork::Nothing => Ok(()),
         }
     }
 }
@@ -700,8 +743,18 @@ impl Fetcher<'_> {
         }
         let indexes = std::mem::take(&mut self.uncommitted);
         self.uncommitted_octets = 0;
+        let work = match self.sink.take_work() {
+            Ok(work) => work,
+            Err(e) => {
+                self.failure.get_or_insert(Failure::new(
+                    ExitCode::IoError,
+                    format!("cannot deliver: {e}; undelivered messages stay on the server"),
+                ));
+                return;
+            }
+        };
         let job = CommitJob {
-            work: self.sink.take_work(),
+            work,
             uids: indexes
                 .iter()
                 .map(|&i| self.wanted[i].uid.clone())
@@ -842,7 +895,7 @@ impl<'c> crate::pop3::client::PipelineDriver<'c> for Fetcher<'_> {
                 }
                 let last = index + 1 == self.wanted.len();
                 if last
-                    || self.uncommitted.len() >= BATCH_MESSAGES
+                    || self.uncommitted.len() >= self.sink.batch_limit()
                     || self.uncommitted_octets >= BATCH_OCTETS
                 {
                     self.commit();

@@ -56,6 +56,7 @@ impl Context {
         &self,
         progress: &mut dyn FnMut(Progress<'_>),
     ) -> anyhow::Result<Connection> {
+        connect::check_plaintext_policy(&self.account)?;
         let password = connect::credential(&self.account)?;
         let tracer = self.debug.then(debug_tracer);
         let connection = connect::open(&self.account, &password, tracer, progress)?;
@@ -204,9 +205,18 @@ fn fetch_all_accounts(
     }
     let mut contexts = Vec::new();
     for name in &names {
-        let account = loaded
+        let mut account = loaded
             .resolve(Some(name), global.settings())
             .with_context(|| format!("account {name}"))?;
+        // Ask for passwords one at a time now: parallel prompts would interleave.
+        if matches!(account.password, config::PasswordSource::Prompt)
+            && !connect::uses_oauth(&account)
+            && crate::ui::stdin_is_terminal()
+        {
+            let secret =
+                connect::credential(&account).with_context(|| format!("account {name}"))?;
+            account.password = config::PasswordSource::Inline(secret);
+        }
         contexts.push(Context {
             account,
             verbosity,
@@ -228,7 +238,7 @@ fn fetch_all_accounts(
                 Ok(Err(error)) => {
                     let code = crate::exit::classify(&error);
                     eprintln!("pop3: {}: {error:#}", context.account.name);
-                    if code as u8 > worst as u8 {
+                    if code.severity() > worst.severity() {
                         worst = code;
                     }
                 }

@@ -89,13 +89,15 @@ fn take_dot_lock(path: &Path) -> io::Result<()> {
             .mode(0o600)
             .open(path)
         {
-            Ok(_) => return Ok(()),
+            // The holder's PID inside lets the next taker see that a killed run left it.
+            Ok(mut file) => return writeln!(file, "{}", std::process::id()),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                let stale = std::fs::metadata(path)
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|t| t.elapsed().ok())
-                    .is_some_and(|age| age > STALE_DOT_LOCK);
+                let stale = holder_is_gone(path)
+                    || std::fs::metadata(path)
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok())
+                        .is_some_and(|age| age > STALE_DOT_LOCK);
                 if stale {
                     let _ = std::fs::remove_file(path);
                     continue;
@@ -111,6 +113,21 @@ fn take_dot_lock(path: &Path) -> io::Result<()> {
             Err(e) => return Err(e),
         }
     }
+}
+
+/// Whether the dot-lock names a process of this machine that no longer exists.
+fn holder_is_gone(path: &Path) -> bool {
+    let Some(pid) = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| text.trim().parse::<libc::pid_t>().ok())
+        .filter(|pid| *pid > 0)
+    else {
+        return false;
+    };
+    // SAFETY: kill with signal 0 only checks whether the process exists.
+    let alive = unsafe { libc::kill(pid, 0) } == 0
+        || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    !alive
 }
 
 fn take_fcntl_lock(file: &File) -> io::Result<()> {
@@ -342,6 +359,19 @@ mod tests {
     fn a_missing_final_newline_is_added() {
         assert_eq!(quote(b"body", 2), b"body\n\n");
         assert_eq!(quote(b"x\n>Fr", 1), b"x\n>Fr\n\n");
+    }
+
+    #[test]
+    fn a_dot_lock_left_by_a_dead_process_is_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = dir.path().join("inbox.lock");
+        // A PID that cannot exist (above the kernel's limit).
+        std::fs::write(&lock, "99999999\n").unwrap();
+        take_dot_lock(&lock).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&lock).unwrap().trim(),
+            std::process::id().to_string()
+        );
     }
 
     #[test]

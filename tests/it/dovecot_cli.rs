@@ -321,8 +321,10 @@ fn a_pinned_fingerprint_replaces_the_ca_and_a_wrong_one_is_refused() {
         .args(["--debug", "stat"])
         .run()
         .expect_code(76);
+    // The error names the certificate the server did present, so the user can compare.
+    assert!(outcome.stderr.contains(&fingerprint), "{}", outcome.stderr);
     assert!(
-        outcome.stderr.contains("pinned tls_fingerprint"),
+        outcome.stderr.contains("pinned by tls_fingerprint"),
         "{}",
         outcome.stderr
     );

@@ -1476,7 +1476,13 @@ fn dry_run_changes_nothing_and_says_what_it_would_do() {
     let state_before = fixture.state_text();
     let tree_before = tree(fixture.root.path());
 
-    for (args, deleting) in [(vec!["--dry-run"], 0), (vec!["--dry-run", "--delete"], 3)] {
+    for (args, deleting) in [
+        (vec!["--dry-run"], "0 messages from the server"),
+        (
+            vec!["--dry-run", "--delete"],
+            "3 messages from the server: 1 2 3",
+        ),
+    ] {
         let server = ScriptedServer::start(&format!(
             "{}{}{QUIT}",
             login_script("USER UIDL PIPELINING"),
@@ -1489,7 +1495,7 @@ fn dry_run_changes_nothing_and_says_what_it_would_do() {
         assert_eq!(
             lines[0],
             format!(
-                "would fetch 2 messages ({octets} bytes) into Maildir {}",
+                "command-line: would fetch 2 messages ({octets} bytes) into Maildir {}",
                 fixture.maildir().display()
             )
         );
@@ -1504,10 +1510,7 @@ fn dry_run_changes_nothing_and_says_what_it_would_do() {
             "{}",
             lines[2]
         );
-        assert_eq!(
-            lines[3],
-            format!("would delete {deleting} messages from the server")
-        );
+        assert_eq!(lines[3], format!("command-line: would delete {deleting}"));
         assert_eq!(outcome.stderr, "");
         assert_eq!(fixture.state_text(), state_before);
         assert_eq!(tree(fixture.root.path()), tree_before);
@@ -1527,7 +1530,9 @@ fn dry_run_on_a_new_account_creates_no_maildir() {
         .expect_code(0);
     assert_sent(&server.finish(), &["LIST", "UIDL", "QUIT"]);
     assert!(
-        outcome.stdout.starts_with("would fetch 1 message "),
+        outcome
+            .stdout
+            .starts_with("command-line: would fetch 1 message "),
         "{}",
         outcome.stdout
     );
