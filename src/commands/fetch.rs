@@ -300,7 +300,17 @@ pub fn run(context: &Context, args: &FetchArgs) -> anyhow::Result<Summary> {
     let progress = progress_bar(context, &wanted);
     let (jobs, job_queue) = std::sync::mpsc::channel();
     let (result_sender, results) = std::sync::mpsc::channel();
-    let sink = Sink::open(&target)?;
+    let mut sink = Sink::open(&target)?;
+    if let Sink::Maildir {
+        maildir, upcoming, ..
+    } = &mut sink
+    {
+        let tags = wanted
+            .iter()
+            .map(|c| maildir::tag_for(&account_key, c.uid.as_str()))
+            .collect();
+        *upcoming = Some(maildir.precreate(tags));
+    }
     let (result, mut fetcher) = std::thread::scope(|scope| {
         let state = &mut state;
         scope.spawn(move || run_committer(job_queue, result_sender, state));
@@ -531,6 +541,7 @@ enum Sink {
     Maildir {
         maildir: Maildir,
         staged: Vec<Staged>,
+        upcoming: Option<maildir::Precreator>,
     },
     Mbox {
         path: PathBuf,
@@ -552,6 +563,7 @@ impl Sink {
             DeliveryTarget::Maildir(root) => Sink::Maildir {
                 maildir: Maildir::open(root).map_err(|e| cannot_deliver(target, e))?,
                 staged: Vec::new(),
+                upcoming: None,
             },
             DeliveryTarget::Mbox(path) => Sink::Mbox {
                 path: path.clone(),
@@ -563,7 +575,12 @@ impl Sink {
 
     fn start(&mut self, tag: &str) -> std::io::Result<InFlight> {
         Ok(match self {
-            Sink::Maildir { maildir, .. } => InFlight::Maildir(maildir.start(tag)?),
+            Sink::Maildir {
+                maildir, upcoming, ..
+            } => match upcoming.as_mut().and_then(|files| files.next(tag)) {
+                Some(file) => InFlight::Maildir(file?),
+                None => InFlight::Maildir(maildir.start(tag)?),
+            },
             Sink::Mbox { path, open } => {
                 let mbox = match open {
                     Some(mbox) => mbox,
@@ -590,7 +607,9 @@ impl Sink {
     /// an MDA already took responsibility for each message.
     fn take_work(&mut self) -> std::io::Result<CommitWork> {
         match self {
-            Sink::Maildir { maildir, staged } => Ok(CommitWork::Maildir {
+            Sink::Maildir {
+                maildir, staged, ..
+            } => Ok(CommitWork::Maildir {
                 maildir: maildir.clone(),
                 staged: std::mem::take(staged),
             }),
