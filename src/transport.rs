@@ -316,7 +316,12 @@ impl TlsConnector {
         };
         let config = match &options.client_cert {
             Some((cert, key)) => {
-                let chain = read_certificates(cert)?;
+                let chain = read_certificates(cert).map_err(|e| match e {
+                    TransportError::CaFile { path, reason } => {
+                        TransportError::ClientCertificate { path, reason }
+                    }
+                    other => other,
+                })?;
                 let key = PrivateKeyDer::from_pem_file(key).map_err(|e| {
                     TransportError::ClientCertificate {
                         path: key.clone(),

@@ -334,3 +334,53 @@ fn a_pinned_fingerprint_replaces_the_ca_and_a_wrong_one_is_refused() {
         outcome.stderr
     );
 }
+
+#[test]
+fn tls_server_name_minimum_version_and_client_certificate_settings() {
+    let (user, _) = user_with_fixtures();
+    let d = dovecot();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |extra: &str| {
+        let config = dir.path().join("tls.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[accounts.t]\nhost = \"127.0.0.1\"\nport = {}\nuser = \"{}\"\npassword_env = \"PW\"\nca_file = \"{}\"\n{extra}",
+                d.pop3s_port,
+                user.name,
+                d.ca_file.display()
+            ),
+        )
+        .unwrap();
+        Pop3::new()
+            .args([Path::new("--config"), &config])
+            .env("PW", &user.password)
+            .args(["stat"])
+            .run()
+    };
+    // The certificate names localhost; checking it against that name works from an address.
+    run("tls_server_name = \"localhost\"\ntls_min_version = \"1.3\"\n").expect_code(0);
+    let wrong = run("tls_server_name = \"mail.example.org\"\n").expect_code(76);
+    assert!(
+        wrong.stderr.contains("not valid for this host name"),
+        "{}",
+        wrong.stderr
+    );
+    let bad_version = run("tls_min_version = \"1.1\"\n").expect_code(78);
+    assert!(
+        bad_version.stderr.contains("tls_min_version"),
+        "{}",
+        bad_version.stderr
+    );
+    let half = run("tls_client_cert = \"me.pem\"\n").expect_code(78);
+    assert!(half.stderr.contains("set both"), "{}", half.stderr);
+    let missing = run(
+        "tls_client_cert = \"/nonexistent/me.pem\"\ntls_client_key = \"/nonexistent/me.key\"\n",
+    )
+    .expect_code(78);
+    assert!(
+        missing.stderr.contains("cannot use client certificate"),
+        "{}",
+        missing.stderr
+    );
+}
