@@ -119,6 +119,8 @@ pub struct Settings {
     pub max_message_size: Option<ByteSize>,
     /// Where the per-account state (which messages were downloaded) lives.
     pub state_dir: Option<PathBuf>,
+    /// Prepend a `Received:` header naming the server to each fetched message.
+    pub add_received_header: Option<bool>,
 }
 
 /// A size in octets, written as a number or as a string with a K, M or G suffix (powers of 1024).
@@ -221,6 +223,7 @@ impl Settings {
             keep_days: over.keep_days.or(self.keep_days),
             max_message_size: over.max_message_size.or(self.max_message_size),
             state_dir: over.state_dir.or(self.state_dir),
+            add_received_header: over.add_received_header.or(self.add_received_header),
         }
     }
 
@@ -305,6 +308,8 @@ pub struct Account {
     pub max_message_size: Option<u64>,
     /// Directory of the per-account state files.
     pub state_dir: PathBuf,
+    /// Prepend a `Received:` header to each fetched message.
+    pub add_received_header: bool,
 }
 
 /// Parses a SHA-256 fingerprint written as hex, with or without colons, optionally prefixed
@@ -688,6 +693,7 @@ fn build_account(
         delete: settings.delete.unwrap_or(false),
         keep_days: settings.keep_days.unwrap_or(0),
         max_message_size,
+        add_received_header: settings.add_received_header.unwrap_or(false),
         state_dir: settings
             .state_dir
             .map(|p| expand_path(&p, base_dir))

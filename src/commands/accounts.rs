@@ -166,5 +166,9 @@ pub fn effective_settings(account: &Account) -> Vec<(&'static str, String)> {
         }),
     ));
     rows.push(("state_dir", quote(&account.state_dir.display().to_string())));
+    rows.push((
+        "add_received_header",
+        account.add_received_header.to_string(),
+    ));
     rows
 }

@@ -19,7 +19,6 @@
 use std::collections::{HashMap, HashSet};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::Args;
 
@@ -33,6 +32,7 @@ use crate::store::maildir::{self, Maildir, MaildirMessage, Staged};
 use crate::store::mbox::{Mbox, MboxMessage};
 use crate::store::mda::{self, MdaMessage};
 use crate::store::state::{self, State};
+use crate::store::unix_now as now;
 use crate::ui::{count, human_size};
 
 use super::top::{HeaderReply, fetch_headers_with_top};
@@ -122,13 +122,6 @@ pub fn state_path(account: &Account) -> PathBuf {
     account
         .state_dir
         .join(state::file_name(&account.host, account.port, &account.user))
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// Runs `fetch-all` for one account.
@@ -321,6 +314,14 @@ pub fn run(context: &Context, args: &FetchArgs) -> anyhow::Result<Summary> {
             delete_after_delivery: delete,
             sink,
             account_key: &account_key,
+            received_header: account.add_received_header.then(|| {
+                format!(
+                    "Received: from {host} by pop3 (fetch-all) with POP3 for <{user}>;\n\t{date}\n",
+                    host = account.host,
+                    user = account.user,
+                    date = crate::store::UtcTime::from_unix(now()).rfc5322()
+                )
+            }),
             progress: &progress,
             in_flight: None,
             uncommitted: Vec::new(),
@@ -729,6 +730,8 @@ struct Fetcher<'a> {
     delete_after_delivery: bool,
     sink: Sink,
     account_key: &'a str,
+    /// `Received:` header text to put above each message, when configured.
+    received_header: Option<String>,
     progress: &'a indicatif::ProgressBar,
     in_flight: Option<InFlight>,
     /// Indexes (into `wanted`) delivered but not yet handed to the committer.
@@ -891,7 +894,13 @@ impl<'c> crate::pop3::client::PipelineDriver<'c> for Fetcher<'_> {
         match reply {
             Reply::Accepted(_) => {
                 let tag = maildir::tag_for(self.account_key, self.wanted[index].uid.as_str());
-                match self.sink.start(&tag) {
+                let started = self.sink.start(&tag).and_then(|mut message| {
+                    if let Some(header) = &self.received_header {
+                        message.write(header.as_bytes())?;
+                    }
+                    Ok(message)
+                });
+                match started {
                     Ok(message) => self.in_flight = Some(message),
                     Err(e) => return Err(self.delivery_failed(e)),
                 }

@@ -12,6 +12,71 @@ pub mod state;
 
 use std::io::{self, Write};
 
+/// Seconds since the Unix epoch, now.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// A UTC calendar time, for the dates written into mail (mbox `From ` lines, `Received:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UtcTime {
+    /// `Mon` … `Sun`.
+    pub weekday: &'static str,
+    /// 1 to 31.
+    pub day: u32,
+    /// `Jan` … `Dec`.
+    pub month: &'static str,
+    /// The year.
+    pub year: i64,
+    /// 0 to 23.
+    pub hour: u64,
+    /// 0 to 59.
+    pub minute: u64,
+    /// 0 to 59.
+    pub second: u64,
+}
+
+impl UtcTime {
+    /// The calendar time of `secs` seconds after the Unix epoch.
+    pub fn from_unix(secs: u64) -> UtcTime {
+        const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+        const MONTHS: [&str; 12] = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        let days = secs / 86_400;
+        let time = secs % 86_400;
+        // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+        let z = days as i64 + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        UtcTime {
+            weekday: DAYS[(days % 7) as usize],
+            day: day as u32,
+            month: MONTHS[(month - 1) as usize],
+            year: yoe + era * 400 + i64::from(month <= 2),
+            hour: time / 3600,
+            minute: time % 3600 / 60,
+            second: time % 60,
+        }
+    }
+
+    /// RFC 5322 §3.3 form: `Sat, 21 Nov 2026 22:00:00 +0000`.
+    pub fn rfc5322(&self) -> String {
+        format!(
+            "{}, {} {} {} {:02}:{:02}:{:02} +0000",
+            self.weekday, self.day, self.month, self.year, self.hour, self.minute, self.second
+        )
+    }
+}
+
 /// Converts CRLF to LF while streaming; a lone CR is kept. Chunks may split a CRLF anywhere.
 pub struct LfWriter<W: Write> {
     inner: W,
@@ -76,6 +141,18 @@ impl<W: Write> Write for LfWriter<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(
+            UtcTime::from_unix(1_795_298_400).rfc5322(),
+            "Sat, 21 Nov 2026 22:00:00 +0000"
+        );
+        assert_eq!(
+            UtcTime::from_unix(951_782_400).rfc5322(),
+            "Tue, 29 Feb 2000 00:00:00 +0000"
+        );
+    }
 
     #[test]
     fn crlf_becomes_lf_across_every_split() {

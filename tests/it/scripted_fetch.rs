@@ -1835,3 +1835,25 @@ fn without_uidl_a_refused_top_is_reported() {
     );
     assert_eq!(outcome.code, 75, "{}", outcome.stderr);
 }
+
+#[test]
+fn a_received_header_is_added_only_when_configured() {
+    let fixture = Fixture::with_config("add_received_header = true");
+    let server = ScriptedServer::start(&happy_script(&retr_pipelined(&[1, 2, 3], &[&A, &B, &C])));
+    fixture.fetch_maildir(&server, &[]).expect_code(0);
+    server.finish();
+    let files = fixture.maildir_files("new");
+    assert_eq!(files.len(), 3);
+    for content in files.values() {
+        let text = content.as_str();
+        assert!(
+            text.starts_with(
+                "Received: from 127.0.0.1 by pop3 (fetch-all) with POP3 for <alice>;\n\t"
+            ),
+            "{text}"
+        );
+        // Then the message itself, byte for byte.
+        let rest = &text[text.find("+0000\n").expect("a date") + 6..];
+        assert!([A.text, B.text, C.text].contains(&rest), "{rest}");
+    }
+}
