@@ -82,12 +82,15 @@ pub fn run(context: &Context, args: &HeadersArgs) -> anyhow::Result<()> {
             HeaderReply::Refused(status) => Err(status),
         })
         .collect();
-    let from_column = summaries
-        .iter()
-        .flatten()
-        .map(|s| display_width(&s.from))
-        .max()
-        .unwrap_or(0);
+    let column = |field: fn(&message::Summary) -> &str| {
+        summaries
+            .iter()
+            .flatten()
+            .map(|s| display_width(field(s)))
+            .max()
+            .unwrap_or(0)
+    };
+    let (from_column, subject_column) = (column(|s| &s.from), column(|s| &s.subject));
     for (message, summary) in selected.iter().zip(summaries) {
         let summary = match summary {
             Ok(summary) => summary,
@@ -118,7 +121,7 @@ pub fn run(context: &Context, args: &HeadersArgs) -> anyhow::Result<()> {
                 message.number,
                 human_size(message.size),
                 fit(&summary.from, from_column),
-                summary.subject,
+                fit(&summary.subject, subject_column),
                 date
             ),
         };

@@ -111,22 +111,9 @@ impl State {
                 .create(dir)
                 .map_err(io_error(path))?;
         }
-        let text = match fs::read(path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(io_error(path)(e)),
-        };
-        let entries = parse(&text).map_err(|line| StateError::Damaged {
-            path: path.to_owned(),
-            line,
-        })?;
+        let (mut state, text) = State::load(path)?;
         remove_stale_temporaries(path);
-        let mut state = State {
-            path: path.to_owned(),
-            journal: Some(open_journal(path).map_err(io_error(path))?),
-            entries,
-            appended: false,
-        };
+        state.journal = Some(open_journal(path).map_err(io_error(path))?);
         if text.is_empty() || !text.ends_with(b"\n") {
             // New file, or a torn last line: start from a clean snapshot.
             state.rewrite()?;
@@ -137,6 +124,12 @@ impl State {
     /// A read-only view of the state at `path` that creates and changes nothing (an empty
     /// state when there is no file yet). For `--dry-run` and `login-check`.
     pub fn read_only(path: &Path) -> Result<State, StateError> {
+        State::load(path).map(|(state, _)| state)
+    }
+
+    /// Reads and parses the file (a missing file is an empty state), without a journal to
+    /// write to; returns the raw text too.
+    fn load(path: &Path) -> Result<(State, Vec<u8>), StateError> {
         let text = match fs::read(path) {
             Ok(text) => text,
             Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
@@ -146,12 +139,13 @@ impl State {
             path: path.to_owned(),
             line,
         })?;
-        Ok(State {
+        let state = State {
             path: path.to_owned(),
             journal: None,
             entries,
             appended: false,
-        })
+        };
+        Ok((state, text))
     }
 
     /// How many delivered messages are remembered.
