@@ -214,6 +214,11 @@ pub fn run(context: &Context, args: &FetchArgs) -> anyhow::Result<Summary> {
         let (known, rest): (Vec<_>, Vec<_>) = wanted
             .into_iter()
             .partition(|c| tags.contains(&maildir::tag_for(&account_key, c.uid.as_str())));
+        if !known.is_empty() {
+            maildir
+                .sync_dirs()
+                .map_err(|e| cannot_deliver(&target, e))?;
+        }
         let uids: Vec<Uid> = known.iter().map(|c| c.uid.clone()).collect();
         state.record_delivered(&uids, now())?;
         summary.recognised = known.len();
@@ -512,16 +517,31 @@ fn listing_with_uids(
             }
         },
     };
-    let messages = scan
-        .into_iter()
-        .filter_map(|m| {
-            uid_by_number.get(&m.number).map(|uid| Candidate {
+    // A unique-id held by two messages (a broken server, or two identical header blocks)
+    // identifies neither: treating one as the other could delete a message never fetched.
+    let mut holders: HashMap<&Uid, usize> = HashMap::new();
+    for uid in uid_by_number.values() {
+        *holders.entry(uid).or_default() += 1;
+    }
+    let mut messages = Vec::new();
+    for m in scan {
+        match uid_by_number.get(&m.number) {
+            Some(uid) if holders[uid] == 1 => messages.push(Candidate {
                 number: m.number,
                 size: m.size,
                 uid: uid.clone(),
-            })
-        })
-        .collect();
+            }),
+            Some(uid) => unidentified.push(format!(
+                "message {} (its unique id {uid} is shared with another message)",
+                m.number
+            )),
+            // Already reported when its TOP was refused.
+            None if unidentified
+                .iter()
+                .any(|u| u.starts_with(&format!("message {} ", m.number))) => {}
+            None => unidentified.push(format!("message {} (missing from UIDL)", m.number)),
+        }
+    }
     Ok(Listing {
         messages,
         unidentified,

@@ -78,6 +78,16 @@ impl Maildir {
         Ok(tags)
     }
 
+    /// Makes the directory entries of `new/` and `cur/` durable. A message found there by its
+    /// tag may have been renamed in by a run killed before its own fsync of `new/`; only after
+    /// this may it count as delivered (and be deleted from the server).
+    pub fn sync_dirs(&self) -> io::Result<()> {
+        for sub in ["new", "cur"] {
+            File::open(self.root.join(sub))?.sync_all()?;
+        }
+        Ok(())
+    }
+
     /// Starts writing a message whose tag is `tag` (see [`tag_for`]).
     pub fn start(&mut self, tag: &str) -> io::Result<MaildirMessage> {
         self.sequence += 1;

@@ -8,6 +8,7 @@ use std::io::{self, BufWriter, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::LfWriter;
@@ -20,8 +21,23 @@ const STALE_DOT_LOCK: Duration = Duration::from_secs(600);
 /// An mbox file, locked for appending.
 #[derive(Debug)]
 pub struct Mbox {
-    file: File,
+    /// Shared, never duplicated: POSIX drops a process's fcntl locks on a file as soon as *any*
+    /// descriptor of it is closed, so there must be exactly one, closed last.
+    file: Arc<File>,
     dot_lock: PathBuf,
+}
+
+/// Writes through the shared descriptor.
+struct SharedFile(Arc<File>);
+
+impl Write for SharedFile {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        (&*self.0).write(data)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 impl Mbox {
@@ -47,7 +63,10 @@ impl Mbox {
             Ok(file)
         });
         match locked {
-            Ok(file) => Ok(Mbox { file, dot_lock }),
+            Ok(file) => Ok(Mbox {
+                file: Arc::new(file),
+                dot_lock,
+            }),
             Err(e) => {
                 let _ = std::fs::remove_file(&dot_lock);
                 Err(e)
@@ -55,15 +74,18 @@ impl Mbox {
         }
     }
 
-    /// Starts appending a message.
+    /// Starts appending a message. If the file does not end with the blank line that closes a
+    /// message (a writer was killed mid-message), the missing line endings come first, so this
+    /// message never merges into the torn one.
     pub fn start(&mut self) -> io::Result<MboxMessage> {
         let start = self.file.metadata()?.len();
-        let mut writer = BufWriter::with_capacity(256 * 1024, self.file.try_clone()?);
+        let mut writer = BufWriter::with_capacity(64 * 1024, SharedFile(self.file.clone()));
+        writer.write_all(separator_needed(&self.file, start)?)?;
         writeln!(writer, "From MAILER-DAEMON {}", asctime_now())?;
         Ok(MboxMessage {
             writer: LfWriter::new(Quoter::new(writer)),
             start,
-            file: self.file.try_clone()?,
+            file: self.file.clone(),
         })
     }
 
@@ -150,11 +172,28 @@ fn take_fcntl_lock(file: &File) -> io::Result<()> {
     }
 }
 
+/// The line endings to write before a new message so that it starts after an empty line.
+fn separator_needed(file: &File, len: u64) -> io::Result<&'static [u8]> {
+    use std::os::unix::fs::FileExt;
+    if len == 0 {
+        return Ok(b"");
+    }
+    let mut tail = [0u8; 2];
+    let start = len.saturating_sub(2);
+    let read = file.read_at(&mut tail[..(len - start) as usize], start)?;
+    Ok(match &tail[..read] {
+        [b'\n', b'\n'] => b"",
+        [b'\n'] if len == 1 => b"",
+        [_, b'\n'] | [b'\n'] => b"\n",
+        _ => b"\n\n",
+    })
+}
+
 /// A message being appended.
 pub struct MboxMessage {
-    writer: LfWriter<Quoter<BufWriter<File>>>,
+    writer: LfWriter<Quoter<BufWriter<SharedFile>>>,
     start: u64,
-    file: File,
+    file: Arc<File>,
 }
 
 impl MboxMessage {
@@ -163,11 +202,26 @@ impl MboxMessage {
         self.writer.write_all(data)
     }
 
-    /// Ends the message: a final newline if it lacked one, then the blank separator line.
+    /// Ends the message: a final newline if it lacked one, then the blank separator line. On
+    /// failure whatever of the message was written is cut off again.
     pub fn finish(self) -> io::Result<()> {
-        let mut quoter = self.writer.finish()?;
-        quoter.end_message()?;
-        quoter.inner.flush()
+        let MboxMessage {
+            writer,
+            start,
+            file,
+        } = self;
+        let finished = writer.finish().and_then(|mut quoter| {
+            quoter.end_message()?;
+            quoter
+                .inner
+                .into_inner()
+                .map_err(|e| e.into_error())
+                .map(drop)
+        });
+        if finished.is_err() {
+            let _ = file.set_len(start);
+        }
+        finished
     }
 
     /// Removes whatever of this message was appended.
@@ -177,7 +231,8 @@ impl MboxMessage {
             start,
             file,
         } = self;
-        // Drop (and so flush) the buffered writer first, then cut everything off.
+        // Flush what the buffer holds first (the lock stays: the descriptor is shared), then
+        // cut everything off.
         drop(writer);
         let _ = file.set_len(start);
     }
@@ -347,6 +402,26 @@ mod tests {
             std::fs::read_to_string(&lock).unwrap().trim(),
             std::process::id().to_string()
         );
+    }
+
+    #[test]
+    fn a_message_never_merges_into_a_torn_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("inbox");
+        // What a writer killed mid-message leaves: no final newline, no blank line.
+        std::fs::write(
+            &path,
+            "From x Thu Jan  1 00:00:00 1970\nSubject: torn\n\nhalf a li",
+        )
+        .unwrap();
+        let mut mbox = Mbox::open_locked(&path).unwrap();
+        let mut message = mbox.start().unwrap();
+        message.write(b"Subject: whole\r\n\r\nbody\r\n").unwrap();
+        message.finish().unwrap();
+        drop(mbox);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("half a li\n\nFrom MAILER-DAEMON "), "{text}");
+        assert!(text.ends_with("Subject: whole\n\nbody\n\n"), "{text}");
     }
 
     #[test]

@@ -804,21 +804,28 @@ fn hostile_and_duplicate_uids_never_reach_the_file_system() {
         text: "Subject: duplicate\n\nthree\n",
     };
     let messages = [&x1, &slash, &x2];
+    // Two messages sharing a unique-id identify neither: they stay on the server, reported,
+    // rather than risk one being taken for the other (and deleted unfetched).
     let script = format!(
         "{}{}{}{QUIT}",
         login_script("USER UIDL PIPELINING"),
         list_and_uidl(&messages),
-        retr_pipelined(&[1, 2, 3], &messages),
+        retr_pipelined(&[2], &[&slash]),
     );
     let server = ScriptedServer::start(&script);
-    let outcome = fixture.fetch_maildir(&server, &[]).expect_code(0);
-    assert_silent(&outcome);
-    server.finish();
-    // Both messages with the same unique-id are delivered: neither is lost.
-    assert_eq!(
-        fixture.new_messages(),
-        sorted(&[x1.text, slash.text, x2.text])
+    let outcome = fixture.fetch_maildir(&server, &[]).expect_code(75);
+    assert!(
+        outcome
+            .stderr
+            .contains("message 1 (its unique id ../../x is shared with another message)")
+            && outcome
+                .stderr
+                .contains("message 3 (its unique id ../../x is shared"),
+        "{}",
+        outcome.stderr
     );
+    server.finish();
+    assert_eq!(fixture.new_messages(), sorted(&[slash.text]));
     let state_name = fixture
         .state_file()
         .unwrap()
@@ -851,15 +858,15 @@ fn hostile_and_duplicate_uids_never_reach_the_file_system() {
         "nothing outside the Maildir"
     );
 
-    // The next run downloads none of them again.
+    // The next run downloads nothing again, and still leaves the ambiguous pair alone.
     let server = ScriptedServer::start(&format!(
         "{}{}{QUIT}",
         login_script("USER UIDL PIPELINING"),
         list_and_uidl(&messages),
     ));
-    fixture.fetch_maildir(&server, &[]).expect_code(0);
+    fixture.fetch_maildir(&server, &[]).expect_code(75);
     assert_sent(&server.finish(), &["LIST", "UIDL", "QUIT"]);
-    assert_eq!(fixture.maildir_files("new").len(), 3);
+    assert_eq!(fixture.maildir_files("new").len(), 1);
 }
 
 // ---------------------------------------------------------------------------------------------
