@@ -10,7 +10,13 @@ use crate::config::{AuthMethod, Settings, TlsMode};
 
 /// A fast, trustworthy POP3 client: check, list, read and fetch mail.
 #[derive(Debug, Parser)]
-#[command(name = "pop3", version, about, max_term_width = 100)]
+#[command(
+    name = "pop3",
+    version,
+    about,
+    max_term_width = 100,
+    args_override_self = true
+)]
 pub struct Cli {
     /// Settings shared by every subcommand.
     #[command(flatten)]
