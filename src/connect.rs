@@ -124,6 +124,18 @@ pub fn uses_oauth(account: &Account) -> bool {
     }
 }
 
+impl Connection {
+    /// How many commands to keep in flight: a full window when the server announced
+    /// PIPELINING (RFC 2449 §6.6), else one at a time.
+    pub fn pipeline_window(&self) -> usize {
+        if self.capabilities.pipelining() {
+            crate::pop3::client::MAX_PIPELINE_WINDOW
+        } else {
+            1
+        }
+    }
+}
+
 /// Obtains the secret to log in with: an OAuth2 access token from `oauth_token_command`, or the
 /// password from its configured source.
 pub fn credential(account: &Account) -> Result<Secret, ConnectError> {

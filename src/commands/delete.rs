@@ -7,7 +7,6 @@ use clap::Args;
 
 use crate::exit::{ExitCode, Failure};
 use crate::message;
-use crate::pop3::client::MAX_PIPELINE_WINDOW;
 use crate::pop3::{Command, Reply};
 use crate::ui::{ask, count, stdin_is_terminal};
 
@@ -78,11 +77,7 @@ pub fn run(context: &Context, args: &DeleteArgs) -> anyhow::Result<()> {
     }
 
     let commands: Vec<Command> = numbers.iter().map(|&n| Command::Dele(n)).collect();
-    let window = if connection.capabilities.pipelining() {
-        MAX_PIPELINE_WINDOW
-    } else {
-        1
-    };
+    let window = connection.pipeline_window();
     let mut refused = Vec::new();
     connection
         .session

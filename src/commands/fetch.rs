@@ -25,7 +25,6 @@ use clap::Args;
 use crate::config::{Account, DeliveryTarget};
 use crate::connect::Connection;
 use crate::exit::{ExitCode, Failure};
-use crate::pop3::client::MAX_PIPELINE_WINDOW;
 use crate::pop3::{self, Command, MessageNumber, Reply, StatusLine, Uid};
 use crate::store::lock::AccountLock;
 use crate::store::maildir::{self, Maildir, MaildirMessage, Staged};
@@ -290,11 +289,7 @@ pub fn run(context: &Context, args: &FetchArgs) -> anyhow::Result<Summary> {
         return Ok(summary);
     }
 
-    let window = if connection.capabilities.pipelining() {
-        MAX_PIPELINE_WINDOW
-    } else {
-        1
-    };
+    let window = connection.pipeline_window();
     let progress = progress_bar(context, &wanted);
     let (jobs, job_queue) = std::sync::mpsc::channel();
     let (result_sender, results) = std::sync::mpsc::channel();
@@ -438,6 +433,14 @@ fn cannot_deliver(target: &DeliveryTarget, error: std::io::Error) -> Failure {
     Failure::new(
         ExitCode::IoError,
         format!("cannot deliver to {}: {error}", describe(target)),
+    )
+}
+
+/// Making a batch durable failed: what was not committed stays on the server.
+fn commit_failed(error: std::io::Error) -> Failure {
+    Failure::new(
+        ExitCode::IoError,
+        format!("cannot deliver: {error}; undelivered messages stay on the server"),
     )
 }
 
@@ -703,10 +706,7 @@ fn run_committer(
 ) {
     for job in jobs {
         let result = match job.work.commit() {
-            Err(e) => Err(Failure::new(
-                ExitCode::IoError,
-                format!("cannot deliver: {e}; undelivered messages stay on the server"),
-            )),
+            Err(e) => Err(commit_failed(e)),
             Ok(()) => match state.record_delivered(&job.uids, now()) {
                 Ok(()) => Ok(job.indexes),
                 Err(e) => Err(Failure::new(ExitCode::IoError, e.to_string())),
@@ -788,10 +788,7 @@ impl Fetcher<'_> {
         let work = match self.sink.take_work() {
             Ok(work) => work,
             Err(e) => {
-                self.failure.get_or_insert(Failure::new(
-                    ExitCode::IoError,
-                    format!("cannot deliver: {e}; undelivered messages stay on the server"),
-                ));
+                self.failure.get_or_insert(commit_failed(e));
                 return;
             }
         };

@@ -3,7 +3,6 @@
 //! as optional).
 
 use crate::connect::Connection;
-use crate::pop3::client::MAX_PIPELINE_WINDOW;
 use crate::pop3::{Command, MessageNumber, Reply, StatusLine};
 
 /// Headers longer than this are cut: nobody reads them, and a hostile server must not be able
@@ -32,7 +31,7 @@ pub fn fetch_headers(
     note(
         "the server does not support TOP; downloading whole messages (RETR) to read their headers",
     );
-    let window = window(connection);
+    let window = connection.pipeline_window();
     run(connection, numbers, |n, _| Command::Retr(n), window)
 }
 
@@ -45,7 +44,7 @@ pub fn fetch_headers_with_top(
     if capabilities.is_known() && !capabilities.top() {
         return Ok(None);
     }
-    let window = window(connection);
+    let window = connection.pipeline_window();
     if capabilities.is_known() || numbers.is_empty() {
         return run(connection, numbers, Command::Top, window).map(Some);
     }
@@ -56,15 +55,6 @@ pub fn fetch_headers_with_top(
     }
     all.append(&mut run(connection, &numbers[1..], Command::Top, window)?);
     Ok(Some(all))
-}
-
-/// How many commands to keep in flight.
-fn window(connection: &Connection) -> usize {
-    if connection.capabilities.pipelining() {
-        MAX_PIPELINE_WINDOW
-    } else {
-        1
-    }
 }
 
 fn run(
