@@ -504,6 +504,10 @@ impl LoadedConfig {
     ) -> Result<Account, ConfigError> {
         let file = &self.file;
         let known = || file.accounts.keys().cloned().collect::<Vec<_>>();
+        let no_file = || match config_path(None) {
+            Some((path, _)) => format!("there is no config file at {}", path.display()),
+            None => "there is no config file".into(),
+        };
         let name = match account {
             Some(name) => Some(name.to_owned()),
             None if command_line.host.is_some() => None,
@@ -513,12 +517,7 @@ impl LoadedConfig {
                 (None, 0) => {
                     let hint = match &self.path {
                         Some(path) => format!("{} defines no accounts", path.display()),
-                        None => match config_path(None) {
-                            Some((path, _)) => {
-                                format!("there is no config file at {}", path.display())
-                            }
-                            None => "there is no config file".into(),
-                        },
+                        None => no_file(),
                     };
                     return Err(ConfigError::NoAccount(format!(
                         "{hint}; create one (see config.example.toml) or pass --host and --user"
@@ -533,15 +532,18 @@ impl LoadedConfig {
             },
         };
         let account_settings = match &name {
-            Some(name) => {
-                file.accounts
-                    .get(name)
-                    .cloned()
-                    .ok_or_else(|| ConfigError::UnknownAccount {
+            Some(name) => file.accounts.get(name).cloned().ok_or_else(|| {
+                match &self.path {
+                    Some(_) => ConfigError::UnknownAccount {
                         name: name.clone(),
                         known: known(),
-                    })?
-            }
+                    },
+                    None => ConfigError::NoAccount(format!(
+                        "account {name:?} needs a config file, but {}; create one (see config.example.toml) or pass --config",
+                        no_file()
+                    )),
+                }
+            })?,
             None => Settings::default(),
         };
         let settings = file
@@ -838,6 +840,14 @@ auth = "plain"
             "unknown account \"nope\"; configured accounts: home, work"
         );
         let empty = LoadedConfig::default();
+        let err = empty
+            .resolve(Some("work"), Settings::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("account \"work\" needs a config file") && err.contains("--config"),
+            "{err}"
+        );
         let err = empty.resolve(None, Settings::default()).unwrap_err();
         assert!(err.to_string().contains("pass --host and --user"), "{err}");
         let err = empty
