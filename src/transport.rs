@@ -179,8 +179,7 @@ pub struct TlsConnector {
 fn trusted_roots(ca_file: Option<&Path>) -> Result<RootCertStore, TransportError> {
     let mut roots = RootCertStore::empty();
     // Unreadable system certificates are not fatal: the CA file may be all we need.
-    let native = rustls_native_certs::load_native_certs();
-    roots.add_parsable_certificates(native.certs);
+    roots.add_parsable_certificates(system_certificates());
     if let Some(path) = ca_file {
         for certificate in read_certificates(path)? {
             roots.add(certificate).map_err(|e| TransportError::CaFile {
@@ -193,6 +192,38 @@ fn trusted_roots(ca_file: Option<&Path>) -> Result<RootCertStore, TransportError
         return Err(TransportError::NoRootCertificates);
     }
     Ok(roots)
+}
+
+/// Bundle files that hold every system root in one PEM file, most common first (Debian/Ubuntu,
+/// Fedora/RHEL, openSUSE, Alpine/BSD).
+const SYSTEM_BUNDLES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+];
+
+/// The system's root certificates, read as cheaply as the system allows: `SSL_CERT_FILE` when
+/// set, else the distribution's single bundle file. Only without either is a certificate
+/// directory read (`SSL_CERT_DIR`, or what `rustls-native-certs` probes), because that means
+/// one `open` per certificate (about 150 files and 300 `statx` on Debian) on every run, while
+/// the bundle holds the same certificates in one file.
+fn system_certificates() -> Vec<CertificateDer<'static>> {
+    let bundle = match std::env::var_os("SSL_CERT_FILE") {
+        Some(file) => Some(PathBuf::from(file)),
+        None if std::env::var_os("SSL_CERT_DIR").is_some() => None,
+        None => SYSTEM_BUNDLES
+            .iter()
+            .map(PathBuf::from)
+            .find(|path| path.is_file()),
+    };
+    if let Some(path) = bundle
+        && let Ok(certificates) = CertificateDer::pem_file_iter(&path)
+    {
+        // Like OpenSSL, skip what does not parse rather than distrust the whole store.
+        return certificates.filter_map(Result::ok).collect();
+    }
+    rustls_native_certs::load_native_certs().certs
 }
 
 /// The server presented a certificate other than the pinned one; holds its fingerprint.
