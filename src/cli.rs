@@ -65,6 +65,9 @@ pub struct GlobalArgs {
     /// Seconds allowed for connecting and for every read and write [default: 60]
     #[arg(long, global = true, value_name = "SECS")]
     pub timeout: Option<u64>,
+    /// Connect through this SOCKS5 proxy (socks5://HOST:PORT; socks5h:// lets the proxy resolve names)
+    #[arg(long, global = true, value_name = "URL")]
+    pub proxy: Option<String>,
     /// Show the protocol dialogue on stderr (passwords are masked)
     #[arg(long, global = true)]
     pub debug: bool,
@@ -90,6 +93,7 @@ impl GlobalArgs {
             password_file: self.password_file.clone(),
             allow_plaintext_password: self.allow_plaintext_password.then_some(true),
             timeout: self.timeout,
+            proxy: self.proxy.clone(),
             ..Settings::default()
         }
     }

@@ -105,6 +105,9 @@ pub struct Settings {
     pub tls_server_name: Option<String>,
     /// Seconds allowed for connecting and for every read and write.
     pub timeout: Option<u64>,
+    /// Connect through this SOCKS5 proxy: `socks5://host:port`, or `socks5h://host:port` to
+    /// let the proxy resolve the server's name.
+    pub proxy: Option<String>,
     /// `fetch-all` delivers into this Maildir (the default target, `~/Maildir`).
     pub maildir: Option<PathBuf>,
     /// `fetch-all` appends to this mbox file instead.
@@ -207,6 +210,7 @@ impl Settings {
             tls_client_key: over.tls_client_key.or(self.tls_client_key),
             tls_server_name: over.tls_server_name.or(self.tls_server_name),
             timeout: over.timeout.or(self.timeout),
+            proxy: over.proxy.or(self.proxy),
             // The delivery target is one choice: a layer naming any target replaces the others.
             maildir: if over_has_target {
                 over.maildir
@@ -298,6 +302,8 @@ pub struct Account {
     pub tls_options: TlsOptions,
     /// For connecting and for every read and write.
     pub timeout: Duration,
+    /// The SOCKS5 proxy to connect through, if any.
+    pub proxy: Option<crate::proxy::Proxy>,
     /// Where `fetch-all` delivers.
     pub target: DeliveryTarget,
     /// Delete from the server after delivery.
@@ -685,6 +691,13 @@ fn build_account(
     {
         return Err(invalid("oauth_token_command must name a program"));
     }
+    let proxy = match &settings.proxy {
+        Some(url) => Some(
+            url.parse()
+                .map_err(|e: crate::proxy::ProxyUrlError| invalid(&e.to_string()))?,
+        ),
+        None => None,
+    };
     let max_message_size = match settings.max_message_size {
         Some(ByteSize(0)) => None,
         Some(ByteSize(n)) => Some(n),
@@ -717,6 +730,7 @@ fn build_account(
         password,
         allow_plaintext_password: settings.allow_plaintext_password.unwrap_or(false),
         timeout: Duration::from_secs(timeout),
+        proxy,
     })
 }
 

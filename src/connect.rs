@@ -37,6 +37,9 @@ pub enum ConnectError {
     /// TCP or TLS failed.
     #[error(transparent)]
     Transport(#[from] TransportError),
+    /// The SOCKS5 proxy could not connect us.
+    #[error(transparent)]
+    Proxy(#[from] crate::proxy::ProxyError),
     /// The password could not be obtained.
     #[error("{0}")]
     Password(String),
@@ -239,7 +242,10 @@ pub fn open(
         host: host.to_owned(),
         error,
     };
-    let tcp = transport::connect_tcp(host, account.port, account.timeout)?;
+    let tcp = match &account.proxy {
+        Some(proxy) => crate::proxy::connect(proxy, host, account.port, account.timeout)?,
+        None => transport::connect_tcp(host, account.port, account.timeout)?,
+    };
     if let Ok(peer) = tcp.peer_addr() {
         progress(Progress::Connected(peer));
     }

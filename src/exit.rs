@@ -101,6 +101,7 @@ pub fn classify(error: &anyhow::Error) -> ExitCode {
 fn connect_code(error: &ConnectError) -> ExitCode {
     match error {
         ConnectError::Transport(e) => transport_code(e),
+        ConnectError::Proxy(e) => proxy_code(e),
         ConnectError::Password(_) | ConnectError::PlaintextRefused { .. } => ExitCode::Config,
         ConnectError::NoGreeting { .. } => ExitCode::TempFail,
         ConnectError::StlsUnavailable { .. }
@@ -112,6 +113,23 @@ fn connect_code(error: &ConnectError) -> ExitCode {
             _ => ExitCode::AuthFailed,
         },
         ConnectError::Protocol { error, .. } => protocol_code(error),
+    }
+}
+
+fn proxy_code(error: &crate::proxy::ProxyError) -> ExitCode {
+    use crate::proxy::ProxyError;
+    match error {
+        ProxyError::Resolve(e) | ProxyError::Unreachable { source: e, .. } => match e {
+            TransportError::Connect { .. } => ExitCode::TempFail,
+            other => transport_code(other),
+        },
+        ProxyError::NoAcceptableMethod { .. } | ProxyError::AuthenticationFailed { .. } => {
+            ExitCode::Config
+        }
+        ProxyError::Protocol { .. } => ExitCode::Protocol,
+        refused @ ProxyError::Refused { .. } if refused.is_temporary() => ExitCode::TempFail,
+        ProxyError::Refused { .. } => ExitCode::Unavailable,
+        ProxyError::Io { .. } => ExitCode::TempFail,
     }
 }
 

@@ -24,6 +24,7 @@ pub mod connect;
 pub mod exit;
 pub mod message;
 pub mod pop3;
+pub mod proxy;
 pub mod secret;
 pub mod store;
 pub mod transport;

@@ -8,6 +8,7 @@ mod dovecot_cli;
 mod dovecot_fetch;
 mod dovecot_harness;
 mod dovecot_messages;
+mod dovecot_proxy;
 mod scripted_cli;
 mod scripted_fetch;
 mod scripted_messages;
