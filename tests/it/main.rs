@@ -10,6 +10,7 @@ mod dovecot_harness;
 mod dovecot_messages;
 mod scripted_cli;
 mod scripted_fetch;
+mod scripted_listings;
 mod scripted_messages;
 mod scripted_oauth;
 mod scripted_selftest;
