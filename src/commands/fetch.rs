@@ -272,6 +272,9 @@ pub fn run(context: &Context, args: &FetchArgs) -> anyhow::Result<Summary> {
                 message.uid
             )?;
         }
+        for why in &unidentified {
+            writeln!(out, "  leave {why}  (cannot be identified safely)")?;
+        }
         let mut deleting = old_deletions.clone();
         if delete {
             deleting.extend(wanted.iter().map(|c| c.number));

@@ -1070,6 +1070,25 @@ fn a_uidl_number_absent_from_list_is_reported_not_an_internal_error() {
         "{}",
         outcome.stderr
     );
+
+    // --dry-run says so too.
+    let server = ScriptedServer::start(&format!(
+        "{}C: LIST\n{}C: UIDL\n{}{QUIT}",
+        login_script("USER UIDL PIPELINING"),
+        send(&list_reply(&[&A, &B])),
+        send(b"+OK\r\n1 uid-A\r\n2 uid-B\r\n7 uid-G\r\n.\r\n"),
+    ));
+    let outcome = fixture
+        .fetch_maildir(&server, &["--dry-run"])
+        .expect_code(0);
+    server.finish();
+    assert!(
+        outcome.stdout.contains(
+            "  leave message 7 (in UIDL but missing from LIST)  (cannot be identified safely)"
+        ),
+        "{}",
+        outcome.stdout
+    );
 }
 
 /// A maildrop of `n` messages of 100 octets that UIDL knows nothing about: every one is
