@@ -383,7 +383,9 @@ impl<S: Read + Write> Session<S> {
         self.connection.command(Command::Uidl(None))?;
         let mut listings = Vec::new();
         self.connection.read_listing(|line| {
-            listings.push(response::parse_unique_id_listing(line)?);
+            // A line naming no message costs only the message it was meant for, which is then
+            // missing from the listing (fetch-all reports it); never the whole listing.
+            listings.extend(response::parse_unique_id_listing(line).ok());
             Ok(())
         })?;
         Ok(listings)

@@ -11,6 +11,7 @@ mod dovecot_messages;
 mod dovecot_proxy;
 mod scripted_cli;
 mod scripted_fetch;
+mod scripted_listings;
 mod scripted_messages;
 mod scripted_oauth;
 mod scripted_selftest;
