@@ -587,8 +587,9 @@ pub fn import(file: Option<&Path>) -> Result<Imported, ImportError> {
     }
     for (user, host, count) in unknown {
         imported.warnings.push(format!(
-            "{}: {count} UIDs of {user} at {host}, which no entry in {} names: not imported",
+            "{}: {} of {user} at {host}, which no entry in {} names: not imported",
             idfile.display(),
+            crate::ui::count(count as u64, "UID"),
             path.display()
         ));
     }

@@ -151,6 +151,10 @@ pub fn convert(name: &str, commands: &Commands) -> (ImportedAccount, Option<Stri
         match command {
             "host" | "user" | "port" | "tls" | "tls_starttls" => {}
             "tls_trust_file" if argument == "system" => {}
+            "tls_certcheck" if on(argument) => {}
+            "tls_certcheck" => account.note(
+                "mpop: tls_certcheck off: pop3 always verifies the certificate (pin a self-signed one with tls_fingerprint)",
+            ),
             "tls_trust_file" if argument.is_empty() => account.note(
                 "mpop: tls_trust_file (empty: trust no CA) has no equivalent; pin the certificate with tls_fingerprint",
             ),
@@ -351,9 +355,9 @@ pub fn import(file: Option<&Path>) -> Result<Imported, ImportError> {
         for (host, user, uids, claimed) in lists {
             if !claimed && !uids.is_empty() {
                 imported.warnings.push(format!(
-                    "{}: {} UIDs of {user} at {host}, which no account in {} names: not imported",
+                    "{}: {} of {user} at {host}, which no account in {} names: not imported",
                     file.display(),
-                    uids.len(),
+                    crate::ui::count(uids.len() as u64, "UID"),
                     path.display()
                 ));
             }
