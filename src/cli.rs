@@ -120,6 +120,8 @@ pub enum Command {
     FetchAll(crate::commands::fetch::FetchArgs),
     /// List the configured accounts
     Accounts,
+    /// Import accounts and already-fetched messages from mpop, fetchmail or getmail
+    Import(crate::commands::import::ImportArgs),
     /// Work with the config file
     #[command(subcommand)]
     Config(ConfigCommand),

@@ -22,6 +22,7 @@ pub mod commands;
 pub mod config;
 pub mod connect;
 pub mod exit;
+pub mod import;
 pub mod message;
 pub mod pop3;
 pub mod proxy;

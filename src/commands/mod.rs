@@ -6,6 +6,7 @@ pub mod browse;
 pub mod delete;
 pub mod fetch;
 pub mod headers;
+pub mod import;
 mod list;
 mod login_check;
 pub mod read;
@@ -99,6 +100,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Completions { shell } => return shell::completions(*shell),
         Command::Man => return shell::man(),
+        Command::Import(args) => return import::run(args, global, verbosity == Verbosity::Quiet),
         _ => {}
     }
     let loaded = config::load(global.config.as_deref())?;
@@ -142,7 +144,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             report_fetch(&context, &summary);
             Ok(())
         }
-        Command::Accounts | Command::Config(_) | Command::Completions { .. } | Command::Man => {
+        Command::Accounts
+        | Command::Config(_)
+        | Command::Import(_)
+        | Command::Completions { .. }
+        | Command::Man => {
             unreachable!("handled before an account is resolved")
         }
     }

@@ -7,6 +7,7 @@ mod docs_examples;
 mod dovecot_cli;
 mod dovecot_fetch;
 mod dovecot_harness;
+mod dovecot_import;
 mod dovecot_messages;
 mod dovecot_proxy;
 mod scripted_cli;
