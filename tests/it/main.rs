@@ -13,4 +13,5 @@ mod scripted_fetch;
 mod scripted_messages;
 mod scripted_oauth;
 mod scripted_selftest;
+mod secrets_and_trust;
 mod support;
