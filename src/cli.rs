@@ -87,15 +87,26 @@ impl GlobalArgs {
             port: self.port,
             user: self.user.clone(),
             tls: self.tls,
-            ca_file: self.ca_file.clone(),
+            ca_file: self.ca_file.as_deref().map(from_current_dir),
             auth: self.auth,
             password_env: self.password_env.clone(),
-            password_file: self.password_file.clone(),
+            password_file: self.password_file.as_deref().map(from_current_dir),
             allow_plaintext_password: self.allow_plaintext_password.then_some(true),
             timeout: self.timeout,
             proxy: self.proxy.clone(),
             ..Settings::default()
         }
+    }
+}
+
+/// A path given on the command line is relative to the current directory, as for any other
+/// program (the config layer would otherwise take it relative to the config file's folder).
+/// A leading `~` is left for the config layer to expand.
+pub fn from_current_dir(path: &std::path::Path) -> PathBuf {
+    if path.is_relative() && !path.starts_with("~") {
+        std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
+    } else {
+        path.to_owned()
     }
 }
 

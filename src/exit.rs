@@ -104,6 +104,9 @@ fn connect_code(error: &ConnectError) -> ExitCode {
         ConnectError::Proxy(e) => proxy_code(e),
         ConnectError::Password(_) | ConnectError::PlaintextRefused { .. } => ExitCode::Config,
         ConnectError::NoGreeting { .. } => ExitCode::TempFail,
+        ConnectError::ImplicitTlsPort { .. } | ConnectError::NeedsStarttls { .. } => {
+            ExitCode::Config
+        }
         ConnectError::StlsUnavailable { .. }
         | ConnectError::NoMechanism { .. }
         | ConnectError::ApopUnavailable { .. } => ExitCode::Unavailable,
@@ -141,7 +144,8 @@ fn transport_code(error: &TransportError) -> ExitCode {
         TransportError::CaFile { .. }
         | TransportError::ClientCertificate { .. }
         | TransportError::NoRootCertificates
-        | TransportError::ServerName { .. } => ExitCode::Config,
+        | TransportError::ServerName { .. }
+        | TransportError::PlaintextPort { .. } => ExitCode::Config,
         TransportError::Tls { .. } => ExitCode::Protocol,
     }
 }

@@ -11,6 +11,7 @@ use pop3::exit;
 static PANIC_LOCATION: Mutex<Option<String>> = Mutex::new(None);
 
 fn main() -> ExitCode {
+    disable_core_dumps();
     // A bug must still end in one readable line and a distinct exit code, not a debug dump:
     // the hook only remembers where it happened, and main reports it below. Panics caught on
     // purpose (the mail parser is guarded that way) stay silent.
@@ -48,6 +49,22 @@ fn main() -> ExitCode {
             eprintln!("pop3: {error:#}");
             ExitCode::from(exit::classify(&error) as u8)
         }
+    }
+}
+
+/// A core dump would hold the password (a hostile server may be able to provoke an abort), so
+/// none is written; on Linux the process is also made non-dumpable, which keeps other
+/// processes of the same user from reading its memory through ptrace or /proc.
+fn disable_core_dumps() {
+    let none = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain system calls with valid arguments; failure leaves the defaults in place.
+    unsafe {
+        libc::setrlimit(libc::RLIMIT_CORE, &none);
+        #[cfg(target_os = "linux")]
+        libc::prctl(libc::PR_SET_DUMPABLE, 0);
     }
 }
 

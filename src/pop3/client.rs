@@ -62,7 +62,11 @@ impl<S: Read + Write> Connection<S> {
 
     /// Sends commands in one write (several at once when pipelining).
     fn send(&mut self, commands: &[Command<'_>]) -> Result<()> {
-        let mut bytes = Vec::with_capacity(commands.len() * 16);
+        // The buffer may carry a password or SASL payload: sized exactly (no reallocation
+        // leaves a copy behind) and wiped once written.
+        let mut bytes = zeroize::Zeroizing::new(Vec::with_capacity(
+            commands.iter().map(Command::encoded_len).sum(),
+        ));
         for command in commands {
             command.encode_into(&mut bytes)?;
         }
@@ -290,11 +294,14 @@ impl<S: Read + Write> Client<S> {
         let mut hasher = Md5::new();
         hasher.update(timestamp.as_bytes());
         hasher.update(password.as_bytes());
-        let digest: String = hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let hash = zeroize::Zeroizing::new(<[u8; 16]>::from(hasher.finalize()));
+        // 32 hex digits, in a buffer that never grows and is wiped on drop.
+        let mut digest = zeroize::Zeroizing::new(String::with_capacity(32));
+        for b in hash.iter() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            digest.push(HEX[usize::from(b >> 4)] as char);
+            digest.push(HEX[usize::from(b & 15)] as char);
+        }
         self.connection.command(Command::Apop {
             user,
             digest: &digest,
@@ -306,12 +313,12 @@ impl<S: Read + Write> Client<S> {
 
     /// Authenticates with a SASL mechanism (RFC 5034). `initial_response` is the base64
     /// payload sent on the `AUTH` line, if any; `respond` answers each base64 challenge with
-    /// the next base64 line. Payloads are secrets and never traced.
+    /// the next base64 line. Payloads are secrets: never traced, and wiped once sent.
     pub fn authenticate(
         mut self,
         mechanism: &str,
         initial_response: Option<&str>,
-        mut respond: impl FnMut(&str) -> String,
+        mut respond: impl FnMut(&str) -> zeroize::Zeroizing<String>,
     ) -> Result<Session<S>> {
         let auth = Command::Auth {
             mechanism,
@@ -768,7 +775,7 @@ mod tests {
         let session = client
             .authenticate("PLAIN", None, |c| {
                 challenges.push(c.to_owned());
-                "AGFsaWNlAHB3".into()
+                zeroize::Zeroizing::new("AGFsaWNlAHB3".into())
             })
             .unwrap();
         assert_eq!(challenges, [""]);

@@ -16,4 +16,5 @@ mod scripted_listings;
 mod scripted_messages;
 mod scripted_oauth;
 mod scripted_selftest;
+mod secrets_and_trust;
 mod support;
