@@ -17,7 +17,7 @@ use zeroize::Zeroizing;
 
 use crate::config::{Account, AuthMethod, PasswordSource, TlsMode};
 use crate::pop3::client::{Greeting, Tracer};
-use crate::pop3::{self, Capabilities, Client, Session, StatusLine};
+use crate::pop3::{self, Capabilities, Client, Command, Session, StatusLine};
 use crate::secret::Secret;
 use crate::transport::{self, Stream, TlsConnector, TlsInfo, TransportError};
 
@@ -349,10 +349,16 @@ fn sasl_payload(parts: &[&str]) -> Zeroizing<String> {
 }
 
 /// Connects, secures and logs in: one attempt, no fallbacks that weaken security.
+///
+/// `prefetch` names the commands the caller will send first (e.g. LIST and UIDL): when the
+/// server announced PIPELINING they leave in the same write as the login, together with the
+/// post-login CAPA, so the whole login tail costs one round trip; the session then reads
+/// their replies when asked. Otherwise they are sent when asked, one at a time.
 pub fn open(
     account: &Account,
     password: &Secret,
     tracer: Option<Tracer>,
+    prefetch: &[Command<'static>],
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<Connection, ConnectError> {
     let host = account.host.as_str();
@@ -429,6 +435,18 @@ pub fn open(
     }
     let user = account.user.as_str();
     let secret = password.expose();
+    // OAuth mechanisms answer a refused token with a challenge, which would swallow pipelined
+    // commands as SASL answers: they log in alone.
+    if capabilities.pipelining()
+        && matches!(
+            mechanism,
+            Mechanism::User | Mechanism::Plain | Mechanism::Apop
+        )
+    {
+        let mut tail = vec![Command::Capa];
+        tail.extend(prefetch.iter().cloned());
+        client.send_after_login(&tail);
+    }
     let login = match mechanism {
         Mechanism::User => client.login_user(user, secret),
         Mechanism::Plain => {

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::exit::{ExitCode, Failure};
 use crate::message;
-use crate::pop3::MessageNumber;
+use crate::pop3::{Command, MessageNumber};
 use crate::ui::{ask, count, stdin_is_terminal};
 
 use super::Context;
@@ -86,7 +86,7 @@ const RULE: &str = "------------------------------------------------------------
 pub fn run(context: &Context) -> anyhow::Result<()> {
     install_interrupt_handler();
     let echo = !stdin_is_terminal();
-    let mut connection = context.connect()?;
+    let mut connection = context.connect_prefetching(&[Command::List(None)])?;
     let listing = connection.session.list()?;
     let mut out = std::io::stdout();
     if listing.is_empty() {

@@ -42,7 +42,7 @@ pub fn run(context: &Context, args: &DeleteArgs) -> anyhow::Result<()> {
         )
         .into());
     }
-    let mut connection = context.connect()?;
+    let mut connection = context.connect_prefetching(&select::prefetch(&specs, false))?;
     let selected = select::resolve(&mut connection, &specs, false)?;
     let numbers: Vec<_> = selected.iter().map(|s| s.number).collect();
     let quiet = context.verbosity == super::Verbosity::Quiet;

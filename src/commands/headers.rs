@@ -26,7 +26,7 @@ pub struct HeadersArgs {
 /// Runs `headers`.
 pub fn run(context: &Context, args: &HeadersArgs) -> anyhow::Result<()> {
     let specs = select::parse_specs(&args.select)?;
-    let mut connection = context.connect()?;
+    let mut connection = context.connect_prefetching(&select::prefetch(&specs, args.json))?;
     let selected = select::resolve(&mut connection, &specs, args.json)?;
     let numbers: Vec<_> = selected.iter().map(|s| s.number).collect();
     let quiet = context.verbosity == super::Verbosity::Quiet;

@@ -26,7 +26,7 @@ pub fn run(context: &Context) -> anyhow::Result<()> {
         account.port,
         account.tls
     );
-    let mut connection = context.connect_with(&mut |step| match step {
+    let mut connection = context.connect_with(&[], &mut |step| match step {
         Progress::Connected(peer) => say!("Connected:    {peer}"),
         Progress::Tls(info) => {
             say!("TLS:          {} {}", info.version, info.cipher_suite);

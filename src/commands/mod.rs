@@ -20,6 +20,7 @@ use anyhow::Context as _;
 use crate::cli::{Cli, Command};
 use crate::config::{self, Account};
 use crate::connect::{self, Connection, Progress};
+use crate::pop3::Command as Pop3Command;
 use crate::pop3::client::{Direction, Tracer};
 
 /// How chatty to be.
@@ -55,19 +56,26 @@ impl Context {
     /// `progress` (and, when verbose, on stderr).
     pub fn connect_with(
         &self,
+        prefetch: &[Pop3Command<'static>],
         progress: &mut dyn FnMut(Progress<'_>),
     ) -> anyhow::Result<Connection> {
         connect::check_plaintext_policy(&self.account)?;
         let password = connect::credential(&self.account)?;
         let tracer = self.debug.then(debug_tracer);
-        let connection = connect::open(&self.account, &password, tracer, progress)?;
+        let connection = connect::open(&self.account, &password, tracer, prefetch, progress)?;
         Ok(connection)
     }
 
     /// Opens an authenticated session.
     pub fn connect(&self) -> anyhow::Result<Connection> {
+        self.connect_prefetching(&[])
+    }
+
+    /// Opens an authenticated session whose first commands will be `prefetch`: with a server
+    /// that pipelines, they travel with the login (see [`connect::open`]).
+    pub fn connect_prefetching(&self, prefetch: &[Pop3Command<'static>]) -> anyhow::Result<Connection> {
         let verbose = self.verbosity == Verbosity::Verbose;
-        self.connect_with(&mut |step| {
+        self.connect_with(prefetch, &mut |step| {
             if verbose && let Progress::Authenticated(mechanism) = step {
                 eprintln!("logged in with {mechanism}");
             }

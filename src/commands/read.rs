@@ -44,7 +44,7 @@ pub fn run(context: &Context, args: &ReadArgs) -> anyhow::Result<()> {
     if let [MessageSpec::Range(..)] = specs.as_slice() {
         return Err(Failure::new(ExitCode::Usage, "read takes one message, not a range").into());
     }
-    let mut connection = context.connect()?;
+    let mut connection = context.connect_prefetching(&select::prefetch(&specs, false))?;
     let selected = select::resolve(&mut connection, &specs, false)?;
     let number = selected[0].number;
     let session = &mut connection.session;

@@ -8,7 +8,7 @@ use clap::Args;
 
 use crate::connect::Connection;
 use crate::exit::{ExitCode, Failure};
-use crate::pop3::{MessageNumber, Uid};
+use crate::pop3::{Command, MessageNumber, Uid};
 
 /// Which messages a command acts on.
 #[derive(Debug, Clone, Args)]
@@ -92,6 +92,16 @@ pub fn parse_specs(args: &MessageArgs) -> Result<Vec<MessageSpec>, Failure> {
 
 /// Resolves `specs` (all messages when empty) in this session, in the order given, without
 /// duplicates. `want_uids` also fetches unique ids when the server has them.
+/// The commands [`resolve`] will send first, to pipeline behind the login.
+pub fn prefetch(specs: &[MessageSpec], want_uids: bool) -> Vec<Command<'static>> {
+    let by_uid = specs.iter().any(|s| matches!(s, MessageSpec::Uid(_)));
+    let mut commands = vec![Command::List(None)];
+    if by_uid || want_uids {
+        commands.push(Command::Uidl(None));
+    }
+    commands
+}
+
 pub fn resolve(
     connection: &mut Connection,
     specs: &[MessageSpec],

@@ -41,6 +41,9 @@ struct Connection<S> {
     start: usize,
     end: usize,
     tracer: Option<Tracer>,
+    /// Commands sent ahead (pipelined behind the login) whose replies are not read yet, in
+    /// order. Asking for one of them reads its reply instead of sending it again.
+    ahead: std::collections::VecDeque<Command<'static>>,
 }
 
 impl<S: Read + Write> Connection<S> {
@@ -51,6 +54,7 @@ impl<S: Read + Write> Connection<S> {
             start: 0,
             end: 0,
             tracer,
+            ahead: std::collections::VecDeque::new(),
         }
     }
 
@@ -171,10 +175,31 @@ impl<S: Read + Write> Connection<S> {
         Ok(octets)
     }
 
-    /// Sends one command and reads its status line.
+    /// Sends one command and reads its status line. A command already sent ahead is not sent
+    /// again: its reply is next in the stream.
     fn command(&mut self, command: Command<'_>) -> Result<StatusLine> {
+        if self.ahead.front() == Some(&command) {
+            self.ahead.pop_front();
+            return self.read_status(&command);
+        }
+        self.skip_ahead()?;
         self.send(std::slice::from_ref(&command))?;
         self.read_status(&command)
+    }
+
+    /// Reads and drops the replies to commands sent ahead that nobody asked for, so that the
+    /// next reply read belongs to the next command sent.
+    fn skip_ahead(&mut self) -> Result<()> {
+        while let Some(command) = self.ahead.pop_front() {
+            match self.read_status(&command) {
+                Ok(_) if command.has_multiline_reply() => {
+                    self.read_multiline(&mut |_| Ok(()))?;
+                }
+                Ok(_) | Err(Error::Server { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 }
 
@@ -237,6 +262,8 @@ impl Greeting {
 /// A connection in the AUTHORIZATION state.
 pub struct Client<S> {
     connection: Connection<S>,
+    /// Commands to send in the same write as the login (see [`Client::send_after_login`]).
+    after_login: Vec<Command<'static>>,
 }
 
 impl<S: Read + Write> Client<S> {
@@ -252,13 +279,47 @@ impl<S: Read + Write> Client<S> {
                 status,
             });
         }
-        Ok((Client { connection }, Greeting::new(status)))
+        Ok((
+            Client {
+                connection,
+                after_login: Vec::new(),
+            },
+            Greeting::new(status),
+        ))
     }
 
     /// Resumes after a TLS upgrade: no greeting follows STLS (RFC 2595 §4).
     pub fn resume(stream: S, tracer: Option<Tracer>) -> Client<S> {
         Client {
             connection: Connection::new(stream, tracer),
+            after_login: Vec::new(),
+        }
+    }
+
+    /// Pipelines `commands` behind the login (RFC 2449 §6.6): they leave in the same write as
+    /// the login's last command, so that, say, the post-login CAPA, LIST and UIDL cost no
+    /// round trip of their own. Their replies are read when the [`Session`] asks for them;
+    /// should the login fail, they are never read (they were answered with `-ERR` or not at
+    /// all). Only for servers that announced PIPELINING, and only for logins that take one
+    /// exchange: a SASL mechanism without an initial response ignores this.
+    pub fn send_after_login(&mut self, commands: &[Command<'static>]) {
+        self.after_login = commands.to_vec();
+    }
+
+    /// Sends the login's last command(s) with the commands to pipeline behind them, which
+    /// then wait in `ahead` for the session.
+    fn send_login(&mut self, login: &[Command<'_>]) -> Result<()> {
+        let tail = std::mem::take(&mut self.after_login);
+        let mut commands = login.to_vec();
+        commands.extend(tail.iter().cloned());
+        self.connection.send(&commands)?;
+        self.connection.ahead.extend(tail);
+        Ok(())
+    }
+
+    fn into_session(self) -> Session<S> {
+        Session {
+            connection: self.connection,
         }
     }
 
@@ -280,11 +341,17 @@ impl<S: Read + Write> Client<S> {
 
     /// Logs in with `USER` and `PASS` (RFC 1939 §7).
     pub fn login_user(mut self, user: &str, password: &str) -> Result<Session<S>> {
-        self.connection.command(Command::User(user))?;
-        self.connection.command(Command::Pass(password))?;
-        Ok(Session {
-            connection: self.connection,
-        })
+        if self.after_login.is_empty() {
+            self.connection.command(Command::User(user))?;
+            self.connection.command(Command::Pass(password))?;
+        } else {
+            // Pipelined: a refused USER makes the server refuse PASS too, and is reported.
+            let (user, pass) = (Command::User(user), Command::Pass(password));
+            self.send_login(&[user.clone(), pass.clone()])?;
+            self.connection.read_status(&user)?;
+            self.connection.read_status(&pass)?;
+        }
+        Ok(self.into_session())
     }
 
     /// Logs in with `APOP` (RFC 1939 §7): the secret itself is never sent, only an MD5 digest
@@ -302,13 +369,13 @@ impl<S: Read + Write> Client<S> {
             digest.push(HEX[usize::from(b >> 4)] as char);
             digest.push(HEX[usize::from(b & 15)] as char);
         }
-        self.connection.command(Command::Apop {
+        let apop = Command::Apop {
             user,
             digest: &digest,
-        })?;
-        Ok(Session {
-            connection: self.connection,
-        })
+        };
+        self.send_login(std::slice::from_ref(&apop))?;
+        self.connection.read_status(&apop)?;
+        Ok(self.into_session())
     }
 
     /// Authenticates with a SASL mechanism (RFC 5034). `initial_response` is the base64
@@ -324,10 +391,22 @@ impl<S: Read + Write> Client<S> {
             mechanism,
             initial_response,
         };
-        self.connection.send(std::slice::from_ref(&auth))?;
+        if initial_response.is_some() {
+            self.send_login(std::slice::from_ref(&auth))?;
+        } else {
+            // A challenge-response exchange: nothing may follow AUTH until it is over.
+            self.after_login.clear();
+            self.connection.send(std::slice::from_ref(&auth))?;
+        }
         loop {
             let line = self.connection.read_line(MAX_STATUS_LINE)?;
             match parse_auth_reply(&line)? {
+                AuthReply::Continue(_) if !self.connection.ahead.is_empty() => {
+                    // The server would take the pipelined commands for SASL answers.
+                    return Err(Error::Protocol(
+                        "the server asked for more after a complete SASL initial response".into(),
+                    ));
+                }
                 AuthReply::Continue(challenge) => {
                     self.connection.trace(Direction::Server, "+ ***");
                     let answer = respond(&challenge);
@@ -337,9 +416,7 @@ impl<S: Read + Write> Client<S> {
                     self.connection
                         .trace(Direction::Server, &String::from_utf8_lossy(&line));
                     if status.ok {
-                        return Ok(Session {
-                            connection: self.connection,
-                        });
+                        return Ok(self.into_session());
                     }
                     return Err(Error::Server {
                         command: auth.redacted(),
@@ -478,6 +555,7 @@ impl<S: Read + Write> Session<S> {
         driver: &mut D,
     ) -> Result<()> {
         let window = window.clamp(1, MAX_PIPELINE_WINDOW);
+        self.connection.skip_ahead()?;
         let mut in_flight: std::collections::VecDeque<(Command<'c>, D::Tag)> =
             std::collections::VecDeque::new();
         loop {
