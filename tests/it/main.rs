@@ -8,6 +8,8 @@ mod dovecot_cli;
 mod dovecot_fetch;
 mod dovecot_harness;
 mod dovecot_messages;
+mod hostile_bounds;
+mod hostile_fuzz;
 mod scripted_cli;
 mod scripted_fetch;
 mod scripted_messages;
