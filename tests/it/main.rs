@@ -10,6 +10,7 @@ mod dovecot_harness;
 mod dovecot_messages;
 mod hostile_bounds;
 mod hostile_fuzz;
+mod proptest_parsers;
 mod scripted_cli;
 mod scripted_fetch;
 mod scripted_messages;
