@@ -106,7 +106,8 @@ fn mutate(rng: &mut Rng, correct: Vec<u8>) -> Answer {
             for c in text.chars() {
                 if c.is_ascii_digit() {
                     if !in_number {
-                        out.push_str(*rng.pick(NUMBERS));
+                        let number = NUMBERS[rng.below(NUMBERS.len())];
+                        out.push_str(number);
                     }
                     in_number = true;
                 } else {
