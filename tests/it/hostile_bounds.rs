@@ -198,3 +198,31 @@ fn headers_refusal_escape_sequences_are_filtered() {
     assert_no_escapes(&outcome.stderr);
     assert_no_escapes(&outcome.stdout);
 }
+
+/// Found by the hostile-server fuzz test (fetch-all --delete printed a DELE refusal raw).
+#[test]
+fn fetch_all_dele_refusal_escape_sequences_are_filtered() {
+    let server = server(|command| {
+        (command.starts_with("DELE"))
+            .then(|| Answer::Bytes(format!("-ERR [AUTH] {HOSTILE_TEXT}\r\n").into_bytes()))
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let maildir = dir.path().join("Maildir");
+    let outcome = run(
+        &server,
+        &[
+            "fetch-all",
+            "--delete",
+            "--maildir",
+            maildir.to_str().unwrap(),
+        ],
+    );
+    assert_ne!(outcome.code, 70, "{}", outcome.stderr);
+    assert!(
+        outcome.stderr.contains("DELE 1 refused"),
+        "{}",
+        outcome.stderr
+    );
+    assert!(outcome.stderr.contains("gotcha"), "{}", outcome.stderr);
+    assert_no_escapes(&outcome.stderr);
+}
