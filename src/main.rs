@@ -6,6 +6,7 @@ use std::sync::Mutex;
 use clap::Parser;
 use pop3::cli::Cli;
 use pop3::exit;
+use pop3::message::display_safe;
 
 /// Where the last panic happened, for the one-line report.
 static PANIC_LOCATION: Mutex<Option<String>> = Mutex::new(None);
@@ -46,7 +47,8 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("pop3: {error:#}");
+            // Error lines quote the server (greetings, -ERR text): filter them at this edge.
+            eprintln!("pop3: {}", display_safe(&format!("{error:#}")));
             ExitCode::from(exit::classify(&error) as u8)
         }
     }

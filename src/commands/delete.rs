@@ -60,6 +60,7 @@ pub fn run(context: &Context, args: &DeleteArgs) -> anyhow::Result<()> {
                     (summary.from, summary.subject)
                 }
                 HeaderReply::Refused(status) => {
+                    let status = message::display_safe(&status.to_string());
                     (format!("(headers unavailable: {status})"), String::new())
                 }
             };

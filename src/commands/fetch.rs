@@ -1003,7 +1003,10 @@ impl<'c> crate::pop3::client::PipelineDriver<'c> for Fetcher<'_> {
                         self.marked.insert(*number);
                     }
                     // Not fatal: the message stays known and is deleted on a later run.
-                    Reply::Refused(status) => eprintln!("pop3: DELE {number} refused: {status}"),
+                    Reply::Refused(status) => {
+                        let status = crate::message::display_safe(&status.to_string());
+                        eprintln!("pop3: DELE {number} refused: {status}")
+                    }
                     _ => {}
                 }
                 return Ok(());

@@ -90,7 +90,7 @@ fn debug_tracer() -> Tracer {
             Direction::Client => "C:",
             Direction::Server => "S:",
         };
-        eprintln!("{who} {line}");
+        eprintln!("{who} {}", crate::message::display_safe(line));
     })
 }
 
@@ -251,7 +251,8 @@ fn fetch_all_accounts(
                 Ok(Ok(summary)) => report_fetch(context, &summary),
                 Ok(Err(error)) => {
                     let code = crate::exit::classify(&error);
-                    eprintln!("pop3: {}: {error:#}", context.account.name);
+                    let line = format!("{}: {error:#}", context.account.name);
+                    eprintln!("pop3: {}", crate::message::display_safe(&line));
                     if code.severity() > worst.severity() {
                         worst = code;
                     }

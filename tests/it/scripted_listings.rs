@@ -196,6 +196,23 @@ fn a_junk_line_in_uidl_costs_only_its_message() {
     server.finish();
 }
 
+#[test]
+fn a_junk_line_in_list_costs_only_its_message() {
+    // Before: "malformed scan listing" (exit 76) for the whole session.
+    let server = ScriptedServer::start(&script(
+        &["1 x100", "2 200"],
+        &["1 one", "2 two"],
+        "C: RETR 2\nS: +OK\nS: Subject: two\nS:\nS: .\nC: QUIT\nS: +OK",
+    ));
+    let outcome = run(&server, &["read", "--raw", "--uid", "two"]).expect_code(0);
+    assert!(
+        outcome.stdout.contains("Subject: two"),
+        "{}",
+        outcome.stdout
+    );
+    server.finish();
+}
+
 /// `fetch-all --dry-run` against `n` messages of which only every other one has a UIDL line,
 /// timed. Before the fix each message lacking a unique-id was checked against every one
 /// reported before it: N=40,000 took 41 s.
