@@ -444,7 +444,13 @@ pub fn open(
         )
     {
         let mut tail = vec![Command::Capa];
-        tail.extend(prefetch.iter().cloned());
+        // Nothing the server said it lacks: UIDL then waits for the post-login CAPA to decide.
+        tail.extend(
+            prefetch
+                .iter()
+                .filter(|c| capabilities.uidl() || !matches!(c, Command::Uidl(_)))
+                .cloned(),
+        );
         client.send_after_login(&tail);
     }
     let login = match mechanism {

@@ -159,7 +159,8 @@ pub fn run(context: &Context, args: &FetchArgs) -> anyhow::Result<Summary> {
     }
     .map_err(|e| Failure::new(ExitCode::IoError, e.to_string()))?;
 
-    let mut connection = context.connect_prefetching(&[Command::List(None), Command::Uidl(None)])?;
+    let mut connection =
+        context.connect_prefetching(&[Command::List(None), Command::Uidl(None)])?;
     let account_key = format!("{}:{}:{}", account.host, account.port, account.user);
     let Listing {
         messages: listing,

@@ -10,7 +10,8 @@ use super::Context;
 
 /// Runs `list`.
 pub fn run(context: &Context, args: &JsonArgs) -> anyhow::Result<()> {
-    let mut connection = context.connect_prefetching(&[Command::List(None), Command::Uidl(None)])?;
+    let mut connection =
+        context.connect_prefetching(&[Command::List(None), Command::Uidl(None)])?;
     let session = &mut connection.session;
     let scan = session.list()?;
     let uids = if connection.capabilities.uidl() || !connection.capabilities.is_known() {

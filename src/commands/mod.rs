@@ -73,7 +73,10 @@ impl Context {
 
     /// Opens an authenticated session whose first commands will be `prefetch`: with a server
     /// that pipelines, they travel with the login (see [`connect::open`]).
-    pub fn connect_prefetching(&self, prefetch: &[Pop3Command<'static>]) -> anyhow::Result<Connection> {
+    pub fn connect_prefetching(
+        &self,
+        prefetch: &[Pop3Command<'static>],
+    ) -> anyhow::Result<Connection> {
         let verbose = self.verbosity == Verbosity::Verbose;
         self.connect_with(prefetch, &mut |step| {
             if verbose && let Progress::Authenticated(mechanism) = step {

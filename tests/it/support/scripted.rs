@@ -23,6 +23,7 @@
 //! | `!close`      | close the connection cleanly (TLS close_notify if on TLS, then TCP FIN); must be the last step |
 //! | `!abort`      | close the TCP connection at once, without TLS close_notify; must be the last step |
 //! | `!sleep MS`   | sleep `MS` milliseconds |
+//! | `!quiet MS`   | wait `MS` milliseconds and assert the client sent nothing unread meanwhile (proves it waits for a reply instead of pipelining; plain connections only) |
 //! | `!starttls`   | do the server side of a TLS handshake on the connection; later steps go over TLS |
 //! | `!flush`      | flush (every `S` step is already written and flushed on its own; kept for readability) |
 //!
@@ -160,6 +161,7 @@ enum Step {
     Close,
     Abort,
     Sleep(Duration),
+    Quiet(Duration),
     StartTls,
     Flush,
 }
@@ -225,11 +227,16 @@ impl Script {
                     "abort" => Step::Abort,
                     "starttls" => Step::StartTls,
                     "flush" => Step::Flush,
-                    "sleep" => {
+                    "sleep" | "quiet" => {
                         let ms = words.next().and_then(|w| w.parse::<u64>().ok()).unwrap_or_else(
-                            || panic!("script line {line_no}: `!sleep MS` needs milliseconds: {line:?}"),
+                            || panic!("script line {line_no}: `!{name} MS` needs milliseconds: {line:?}"),
                         );
-                        Step::Sleep(Duration::from_millis(ms))
+                        let wait = Duration::from_millis(ms);
+                        if name == "sleep" {
+                            Step::Sleep(wait)
+                        } else {
+                            Step::Quiet(wait)
+                        }
                     }
                     _ => panic!("script line {line_no}: unknown directive {line:?}"),
                 };
@@ -255,7 +262,7 @@ impl Script {
         self.steps
             .iter()
             .map(|(_, s)| {
-                if let Step::Sleep(d) = s {
+                if let Step::Sleep(d) | Step::Quiet(d) = s {
                     *d
                 } else {
                     Duration::ZERO
@@ -634,6 +641,28 @@ impl Session<'_> {
         }
     }
 
+    /// Fails when the client has sent bytes that no step has read yet.
+    fn expect_quiet(&mut self, line_no: usize) -> Result<(), String> {
+        let Some(Conn::Plain(sock)) = &self.conn else {
+            return Err(format!(
+                "script line {line_no}: !quiet works on plain connections only"
+            ));
+        };
+        sock.set_nonblocking(true)
+            .map_err(|e| format!("!quiet: {e}"))?;
+        let mut byte = [0u8; 1];
+        let peeked = sock.peek(&mut byte);
+        sock.set_nonblocking(false)
+            .map_err(|e| format!("!quiet: {e}"))?;
+        let sent_ahead = !self.pending.is_empty() || matches!(peeked, Ok(n) if n > 0);
+        if sent_ahead {
+            return Err(format!(
+                "script line {line_no} `!quiet`: the client sent more before the reply it should wait for"
+            ));
+        }
+        Ok(())
+    }
+
     fn expect_line(&mut self, step: &Step, line_no: usize) -> Result<(), String> {
         let what = match step {
             Step::Expect(text) => format!("C: {text}"),
@@ -757,6 +786,11 @@ impl Session<'_> {
                 Step::Sleep(d) => {
                     self.shared.log(format!("-- sleep {} ms", d.as_millis()));
                     thread::sleep(*d);
+                }
+                Step::Quiet(d) => {
+                    self.shared.log(format!("-- quiet {} ms", d.as_millis()));
+                    thread::sleep(*d);
+                    self.expect_quiet(line_no)?;
                 }
                 Step::Flush => {
                     self.conn()
