@@ -7,6 +7,7 @@ mod docs_examples;
 mod dovecot_cli;
 mod dovecot_fetch;
 mod dovecot_harness;
+mod dovecot_kill_delivery;
 mod dovecot_messages;
 mod scripted_cli;
 mod scripted_fetch;
