@@ -3,18 +3,22 @@
 //!
 //! The order of events for each batch is what makes that true:
 //! 1. RETR the messages (one pipelined stream for the whole run), streaming each into the
-//!    target (Maildir `tmp/`, the mbox, or a spool file for the MDA);
+//!    target (Maildir `tmp/`, or a local spool file for the mbox and the MDA);
 //! 2. make the batch durable (Maildir: one `syncfs`, renames into `new/`, one fsync of `new/`;
-//!    mbox: one fsync; MDA: its exit status);
+//!    mbox: announce the append in the state journal, append under the lock, one fsync; MDA:
+//!    its exit status);
 //! 3. append the batch's unique-ids to the state journal and fsync it;
 //! 4. only then queue DELE for the batch, in the same stream as the RETRs still to come;
 //! 5. deletions count as done only after `+OK` to QUIT.
 //!
 //! Step 3, and step 2 for a Maildir, run on a committer thread while the download goes on. A
-//! crash between 2 and 3
-//! leaves messages delivered but not recorded; Maildir file names carry a tag derived from the
-//! unique-id, so the next run recognises them instead of fetching again. An mbox or an MDA
-//! cannot be searched like that, so there every message is its own batch.
+//! crash between 2 and 3 leaves messages delivered but not recorded; Maildir file names carry a
+//! tag derived from the unique-id, so the next run recognises them instead of fetching again.
+//! An mbox or an MDA cannot be searched like that, so there every message is its own batch and
+//! the download waits for it to be recorded before the next one is delivered. The mbox append
+//! is announced first (offset in the journal), so the next run settles an interrupted one
+//! ([`recover_mbox_append`]); an MDA cannot tell whether it delivered, so a kill between its
+//! exit and the record re-delivers that one message.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{IsTerminal, Write};
@@ -28,7 +32,7 @@ use crate::exit::{ExitCode, Failure};
 use crate::pop3::{self, Command, MessageNumber, Reply, StatusLine, Uid};
 use crate::store::lock::AccountLock;
 use crate::store::maildir::{self, Maildir, MaildirMessage, Staged};
-use crate::store::mbox::{Mbox, MboxMessage};
+use crate::store::mbox::{self, Mbox, MboxMessage, Recovered, Spooled};
 use crate::store::mda::{self, MdaMessage};
 use crate::store::state::{self, State};
 use crate::store::unix_now as now;
@@ -158,6 +162,12 @@ pub fn run(context: &Context, args: &FetchArgs) -> anyhow::Result<Summary> {
         State::open(&state_path)
     }
     .map_err(|e| Failure::new(ExitCode::IoError, e.to_string()))?;
+    let mut summary = Summary::default();
+    if !args.dry_run
+        && let DeliveryTarget::Mbox(path) = &target
+    {
+        summary.recognised += recover_mbox_append(&mut state, path, context)?;
+    }
 
     let mut connection =
         context.connect_prefetching(&[Command::List(None), Command::Uidl(None)])?;
@@ -175,7 +185,6 @@ pub fn run(context: &Context, args: &FetchArgs) -> anyhow::Result<Summary> {
     };
     let on_server: HashSet<Uid> = listing.iter().map(|c| c.key.clone()).collect();
 
-    let mut summary = Summary::default();
     let too_big_limit = account.max_message_size.unwrap_or(u64::MAX);
     let mut wanted = Vec::new();
     let mut too_big = Vec::new();
@@ -225,7 +234,7 @@ pub fn run(context: &Context, args: &FetchArgs) -> anyhow::Result<Summary> {
         }
         let uids: Vec<Uid> = known.iter().map(|c| c.key.clone()).collect();
         state.record_delivered(&uids, now())?;
-        summary.recognised = known.len();
+        summary.recognised += known.len();
         wanted = rest;
     }
 
@@ -301,7 +310,7 @@ pub fn run(context: &Context, args: &FetchArgs) -> anyhow::Result<Summary> {
     let progress = progress_bar(context, &wanted);
     let (jobs, job_queue) = std::sync::mpsc::channel();
     let (result_sender, results) = std::sync::mpsc::channel();
-    let mut sink = Sink::open(&target)?;
+    let mut sink = Sink::open(&target, state.mbox_spool_path())?;
     if let Sink::Maildir {
         maildir, upcoming, ..
     } = &mut sink
@@ -363,6 +372,10 @@ pub fn run(context: &Context, args: &FetchArgs) -> anyhow::Result<Summary> {
         .collect();
     let marked = std::mem::take(&mut fetcher.marked);
     drop(fetcher);
+    if state.pending_append().is_none() {
+        // Kept only while an interrupted append may need it for recovery.
+        let _ = std::fs::remove_file(state.mbox_spool_path());
+    }
     progress.finish_and_clear();
     if let Some(failure) = failure {
         return Err(failure.into());
@@ -462,6 +475,58 @@ fn cannot_deliver(target: &DeliveryTarget, error: std::io::Error) -> Failure {
         ExitCode::IoError,
         format!("cannot deliver to {}: {error}", describe(target)),
     )
+}
+
+/// Settles an mbox append that a killed run announced and never settled: a complete copy is
+/// recorded as delivered (and counted), a torn one is cut off the end of the mbox. Runs under
+/// the account lock, before anything is downloaded.
+fn recover_mbox_append(
+    state: &mut State,
+    path: &std::path::Path,
+    context: &Context,
+) -> Result<usize, Failure> {
+    let Some((uid, offset)) = state.pending_append() else {
+        return Ok(0);
+    };
+    let target = DeliveryTarget::Mbox(path.to_owned());
+    let mut mbox = Mbox::open_locked(path).map_err(|e| cannot_deliver(&target, e))?;
+    let found = mbox
+        .recover(offset, &state.mbox_spool_path())
+        .map_err(|e| cannot_deliver(&target, e))?;
+    let delivered = found == Recovered::Complete;
+    state
+        .record_append_settled(delivered, now())
+        .map_err(|e| Failure::new(ExitCode::IoError, e.to_string()))?;
+    drop(mbox);
+    let _ = std::fs::remove_file(state.mbox_spool_path());
+    if found == Recovered::Unrecognised {
+        eprintln!(
+            "pop3: {}: {} changed since a run was interrupted while appending message {uid}; it is delivered again",
+            context.account.name,
+            path.display()
+        );
+    }
+    Ok(usize::from(delivered))
+}
+
+/// Appends one spooled message to the mbox, locked only for the copy: announced in the state
+/// journal before its first byte, settled (recorded as delivered) after the mbox is flushed
+/// and before the lock is released.
+fn append_to_mbox(
+    path: &std::path::Path,
+    spooled: &Spooled,
+    uid: &Uid,
+    state: &mut State,
+) -> Result<(), Failure> {
+    let mut mbox = Mbox::open_locked(path).map_err(commit_failed)?;
+    let appended = mbox.append(spooled, |offset| {
+        state
+            .record_append_pending(uid, offset)
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    });
+    let settled = state.record_append_settled(appended.is_ok(), now());
+    appended.map_err(commit_failed)?;
+    settled.map_err(|e| Failure::new(ExitCode::IoError, e.to_string()))
 }
 
 /// Making a batch durable failed: what was not committed stays on the server.
@@ -672,7 +737,8 @@ enum Sink {
     },
     Mbox {
         path: PathBuf,
-        open: Option<Mbox>,
+        spool_path: PathBuf,
+        spooled: Option<Spooled>,
     },
     Mda(Vec<String>),
 }
@@ -685,7 +751,7 @@ enum InFlight {
 }
 
 impl Sink {
-    fn open(target: &DeliveryTarget) -> Result<Sink, Failure> {
+    fn open(target: &DeliveryTarget, mbox_spool: PathBuf) -> Result<Sink, Failure> {
         Ok(match target {
             DeliveryTarget::Maildir(root) => Sink::Maildir {
                 maildir: Maildir::open(root).map_err(|e| cannot_deliver(target, e))?,
@@ -694,7 +760,8 @@ impl Sink {
             },
             DeliveryTarget::Mbox(path) => Sink::Mbox {
                 path: path.clone(),
-                open: None,
+                spool_path: mbox_spool,
+                spooled: None,
             },
             DeliveryTarget::Mda(argv) => Sink::Mda(argv.clone()),
         })
@@ -708,13 +775,7 @@ impl Sink {
                 Some(file) => InFlight::Maildir(file?),
                 None => InFlight::Maildir(maildir.start(tag)?),
             },
-            Sink::Mbox { path, open } => {
-                let mbox = match open {
-                    Some(mbox) => mbox,
-                    None => open.insert(Mbox::open_locked(path)?),
-                };
-                InFlight::Mbox(mbox.start()?)
-            }
+            Sink::Mbox { spool_path, .. } => InFlight::Mbox(mbox::spool(spool_path)?),
             Sink::Mda(argv) => InFlight::Mda(mda::start(argv)?),
         })
     }
@@ -722,16 +783,16 @@ impl Sink {
     fn finish(&mut self, message: InFlight) -> std::io::Result<()> {
         match (self, message) {
             (Sink::Maildir { staged, .. }, InFlight::Maildir(m)) => staged.push(m.finish()?),
-            (_, InFlight::Mbox(m)) => m.finish()?,
+            (Sink::Mbox { spooled, .. }, InFlight::Mbox(m)) => *spooled = Some(m.finish()?),
+            (_, InFlight::Mbox(_)) => unreachable!("an mbox message belongs to an mbox"),
             (_, InFlight::Mda(m)) => m.finish()?,
             (_, InFlight::Maildir(_)) => unreachable!("a Maildir message belongs to a Maildir"),
         }
         Ok(())
     }
 
-    /// Hands over what must be made durable: the batch's Maildir files. An mbox is flushed and
-    /// unlocked here and now (readers wait for its lock, so it is held no longer than needed);
-    /// an MDA already took responsibility for each message.
+    /// Hands over what must be made durable: the batch's Maildir files, or the spooled mbox
+    /// message; an MDA already took responsibility for each message.
     fn take_work(&mut self) -> std::io::Result<CommitWork> {
         match self {
             Sink::Maildir {
@@ -740,25 +801,32 @@ impl Sink {
                 maildir: maildir.clone(),
                 staged: std::mem::take(staged),
             }),
-            Sink::Mbox { open, .. } => {
-                if let Some(mut mbox) = open.take() {
-                    mbox.commit()?;
-                }
-                Ok(CommitWork::Nothing)
-            }
+            Sink::Mbox { path, spooled, .. } => Ok(match spooled.take() {
+                Some(spooled) => CommitWork::Mbox {
+                    path: path.clone(),
+                    spooled,
+                },
+                None => CommitWork::Nothing,
+            }),
             Sink::Mda(_) => Ok(CommitWork::Nothing),
         }
     }
 
     /// How many delivered messages may wait for their commit. A Maildir recognises what an
     /// interrupted run delivered, so it can commit in large batches; an mbox or an MDA cannot,
-    /// so each message is recorded right after delivery to keep a kill from re-delivering more
-    /// than one.
+    /// so each message is recorded right after delivery.
     fn batch_limit(&self) -> usize {
         match self {
             Sink::Maildir { .. } => BATCH_MESSAGES,
             Sink::Mbox { .. } | Sink::Mda(_) => 1,
         }
+    }
+
+    /// Whether the download waits for each commit before the next message is delivered: an
+    /// mbox or an MDA cannot tell us later what it already has, so no unrecorded backlog may
+    /// build up behind the download.
+    fn waits_for_commit(&self) -> bool {
+        !matches!(self, Sink::Maildir { .. })
     }
 }
 
@@ -768,6 +836,8 @@ enum CommitWork {
         maildir: Maildir,
         staged: Vec<Staged>,
     },
+    /// One spooled message to append (see [`append_to_mbox`]).
+    Mbox { path: PathBuf, spooled: Spooled },
     /// Nothing left to flush (see [`Sink::take_work`]).
     Nothing,
 }
@@ -783,6 +853,7 @@ impl CommitWork {
                 }
                 result
             }
+            CommitWork::Mbox { .. } => unreachable!("appended by append_to_mbox"),
             CommitWork::Nothing => Ok(()),
         }
     }
@@ -808,11 +879,17 @@ fn run_committer(
     state: &mut State,
 ) {
     for job in jobs {
-        let result = match job.work.commit() {
-            Err(e) => Err(commit_failed(e)),
-            Ok(()) => match state.record_delivered(&job.uids, now()) {
-                Ok(()) => Ok(job.indexes),
-                Err(e) => Err(Failure::new(ExitCode::IoError, e.to_string())),
+        let result = match job.work {
+            // A batch of one: `Sink::batch_limit`.
+            CommitWork::Mbox { path, spooled } => {
+                append_to_mbox(&path, &spooled, &job.uids[0], state).map(|()| job.indexes)
+            }
+            work => match work.commit() {
+                Err(e) => Err(commit_failed(e)),
+                Ok(()) => match state.record_delivered(&job.uids, now()) {
+                    Ok(()) => Ok(job.indexes),
+                    Err(e) => Err(Failure::new(ExitCode::IoError, e.to_string())),
+                },
             },
         };
         let failed = result.is_err();
@@ -844,7 +921,8 @@ impl InFlight {
 /// Drives the pipelined exchange of a run: RETR every wanted message, stream each into the
 /// target, hand the delivered ones to the committer thread every [`BATCH_MESSAGES`] messages or
 /// [`BATCH_OCTETS`] octets (and at the end), and queue their DELE once it reports them durable
-/// and recorded. The download never waits for the disk.
+/// and recorded. A Maildir download never waits for the disk; an mbox or MDA one waits for each
+/// message to be recorded (see [`Sink::waits_for_commit`]).
 struct Fetcher<'a> {
     wanted: &'a [Candidate],
     next_retr: usize,
@@ -1050,6 +1128,9 @@ impl<'c> crate::pop3::client::PipelineDriver<'c> for Fetcher<'_> {
                     || self.uncommitted_octets >= BATCH_OCTETS
                 {
                     self.commit();
+                    if self.sink.waits_for_commit() {
+                        self.collect_results(true);
+                    }
                 }
             }
             Reply::Refused(status) => {

@@ -233,26 +233,47 @@ impl Drop for Precreator {
     }
 }
 
-/// Removes this program's files in `tmp/` that a killed run abandoned. The Maildir
-/// specification leaves a file in `tmp/` alone until it is 36 hours old: another delivery (even
-/// by another account of ours) may still be writing a younger one.
+/// Removes this program's files in `tmp/` that a killed run abandoned: those whose name says
+/// a process of this host that no longer exists created them (a killed run leaves up to a batch
+/// of them, complete copies included), and any of ours 36 hours old, the Maildir
+/// specification's limit. A file of a live process is left alone: another delivery (even by
+/// another account of ours) may still be writing it.
 fn remove_abandoned_temporaries(tmp: &Path) {
     const ABANDONED: std::time::Duration = std::time::Duration::from_secs(36 * 3600);
     let Ok(entries) = fs::read_dir(tmp) else {
         return;
     };
+    let host = format!(".{}", hostname());
     for entry in entries.flatten() {
-        let ours = entry.file_name().to_string_lossy().contains(TAG_MARK);
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if !name.contains(TAG_MARK) {
+            continue;
+        }
+        let writer_gone =
+            name.ends_with(&host) && creator_pid(&name).is_some_and(super::mbox::process_is_gone);
+        if writer_gone {
+            let _ = fs::remove_file(entry.path());
+            continue;
+        }
         let old = entry
             .metadata()
             .and_then(|m| m.modified())
             .ok()
             .and_then(|t| t.elapsed().ok())
             .is_some_and(|age| age > ABANDONED);
-        if ours && old {
+        if old {
             let _ = fs::remove_file(entry.path());
         }
     }
+}
+
+/// The PID in a file name made by [`Maildir::start`]: `<secs>.M<usec>P<pid>Q<seq>_pop3-…`.
+fn creator_pid(name: &str) -> Option<libc::pid_t> {
+    let (_, rest) = name.split_once(".M")?;
+    let (_, rest) = rest.split_once('P')?;
+    let (pid, _) = rest.split_once('Q')?;
+    pid.parse().ok()
 }
 
 /// The delivery tag of a message: derived from the account and the unique-id, and made of hex
@@ -269,7 +290,7 @@ pub fn tag_for(account_key: &str, uid: &str) -> String {
 }
 
 /// The host name, with `/` and `:` encoded as the Maildir specification asks.
-fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: gethostname writes at most buf.len() bytes into buf.
     let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
@@ -305,6 +326,32 @@ mod tests {
         let delivered = maildir.delivered_tags().unwrap();
         assert_eq!(delivered.len(), 2);
         assert!(delivered.contains(&tags[0]) && delivered.contains(&tags[2]));
+    }
+
+    #[test]
+    fn tmp_files_of_killed_runs_are_removed_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let tmp = dir.path().join("tmp");
+        fs::create_dir_all(&tmp).unwrap();
+        let host = hostname();
+        let tag = tag_for("k", "u");
+        // Left by a run that no longer exists; being written by a live process (us); another
+        // host's (its PID means nothing here); not ours at all.
+        let dead = format!("1700000000.M5P99999999Q3{TAG_MARK}{tag}.{host}");
+        let live = format!(
+            "1700000000.M5P{}Q4{TAG_MARK}{tag}.{host}",
+            std::process::id()
+        );
+        let elsewhere = format!("1700000000.M5P99999999Q3{TAG_MARK}{tag}.otherhost");
+        let foreign = "1700000000.M5P99999999Q3.somemda".to_owned();
+        for name in [&dead, &live, &elsewhere, &foreign] {
+            fs::write(tmp.join(name), "x").unwrap();
+        }
+        Maildir::open(dir.path()).unwrap();
+        assert!(!tmp.join(&dead).exists(), "a killed run's file stayed");
+        for name in [&live, &elsewhere, &foreign] {
+            assert!(tmp.join(name).exists(), "{name} was removed");
+        }
     }
 
     #[test]

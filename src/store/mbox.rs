@@ -1,14 +1,20 @@
 //! mbox delivery in the mboxrd format: each message starts with a `From ` line, and any line
 //! of the message that matches `>*From ` gets one more `>`, so readers can undo the quoting
 //! exactly. The file is locked the way mutt and other readers expect: an fcntl write lock plus a
-//! `FILE.lock` dot-lock, held for one batch.
+//! `FILE.lock` dot-lock.
+//!
+//! A message is first rendered into a local spool file while it downloads ([`spool`]); the mbox
+//! is locked only to copy a complete spool onto its end ([`Mbox::append`]), so a slow server
+//! never keeps the user's mailbox locked. An mbox cannot be searched for what was delivered, so
+//! the caller records where each append starts before it starts (`pending` in the state
+//! journal); after a kill, [`Mbox::recover`] compares the mbox with the spool at that offset and
+//! tells a complete copy (to record) from a torn one (cut back off).
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::LfWriter;
@@ -18,26 +24,27 @@ const LOCK_TIMEOUT: Duration = Duration::from_secs(60);
 /// A dot-lock older than this is left over from a crash.
 const STALE_DOT_LOCK: Duration = Duration::from_secs(600);
 
-/// An mbox file, locked for appending.
+/// An mbox file, locked for appending; dropping it unlocks.
 #[derive(Debug)]
 pub struct Mbox {
-    /// Shared, never duplicated: POSIX drops a process's fcntl locks on a file as soon as *any*
+    /// Never duplicated: POSIX drops a process's fcntl locks on a file as soon as *any*
     /// descriptor of it is closed, so there must be exactly one, closed last.
-    file: Arc<File>,
+    file: File,
     dot_lock: PathBuf,
 }
 
-/// Writes through the shared descriptor.
-struct SharedFile(Arc<File>);
-
-impl Write for SharedFile {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        (&*self.0).write(data)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
+/// What [`Mbox::recover`] found where an interrupted append started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recovered {
+    /// The whole message is there: it was delivered.
+    Complete,
+    /// Only the start of it was there, at the end of the file; it was cut off again.
+    CutBack,
+    /// Nothing of it was written.
+    NotStarted,
+    /// Something else is there (another program rewrote the mbox): left alone, and the
+    /// message counts as not delivered.
+    Unrecognised,
 }
 
 impl Mbox {
@@ -63,10 +70,7 @@ impl Mbox {
             Ok(file)
         });
         match locked {
-            Ok(file) => Ok(Mbox {
-                file: Arc::new(file),
-                dot_lock,
-            }),
+            Ok(file) => Ok(Mbox { file, dot_lock }),
             Err(e) => {
                 let _ = std::fs::remove_file(&dot_lock);
                 Err(e)
@@ -74,24 +78,76 @@ impl Mbox {
         }
     }
 
-    /// Starts appending a message. If the file does not end with the blank line that closes a
-    /// message (a writer was killed mid-message), the missing line endings come first, so this
-    /// message never merges into the torn one.
-    pub fn start(&mut self) -> io::Result<MboxMessage> {
-        let start = self.file.metadata()?.len();
-        let mut writer = BufWriter::with_capacity(64 * 1024, SharedFile(self.file.clone()));
-        writer.write_all(separator_needed(&self.file, start)?)?;
-        writeln!(writer, "From MAILER-DAEMON {}", asctime_now())?;
-        Ok(MboxMessage {
-            writer: LfWriter::new(Quoter::new(writer)),
-            start,
-            file: self.file.clone(),
-        })
+    /// Appends a spooled message and flushes it to disk. `pending` is called with the offset
+    /// where the message will start, before its first byte is written (the caller records it
+    /// durably, for [`Mbox::recover`]). If the file does not end with the blank line that closes
+    /// a message (another writer was killed mid-message), the missing line endings come first,
+    /// so this message never merges into the torn one. On failure the message is cut off again.
+    pub fn append(
+        &mut self,
+        spooled: &Spooled,
+        pending: impl FnOnce(u64) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let len = self.file.metadata()?.len();
+        let separator = separator_needed(&self.file, len)?;
+        (&self.file).write_all(separator)?;
+        let offset = len + separator.len() as u64;
+        pending(offset)?;
+        let copied = File::open(&spooled.path).and_then(|mut spool| {
+            let mut out = BufWriter::with_capacity(256 * 1024, &self.file);
+            io::copy(&mut spool, &mut out)?;
+            out.flush()?;
+            drop(out);
+            self.file.sync_data()
+        });
+        if copied.is_err() {
+            let _ = self.file.set_len(offset);
+        }
+        copied
     }
 
-    /// Flushes everything appended so far to disk.
-    pub fn commit(&mut self) -> io::Result<()> {
-        self.file.sync_data()
+    /// Settles an append that a kill interrupted: it was to start at `offset` with the bytes
+    /// of the spool file `spool`. A complete copy stays; a torn one (a prefix of the spool at
+    /// the very end of the file) is cut off and flushed; anything else is left alone.
+    pub fn recover(&mut self, offset: u64, spool: &Path) -> io::Result<Recovered> {
+        let len = self.file.metadata()?.len();
+        let mut spool = match File::open(spool) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Ok(if len == offset {
+                    Recovered::NotStarted
+                } else {
+                    Recovered::Unrecognised
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        if len == offset {
+            return Ok(Recovered::NotStarted);
+        }
+        if len < offset {
+            return Ok(Recovered::Unrecognised);
+        }
+        let spool_len = spool.metadata()?.len();
+        let present = (len - offset).min(spool_len);
+        let mut ours = vec![0u8; 64 * 1024];
+        let mut theirs = vec![0u8; 64 * 1024];
+        let mut done = 0u64;
+        while done < present {
+            let n = ours.len().min((present - done) as usize);
+            spool.read_exact(&mut ours[..n])?;
+            self.file.read_exact_at(&mut theirs[..n], offset + done)?;
+            if ours[..n] != theirs[..n] {
+                return Ok(Recovered::Unrecognised);
+            }
+            done += n as u64;
+        }
+        if present == spool_len {
+            return Ok(Recovered::Complete);
+        }
+        self.file.set_len(offset)?;
+        self.file.sync_data()?;
+        Ok(Recovered::CutBack)
     }
 }
 
@@ -102,17 +158,33 @@ impl Drop for Mbox {
     }
 }
 
+/// Takes the dot-lock `path` the way liblockfile does: a uniquely named file holding our PID is
+/// created first and then linked to `path`, so the lock appears atomically with its PID in it
+/// (a lock created empty and filled in a second step blocks every mail program for
+/// [`STALE_DOT_LOCK`] when its writer is killed in between).
 fn take_dot_lock(path: &Path) -> io::Result<()> {
-    let deadline = Instant::now() + LOCK_TIMEOUT;
-    loop {
-        match OpenOptions::new()
+    let unique = unique_lock_name(path);
+    remove_dead_unique_locks(path);
+    let _ = std::fs::remove_file(&unique);
+    {
+        let mut file = OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
-            .open(path)
-        {
-            // The holder's PID inside lets the next taker see that a killed run left it.
-            Ok(mut file) => return writeln!(file, "{}", std::process::id()),
+            .open(&unique)?;
+        // The holder's PID inside lets the next taker see that a killed run left it.
+        writeln!(file, "{}", std::process::id())?;
+    }
+    let taken = link_dot_lock(&unique, path);
+    let _ = std::fs::remove_file(&unique);
+    taken
+}
+
+fn link_dot_lock(unique: &Path, path: &Path) -> io::Result<()> {
+    let deadline = Instant::now() + LOCK_TIMEOUT;
+    loop {
+        match std::fs::hard_link(unique, path) {
+            Ok(()) => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 let stale = holder_is_gone(path)
                     || std::fs::metadata(path)
@@ -132,20 +204,66 @@ fn take_dot_lock(path: &Path) -> io::Result<()> {
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
-            Err(e) => return Err(e),
+            // NFS may report a failure for a link that was made: the link count tells.
+            Err(e) => {
+                return match std::fs::metadata(unique) {
+                    Ok(m) if m.nlink() == 2 => Ok(()),
+                    _ => Err(e),
+                };
+            }
+        }
+    }
+}
+
+/// `.NAME.lock.pop3-PID.HOST` beside the lock `NAME.lock`.
+fn unique_lock_name(path: &Path) -> PathBuf {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    path.with_file_name(format!(
+        ".{name}.pop3-{}.{}",
+        std::process::id(),
+        super::maildir::hostname()
+    ))
+}
+
+/// Removes the unique files of [`take_dot_lock`] that runs killed before they could unlink
+/// them left behind: ours by name, of this host, and of a process that no longer exists.
+fn remove_dead_unique_locks(path: &Path) {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let prefix = format!(".{name}.pop3-");
+    let suffix = format!(".{}", super::maildir::hostname());
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let file_name = file_name.to_string_lossy();
+        let pid = file_name
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.strip_suffix(&suffix))
+            .and_then(|pid| pid.parse::<libc::pid_t>().ok());
+        if pid.is_some_and(process_is_gone) {
+            let _ = std::fs::remove_file(entry.path());
         }
     }
 }
 
 /// Whether the dot-lock names a process of this machine that no longer exists.
 fn holder_is_gone(path: &Path) -> bool {
-    let Some(pid) = std::fs::read_to_string(path)
+    std::fs::read_to_string(path)
         .ok()
         .and_then(|text| text.trim().parse::<libc::pid_t>().ok())
-        .filter(|pid| *pid > 0)
-    else {
+        .is_some_and(process_is_gone)
+}
+
+/// Whether no process `pid` exists on this machine.
+pub(crate) fn process_is_gone(pid: libc::pid_t) -> bool {
+    if pid <= 0 {
         return false;
-    };
+    }
     // SAFETY: kill with signal 0 only checks whether the process exists.
     let alive = unsafe { libc::kill(pid, 0) } == 0
         || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
@@ -174,7 +292,6 @@ fn take_fcntl_lock(file: &File) -> io::Result<()> {
 
 /// The line endings to write before a new message so that it starts after an empty line.
 fn separator_needed(file: &File, len: u64) -> io::Result<&'static [u8]> {
-    use std::os::unix::fs::FileExt;
     if len == 0 {
         return Ok(b"");
     }
@@ -189,52 +306,62 @@ fn separator_needed(file: &File, len: u64) -> io::Result<&'static [u8]> {
     })
 }
 
-/// A message being appended.
+/// Starts spooling a message for an mbox into the file `path` (created or emptied, mode
+/// 0600): its `From ` line, then the message quoted and with LF line endings.
+pub fn spool(path: &Path) -> io::Result<MboxMessage> {
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    let mut writer = BufWriter::with_capacity(64 * 1024, file);
+    writeln!(writer, "From MAILER-DAEMON {}", asctime_now())?;
+    Ok(MboxMessage {
+        writer: LfWriter::new(Quoter::new(writer)),
+        path: path.to_owned(),
+    })
+}
+
+/// A message being spooled for an mbox.
 pub struct MboxMessage {
-    writer: LfWriter<Quoter<BufWriter<SharedFile>>>,
-    start: u64,
-    file: Arc<File>,
+    writer: LfWriter<Quoter<BufWriter<File>>>,
+    path: PathBuf,
+}
+
+/// A complete message in its spool file, ready for [`Mbox::append`].
+#[derive(Debug)]
+pub struct Spooled {
+    path: PathBuf,
+}
+
+impl Spooled {
+    /// The spool file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
 }
 
 impl MboxMessage {
-    /// Appends message data.
+    /// Spools message data.
     pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
         self.writer.write_all(data)
     }
 
-    /// Ends the message: a final newline if it lacked one, then the blank separator line. On
-    /// failure whatever of the message was written is cut off again.
-    pub fn finish(self) -> io::Result<()> {
-        let MboxMessage {
-            writer,
-            start,
-            file,
-        } = self;
-        let finished = writer.finish().and_then(|mut quoter| {
-            quoter.end_message()?;
-            quoter
-                .inner
-                .into_inner()
-                .map_err(|e| e.into_error())
-                .map(drop)
-        });
-        if finished.is_err() {
-            let _ = file.set_len(start);
-        }
-        finished
+    /// Ends the message: a final newline if it lacked one, then the blank separator line.
+    pub fn finish(self) -> io::Result<Spooled> {
+        let MboxMessage { writer, path } = self;
+        let mut quoter = writer.finish()?;
+        quoter.end_message()?;
+        quoter.inner.into_inner().map_err(|e| e.into_error())?;
+        Ok(Spooled { path })
     }
 
-    /// Removes whatever of this message was appended.
+    /// Gives up on this message: the mbox never sees it.
     pub fn abort(self) {
-        let MboxMessage {
-            writer,
-            start,
-            file,
-        } = self;
-        // Flush what the buffer holds first (the lock stays: the descriptor is shared), then
-        // cut everything off.
+        let MboxMessage { writer, path } = self;
         drop(writer);
-        let _ = file.set_len(start);
+        let _ = std::fs::remove_file(path);
     }
 }
 
@@ -404,6 +531,21 @@ mod tests {
         );
     }
 
+    /// Spools `body` at `spool_path` and appends it to the mbox at `path`.
+    fn deliver(path: &Path, spool_path: &Path, body: &[u8]) -> u64 {
+        let mut message = spool(spool_path).unwrap();
+        message.write(body).unwrap();
+        let spooled = message.finish().unwrap();
+        let mut mbox = Mbox::open_locked(path).unwrap();
+        let mut at = None;
+        mbox.append(&spooled, |offset| {
+            at = Some(offset);
+            Ok(())
+        })
+        .unwrap();
+        at.unwrap()
+    }
+
     #[test]
     fn a_message_never_merges_into_a_torn_one() {
         let dir = tempfile::tempdir().unwrap();
@@ -414,14 +556,89 @@ mod tests {
             "From x Thu Jan  1 00:00:00 1970\nSubject: torn\n\nhalf a li",
         )
         .unwrap();
-        let mut mbox = Mbox::open_locked(&path).unwrap();
-        let mut message = mbox.start().unwrap();
-        message.write(b"Subject: whole\r\n\r\nbody\r\n").unwrap();
-        message.finish().unwrap();
-        drop(mbox);
+        deliver(
+            &path,
+            &dir.path().join("spool"),
+            b"Subject: whole\r\n\r\nbody\r\n",
+        );
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains("half a li\n\nFrom MAILER-DAEMON "), "{text}");
         assert!(text.ends_with("Subject: whole\n\nbody\n\n"), "{text}");
+    }
+
+    #[test]
+    fn the_dot_lock_appears_with_its_pid_and_dead_unique_files_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = dir.path().join("inbox.lock");
+        // A unique file left by a run killed between creating and unlinking it, and one of a
+        // live process (ours, as a stand-in) that must stay.
+        let host = super::super::maildir::hostname();
+        let dead = dir.path().join(format!(".inbox.lock.pop3-99999999.{host}"));
+        let live = dir.path().join(format!(".inbox.lock.pop3-1.{host}"));
+        std::fs::write(&dead, "99999999\n").unwrap();
+        std::fs::write(&live, "1\n").unwrap();
+        take_dot_lock(&lock).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&lock).unwrap().trim(),
+            std::process::id().to_string()
+        );
+        assert!(!dead.exists(), "a dead run's unique file stayed");
+        assert!(live.exists(), "a live process's unique file was removed");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+    }
+
+    #[test]
+    fn recovery_keeps_a_complete_copy_and_cuts_a_torn_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("inbox");
+        let spool_path = dir.path().join("spool");
+        deliver(&path, &spool_path, b"Subject: first\r\n\r\none\r\n");
+        let before = std::fs::metadata(&path).unwrap().len();
+        let offset = deliver(&path, &spool_path, b"Subject: second\r\n\r\ntwo\r\n");
+        assert_eq!(offset, before);
+        let whole = std::fs::read(&path).unwrap();
+        let mut mbox = Mbox::open_locked(&path).unwrap();
+        assert_eq!(
+            mbox.recover(offset, &spool_path).unwrap(),
+            Recovered::Complete
+        );
+        drop(mbox);
+        assert_eq!(std::fs::read(&path).unwrap(), whole);
+
+        // Every torn length is cut back to exactly the first message.
+        for cut in offset + 1..whole.len() as u64 {
+            std::fs::write(&path, &whole[..cut as usize]).unwrap();
+            let mut mbox = Mbox::open_locked(&path).unwrap();
+            assert_eq!(
+                mbox.recover(offset, &spool_path).unwrap(),
+                Recovered::CutBack,
+                "cut {cut}"
+            );
+            drop(mbox);
+            assert_eq!(std::fs::read(&path).unwrap(), &whole[..offset as usize]);
+        }
+        let mut mbox = Mbox::open_locked(&path).unwrap();
+        assert_eq!(
+            mbox.recover(offset, &spool_path).unwrap(),
+            Recovered::NotStarted
+        );
+        drop(mbox);
+
+        // Another program's message where ours should be is never touched.
+        let mut foreign = whole[..offset as usize].to_vec();
+        foreign.extend_from_slice(b"From someone\nSubject: theirs\n\n");
+        std::fs::write(&path, &foreign).unwrap();
+        let mut mbox = Mbox::open_locked(&path).unwrap();
+        assert_eq!(
+            mbox.recover(offset, &spool_path).unwrap(),
+            Recovered::Unrecognised
+        );
+        drop(mbox);
+        assert_eq!(std::fs::read(&path).unwrap(), foreign);
     }
 
     #[test]
@@ -434,17 +651,29 @@ mod tests {
     fn appends_locks_and_aborts() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("inbox");
+        let spool_path = dir.path().join("spool");
+        let mut message = spool(&spool_path).unwrap();
+        message.write(b"Subject: a\r\n\r\nFrom me\r\n").unwrap();
+        let spooled = message.finish().unwrap();
         let mut mbox = Mbox::open_locked(&path).unwrap();
         assert!(dir.path().join("inbox.lock").exists());
-        let mut message = mbox.start().unwrap();
-        message.write(b"Subject: a\r\n\r\nFrom me\r\n").unwrap();
-        message.finish().unwrap();
-        let mut broken = mbox.start().unwrap();
-        broken.write(b"Subject: half").unwrap();
-        broken.abort();
-        mbox.commit().unwrap();
+        mbox.append(&spooled, |_| Ok(())).unwrap();
         drop(mbox);
         assert!(!dir.path().join("inbox.lock").exists());
+        let mut broken = spool(&spool_path).unwrap();
+        broken.write(b"Subject: half").unwrap();
+        broken.abort();
+        assert!(!spool_path.exists());
+        // A failed pending record stops the append before the message's first byte.
+        let mut message = spool(&spool_path).unwrap();
+        message.write(b"Subject: b\r\n\r\nb\r\n").unwrap();
+        let spooled = message.finish().unwrap();
+        let mut mbox = Mbox::open_locked(&path).unwrap();
+        let err = mbox
+            .append(&spooled, |_| Err(io::Error::other("no state")))
+            .unwrap_err();
+        assert_eq!(err.to_string(), "no state");
+        drop(mbox);
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.starts_with("From MAILER-DAEMON "), "{text}");
         assert!(text.ends_with("\nSubject: a\n\n>From me\n\n"), "{text}");

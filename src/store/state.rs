@@ -7,10 +7,16 @@
 //! pop3-state 1
 //! + <uid> <first-seen unix seconds>     delivered
 //! s <uid>                               too big; already reported, don't nag again
+//! m <uid> <offset>                      an mbox append of <uid> starts at byte <offset>
+//! m-                                    no mbox append is in progress
 //! ```
 //!
 //! `<uid>` is the message's key (`commands::fetch`'s identity rule): its unique-id, or the
 //! `~sha256:` digest form for an id that breaks RFC 1939 or that an earlier message shares.
+//!
+//! The `m` records make mbox delivery exactly once: an append is announced (fsynced) before its
+//! first byte is written and settled after the mbox is flushed, so a run finding an unsettled
+//! one knows a kill interrupted it and where to look (see `store::mbox::Mbox::recover`).
 //!
 //! A crash can only leave a torn last line, which has no newline and is ignored on reading:
 //! every complete line was written before the batch it describes was deleted from the server.
@@ -69,6 +75,8 @@ pub struct State {
     entries: HashMap<Uid, Entry>,
     /// Whether the file differs from a compact snapshot (records were appended).
     appended: bool,
+    /// An mbox append announced and not settled: the unique-id and the offset.
+    pending_append: Option<(Uid, u64)>,
 }
 
 /// The file name for an account: readable, and safe whatever the user and host contain.
@@ -147,6 +155,7 @@ impl State {
             journal: None,
             entries,
             appended: false,
+            pending_append: parse_pending_append(&text),
         };
         Ok((state, text))
     }
@@ -201,6 +210,46 @@ impl State {
         Ok(())
     }
 
+    /// The mbox append that a killed run announced and never settled, if any.
+    pub fn pending_append(&self) -> Option<(Uid, u64)> {
+        self.pending_append.clone()
+    }
+
+    /// Announces durably that `uid` is about to be appended to the mbox at `offset`.
+    pub fn record_append_pending(&mut self, uid: &Uid, offset: u64) -> Result<(), StateError> {
+        self.append(&format!("m {uid} {offset}\n"))?;
+        self.appended = true;
+        self.pending_append = Some((uid.clone(), offset));
+        Ok(())
+    }
+
+    /// Settles the announced mbox append durably: with `delivered`, records its message as
+    /// delivered in the same write.
+    pub fn record_append_settled(&mut self, delivered: bool, now: u64) -> Result<(), StateError> {
+        let Some((uid, _)) = self.pending_append.clone() else {
+            return Ok(());
+        };
+        let lines = if delivered {
+            format!("+ {uid} {now}\nm-\n")
+        } else {
+            "m-\n".to_owned()
+        };
+        self.append(&lines)?;
+        self.appended = true;
+        self.pending_append = None;
+        if delivered {
+            self.entries.entry(uid).or_default().first_seen = Some(now);
+        }
+        Ok(())
+    }
+
+    /// The spool file of mbox delivery: beside the state file, so that it is still there for
+    /// the next run when a kill interrupts an append.
+    pub fn mbox_spool_path(&self) -> PathBuf {
+        let name = self.path.file_name().unwrap_or_default().to_string_lossy();
+        self.path.with_file_name(format!(".{name}.mbox-spool"))
+    }
+
     fn append(&mut self, lines: &str) -> Result<(), StateError> {
         let path = self.path.clone();
         let journal = self
@@ -240,6 +289,9 @@ impl State {
             if entry.size_reported {
                 text.push_str(&format!("s {uid}\n"));
             }
+        }
+        if let Some((uid, offset)) = &self.pending_append {
+            text.push_str(&format!("m {uid} {offset}\n"));
         }
         let path = self.path.clone();
         let dir = path.parent().unwrap_or(Path::new("."));
@@ -327,10 +379,30 @@ fn parse(text: &[u8]) -> Result<HashMap<Uid, Entry>, usize> {
             (Some("s"), Some(uid), None, None) => {
                 entries.entry(uid).or_default().size_reported = true;
             }
+            (Some("m"), Some(_), Some(offset), None) => {
+                offset.parse::<u64>().map_err(|_| number)?;
+            }
+            (Some("m-"), None, None, None) => {}
             _ => return Err(number),
         }
     }
     Ok(entries)
+}
+
+/// The last `m` record of the complete lines, unless an `m-` settled it (the file parses).
+fn parse_pending_append(text: &[u8]) -> Option<(Uid, u64)> {
+    let end = text.iter().rposition(|&b| b == b'\n')?;
+    let complete = std::str::from_utf8(&text[..=end]).ok()?;
+    let mut pending = None;
+    for line in complete.lines() {
+        if line == "m-" {
+            pending = None;
+        } else if let Some(rest) = line.strip_prefix("m ") {
+            let (uid, offset) = rest.split_once(' ')?;
+            pending = Some((Uid::new(uid)?, offset.parse().ok()?));
+        }
+    }
+    pending
 }
 
 #[cfg(test)]
@@ -438,6 +510,30 @@ mod tests {
         State::open(&path).unwrap();
         assert!(!dir.path().join(".acct.tmp-XYZ").exists());
         assert!(dir.path().join(".other.tmp-XYZ").exists());
+    }
+
+    #[test]
+    fn an_unsettled_mbox_append_survives_reopening_and_compaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("acct");
+        let mut state = State::open(&path).unwrap();
+        state.record_append_pending(&uid("a"), 10).unwrap();
+        state.record_append_settled(true, 5).unwrap();
+        state.record_append_pending(&uid("b"), 99).unwrap();
+        drop(state);
+        let mut state = State::open(&path).unwrap();
+        assert!(state.is_delivered(&uid("a")));
+        assert_eq!(state.pending_append(), Some((uid("b"), 99)));
+        state.compact(|_| true).unwrap();
+        drop(state);
+        let mut state = State::open(&path).unwrap();
+        assert_eq!(state.pending_append(), Some((uid("b"), 99)));
+        state.record_append_settled(false, 6).unwrap();
+        assert!(!state.is_delivered(&uid("b")));
+        state.compact(|_| true).unwrap();
+        drop(state);
+        assert_eq!(fs::read_to_string(&path).unwrap(), "pop3-state 1\n+ a 5\n");
+        assert!(State::open(&path).unwrap().pending_append().is_none());
     }
 
     #[test]

@@ -19,10 +19,10 @@ use crate::support::dovecot::{Dovecot, User, dovecot};
 
 /// SplitMix64: a tiny deterministic PRNG, so a failing run can be repeated exactly
 /// (`POP3_TEST_SEED=<n>` overrides the seed).
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -31,24 +31,24 @@ impl Rng {
     }
 
     /// Uniform in `0..n` (`n > 0`).
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 
     /// Uniform in `[0, 1)`.
-    fn unit(&mut self) -> f64 {
+    pub(crate) fn unit(&mut self) -> f64 {
         (self.next() >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 
-fn seed() -> u64 {
+pub(crate) fn seed() -> u64 {
     std::env::var("POP3_TEST_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0x5eed_f00d_2024)
 }
 
-fn pop3(user: &User) -> Pop3 {
+pub(crate) fn pop3(user: &User) -> Pop3 {
     let d = dovecot();
     Pop3::new()
         .server("localhost", d.pop3s_port, Some(&d.ca_file))
@@ -73,7 +73,7 @@ fn fetch_command(
 
 /// CRLF becomes LF and a missing final newline is added: what a message delivered by POP3
 /// (which ends every message with a line ending before the ".") looks like on disk.
-fn delivered_form(message: &[u8]) -> Vec<u8> {
+pub(crate) fn delivered_form(message: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(message.len() + 1);
     let mut i = 0;
     while i < message.len() {
@@ -126,12 +126,12 @@ fn raw_header(message: &[u8], name: &str) -> Option<Vec<u8>> {
     None
 }
 
-fn message_id(message: &[u8]) -> Option<String> {
+pub(crate) fn message_id(message: &[u8]) -> Option<String> {
     raw_header(message, "Message-ID").map(|v| String::from_utf8_lossy(&v).trim().to_owned())
 }
 
 /// Files (not dot files) directly in `dir`, sorted.
-fn files_in(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn files_in(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = match fs::read_dir(dir) {
         Ok(entries) => entries
             .flatten()
@@ -178,15 +178,15 @@ fn ids_in(maildir: &Path) -> HashMap<String, usize> {
 const MESSAGES: usize = 60;
 const KILLS: usize = 25;
 
-struct TestMessage {
-    id: String,
-    raw: Vec<u8>,
+pub(crate) struct TestMessage {
+    pub(crate) id: String,
+    pub(crate) raw: Vec<u8>,
 }
 
 /// `count` messages of 1 KiB to 200 KiB (log-uniform), each with a unique Message-ID and body
 /// lines starting with "." (including a line that is a lone "."); a third use CRLF, some lack a
 /// final newline.
-fn generate_messages(rng: &mut Rng, label: &str, count: usize) -> Vec<TestMessage> {
+pub(crate) fn generate_messages(rng: &mut Rng, label: &str, count: usize) -> Vec<TestMessage> {
     const TEXT: &[u8] = b"abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ 0123456789 .,;:!?-";
     (0..count)
         .map(|i| {
@@ -237,13 +237,13 @@ fn generate_messages(rng: &mut Rng, label: &str, count: usize) -> Vec<TestMessag
         .collect()
 }
 
-fn add_user(messages: &[TestMessage]) -> User {
+pub(crate) fn add_user(messages: &[TestMessage]) -> User {
     let refs: Vec<&[u8]> = messages.iter().map(|m| m.raw.as_slice()).collect();
     dovecot().add_user(&refs)
 }
 
 /// Message-IDs of the messages still on the server (read from the user's Maildir).
-fn ids_on_server(user: &User) -> HashSet<String> {
+pub(crate) fn ids_on_server(user: &User) -> HashSet<String> {
     ids_in(&user.maildir).into_keys().collect()
 }
 

@@ -8,6 +8,7 @@ mod dovecot_cli;
 mod dovecot_fetch;
 mod dovecot_harness;
 mod dovecot_import;
+mod dovecot_kill_delivery;
 mod dovecot_messages;
 mod dovecot_proxy;
 mod hostile_bounds;

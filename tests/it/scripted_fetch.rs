@@ -2131,3 +2131,58 @@ fn a_received_header_is_added_only_when_configured() {
         assert!([A.text, B.text, C.text].contains(&rest), "{rest}");
     }
 }
+
+/// A slow server used to keep the mbox locked for as long as a message took to arrive (each
+/// read may take up to `timeout`). Now a message is spooled first and the mbox is locked only
+/// for the local append, so mutt or procmail can use it meanwhile.
+#[test]
+fn mbox_is_not_locked_while_a_message_downloads() {
+    let fixture = Fixture::new();
+    let mbox = fixture.path("inbox");
+    let server = ScriptedServer::start(&format!(
+        "{}{}
+         C: RETR 1
+         C: RETR 2
+         {}{}
+         !flush
+         !sleep 1500
+         {}{QUIT}",
+        login_script("USER UIDL PIPELINING"),
+        list_and_uidl(&[&A, &B]),
+        send(&A.retr_reply()),
+        send(&B.retr_reply()[..40]),
+        send(&B.retr_reply()[40..]),
+    ));
+    let lock = fixture.path("inbox.lock");
+    let watcher = {
+        let lock = lock.clone();
+        let mbox = mbox.clone();
+        std::thread::spawn(move || {
+            // Wait until message 1 is in the mbox: message 2 is then mid-download.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while std::fs::metadata(&mbox).map_or(0, |m| m.len()) == 0 {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "message 1 never arrived"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            lock.exists()
+        })
+    };
+    fixture
+        .fetch(&server, &["--mbox", mbox.to_str().unwrap()])
+        .expect_code(0);
+    server.finish();
+    assert!(
+        !watcher.join().unwrap(),
+        "the mbox was locked during the download"
+    );
+    let text = std::fs::read_to_string(&mbox).unwrap();
+    assert_eq!(text.matches("From MAILER-DAEMON ").count(), 2, "{text}");
+    assert_eq!(
+        fixture.delivered(),
+        BTreeSet::from(["uid-A".into(), "uid-B".into()])
+    );
+}
