@@ -87,6 +87,8 @@ pub struct Summary {
     pub recognised: usize,
     /// Messages left on the server because they are too big.
     pub too_big: usize,
+    /// The maildrop held no message at all.
+    pub empty: bool,
 }
 
 /// A message to download.
@@ -174,7 +176,10 @@ pub fn run(context: &Context, args: &FetchArgs) -> anyhow::Result<Summary> {
     };
     let on_server: HashSet<Uid> = listing.iter().map(|c| c.key.clone()).collect();
 
-    let mut summary = Summary::default();
+    let mut summary = Summary {
+        empty: listing.is_empty() && unidentified.is_empty(),
+        ..Summary::default()
+    };
     let too_big_limit = account.max_message_size.unwrap_or(u64::MAX);
     let mut wanted = Vec::new();
     let mut too_big = Vec::new();

@@ -179,6 +179,10 @@ fn report_fetch(context: &Context, summary: &fetch::Summary) {
     if !wanted {
         return;
     }
+    if summary.empty {
+        eprintln!("{}: {}", context.account.name, crate::ui::EMPTY_MAILBOX);
+        return;
+    }
     let mut line = format!(
         "{}: fetched {} ({})",
         context.account.name,

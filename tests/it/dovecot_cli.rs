@@ -64,7 +64,7 @@ fn stat_and_list_over_implicit_tls() {
     let outcome = pop3s(&user).args(["stat", "--json"]).run().expect_code(0);
     assert_eq!(
         outcome.stdout,
-        format!("{{\"messages\":3,\"octets\":{total}}}\n")
+        format!("{{\"messages\":3,\"new\":3,\"octets\":{total}}}\n")
     );
 
     let outcome = pop3s(&user).args(["list"]).run().expect_code(0);
@@ -95,7 +95,7 @@ fn stat_over_stls() {
         .run()
         .expect_code(0);
     assert!(
-        outcome.stdout.starts_with("3 messages, "),
+        outcome.stdout.starts_with("3 messages (3 new), "),
         "{}",
         outcome.stdout
     );
