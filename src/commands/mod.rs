@@ -365,3 +365,22 @@ fn in_parallel<T: Send>(
     }
     results
 }
+
+#[cfg(test)]
+mod tests {
+    use super::account_error;
+
+    #[test]
+    fn errors_name_the_account_once() {
+        let already = anyhow::anyhow!("work: the server did not confirm QUIT");
+        assert_eq!(
+            account_error("work", &already),
+            "work: the server did not confirm QUIT"
+        );
+        let plain = anyhow::anyhow!("connection refused");
+        assert_eq!(account_error("work", &plain), "work: connection refused");
+        // A name that merely starts the text is not the account's prefix.
+        let other = anyhow::anyhow!("workshop: x");
+        assert_eq!(account_error("work", &other), "work: workshop: x");
+    }
+}

@@ -442,3 +442,82 @@ fn stat_counts_the_messages_fetch_all_has_not_downloaded() {
     let json = with_state(&["stat", "--json"]).expect_code(0);
     assert!(json.stdout.contains("\"new\":0"), "{}", json.stdout);
 }
+
+#[test]
+fn fetch_all_progress_bar_fits_an_80_column_terminal_and_stops_at_100_percent() {
+    // Enough data for the bar to be drawn several times, and one message without a final
+    // line ending (the server sends one more CRLF than it may count).
+    let mut messages: Vec<Vec<u8>> = (0..40)
+        .map(|i| {
+            let mut m = format!("Subject: big {i}\n\n").into_bytes();
+            m.extend(
+                std::iter::repeat_n(b"0123456789abcdef0123456789abcdef\n".as_slice(), 6000)
+                    .flatten(),
+            );
+            m
+        })
+        .collect();
+    messages.push(b"Subject: no final newline\n\nlast line".to_vec());
+    let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+    let user = dovecot().add_user(&refs);
+    let dir = tempfile::tempdir().unwrap();
+    let (command, _home) = pop3(&user)
+        .args(["fetch-all"])
+        .args([
+            std::path::Path::new("--maildir"),
+            &dir.path().join("Maildir"),
+        ])
+        .into_command();
+    let mut terminal = Terminal::spawn_with_width(command, 80);
+    let (status, screen) = terminal.wait();
+    assert_eq!(status.code(), Some(0), "{screen}");
+    // Strip escape sequences, then look at every drawn line.
+    let mut plain = String::new();
+    let mut chars = screen.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        plain.push(c);
+    }
+    let bars: Vec<&str> = plain
+        .split(['\r', '\n'])
+        .filter(|l| l.contains("41 messages ["))
+        .collect();
+    assert!(!bars.is_empty(), "no progress bar drawn:\n{plain}");
+    // "[====> ] 1.20 MiB/7.34 MiB 12.3 MiB/s 0s": what is shown as done never exceeds the total.
+    let octets = |text: &str| -> f64 {
+        let mut words = text.split_whitespace();
+        let value: f64 = words.next().unwrap().parse().unwrap();
+        let unit = match words.next().unwrap() {
+            "B" => 1.0,
+            "KiB" => 1024.0,
+            "MiB" => 1024.0 * 1024.0,
+            other => panic!("unit {other}"),
+        };
+        value * unit
+    };
+    for bar in &bars {
+        assert!(
+            unicode_width::UnicodeWidthStr::width(*bar) <= 80,
+            "{} columns: {bar:?}",
+            bar.chars().count()
+        );
+        let counts = bar.rsplit_once("] ").unwrap_or_else(|| panic!("{bar:?}")).1;
+        let (done, rest) = counts.split_once('/').unwrap();
+        let total: String = rest
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(octets(done) <= octets(&total), "past 100%: {bar:?}");
+    }
+}
