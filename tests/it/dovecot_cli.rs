@@ -260,7 +260,7 @@ fn password_prompt_on_a_terminal_does_not_echo() {
     terminal.expect(&format!("Password for {}@localhost: ", user.name));
     terminal.wait_for_echo_off();
     terminal.type_keys(&format!("{}\r", user.password));
-    let shown = terminal.expect("3 messages, ");
+    let shown = terminal.expect("3 messages (3 new), ");
     assert!(
         !shown.contains(&user.password),
         "the password was echoed: {shown}"
@@ -452,6 +452,19 @@ fn config_check_connect_reports_one_line_per_account() {
         outcome.stderr
     );
     assert_eq!(errors[2], "pop3: some accounts failed (see above)");
+    // With several accounts at once, -v lines say which account they are about (the same
+    // contexts serve fetch-all --all-accounts).
+    let verbose = run(&["-v", "config", "check", "--connect"]).expect_code(77);
+    assert!(
+        verbose
+            .stderr
+            .contains("\ngood: logged in with SASL PLAIN\n")
+            || verbose
+                .stderr
+                .starts_with("good: logged in with SASL PLAIN\n"),
+        "{}",
+        verbose.stderr
+    );
     // -a checks one account.
     run(&["-a", "bad", "config", "check", "--connect"]).expect_code(77);
     run(&["-a", "good", "config", "check", "--connect"]).expect_code(0);

@@ -468,7 +468,7 @@ fn fetch_all_progress_bar_fits_an_80_column_terminal_and_stops_at_100_percent() 
             &dir.path().join("Maildir"),
         ])
         .into_command();
-    let mut terminal = Terminal::spawn_with_width(command, 80);
+    let terminal = Terminal::spawn_with_width(command, 80);
     let (status, screen) = terminal.wait();
     assert_eq!(status.code(), Some(0), "{screen}");
     // Strip escape sequences, then look at every drawn line.
