@@ -4,9 +4,51 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::config::{AuthMethod, Settings, TlsMode};
+
+/// The help heading of the flags that say how to reach and log in to the server.
+pub const CONNECTION: &str = "Connection options";
+/// The help heading of the flags every subcommand takes (config file, account, verbosity).
+pub const GLOBAL: &str = "Global options";
+
+/// Subcommands that never connect: their help does not list the connection flags (they are
+/// still accepted, so a shell alias carrying `--host` keeps working).
+const OFFLINE: [&str; 5] = ["accounts", "completions", "man", "config", "help"];
+
+/// The full command definition, as parsed and as shown by help, completions and the man page.
+pub fn command() -> clap::Command {
+    let command = Cli::command();
+    // Global flags are copied into every subcommand that lacks them when the command is built;
+    // a hidden copy of each connection flag in the offline subcommands keeps them out of their
+    // help while the values still reach the global flags.
+    let hidden: Vec<clap::Arg> = command
+        .get_arguments()
+        .filter(|a| a.get_help_heading() == Some(CONNECTION))
+        .map(|a| a.clone().hide(true))
+        .collect();
+    fn hide(command: clap::Command, hidden: &[clap::Arg]) -> clap::Command {
+        let command = command.args(hidden.iter().cloned());
+        command.mut_subcommands(|s| hide(s, hidden))
+    }
+    command.mut_subcommands(|s| {
+        if OFFLINE.contains(&s.get_name()) {
+            hide(s, &hidden)
+        } else {
+            s
+        }
+    })
+}
+
+impl Cli {
+    /// Parses the process's arguments with [`command`].
+    pub fn parse_args() -> Result<Cli, clap::Error> {
+        use clap::FromArgMatches;
+        let matches = command().try_get_matches()?;
+        Cli::from_arg_matches(&matches)
+    }
+}
 
 /// A fast, trustworthy POP3 client: check, list, read and fetch mail.
 #[derive(Debug, Parser)]
@@ -15,7 +57,8 @@ use crate::config::{AuthMethod, Settings, TlsMode};
     version,
     about,
     max_term_width = 100,
-    args_override_self = true
+    args_override_self = true,
+    disable_help_subcommand = true
 )]
 pub struct Cli {
     /// Settings shared by every subcommand.
@@ -30,52 +73,52 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// Config file [default: ~/.config/pop3/config.toml]
-    #[arg(long, global = true, value_name = "FILE", env = "POP3_CONFIG")]
+    #[arg(long, global = true, value_name = "FILE", env = "POP3_CONFIG", help_heading = GLOBAL)]
     pub config: Option<PathBuf>,
     /// Account from the config file [default: default_account]
-    #[arg(short = 'a', long, global = true, value_name = "NAME")]
+    #[arg(short = 'a', long, global = true, value_name = "NAME", help_heading = GLOBAL)]
     pub account: Option<String>,
     /// Server host name (without --account, the config's accounts are not used)
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = CONNECTION)]
     pub host: Option<String>,
     /// Server port [default: 995 for implicit TLS, 110 otherwise]
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = CONNECTION)]
     pub port: Option<u16>,
     /// User name on the server
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = CONNECTION)]
     pub user: Option<String>,
     /// Connection security [default: implicit]
-    #[arg(long, global = true, value_enum)]
+    #[arg(long, global = true, value_enum, help_heading = CONNECTION)]
     pub tls: Option<TlsMode>,
     /// PEM file of CA certificates to trust in addition to the system's
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE", help_heading = CONNECTION)]
     pub ca_file: Option<PathBuf>,
     /// Login mechanism [default: auto]
-    #[arg(long, global = true, value_enum)]
+    #[arg(long, global = true, value_enum, help_heading = CONNECTION)]
     pub auth: Option<AuthMethod>,
     /// Read the password from this environment variable
-    #[arg(long, global = true, value_name = "VAR")]
+    #[arg(long, global = true, value_name = "VAR", help_heading = CONNECTION)]
     pub password_env: Option<String>,
     /// Read the password from the first line of this file
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE", help_heading = CONNECTION)]
     pub password_file: Option<PathBuf>,
     /// Allow sending the password over an unencrypted connection (with --tls none)
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = CONNECTION)]
     pub allow_plaintext_password: bool,
     /// Seconds allowed for connecting and for every read and write [default: 60]
-    #[arg(long, global = true, value_name = "SECS")]
+    #[arg(long, global = true, value_name = "SECS", help_heading = CONNECTION)]
     pub timeout: Option<u64>,
     /// Connect through this SOCKS5 proxy (socks5://HOST:PORT; socks5h:// lets the proxy resolve names)
-    #[arg(long, global = true, value_name = "URL")]
+    #[arg(long, global = true, value_name = "URL", help_heading = CONNECTION)]
     pub proxy: Option<String>,
     /// Show the protocol dialogue on stderr (passwords are masked)
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = CONNECTION)]
     pub debug: bool,
     /// Say more about what happens
-    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet", help_heading = GLOBAL)]
     pub verbose: u8,
     /// Print only errors
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = GLOBAL)]
     pub quiet: bool,
 }
 
@@ -130,7 +173,7 @@ pub enum Command {
     /// Download new messages into the local mailbox (the cron job)
     FetchAll(crate::commands::fetch::FetchArgs),
     /// List the configured accounts
-    Accounts,
+    Accounts(AccountsArgs),
     /// Import accounts and already-fetched messages from mpop, fetchmail or getmail
     Import(crate::commands::import::ImportArgs),
     /// Work with the config file
@@ -144,13 +187,35 @@ pub enum Command {
     },
     /// Print the manual page (roff) covering every subcommand
     Man,
+    /// Print the help of pop3 or of a subcommand
+    Help {
+        /// The subcommand (and its subcommand, as in `help config check`)
+        #[arg(value_name = "COMMAND")]
+        command: Vec<String>,
+    },
 }
 
 /// `pop3 config ...`.
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Check the config file and show an account's effective settings (secrets masked)
-    Check,
+    Check(CheckArgs),
+}
+
+/// Arguments of `config check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Also log in to every account (in parallel) and report one line per account
+    #[arg(long)]
+    pub connect: bool,
+}
+
+/// Arguments of `accounts`.
+#[derive(Debug, Args)]
+pub struct AccountsArgs {
+    /// Print only the account names, one a line (for shell completion)
+    #[arg(long)]
+    pub names: bool,
 }
 
 /// Output format flags.

@@ -3,7 +3,6 @@
 use std::process::ExitCode;
 use std::sync::Mutex;
 
-use clap::Parser;
 use pop3::cli::Cli;
 use pop3::exit;
 use pop3::message::display_safe;
@@ -22,7 +21,7 @@ fn main() -> ExitCode {
                 Some(format!("{}:{}", location.file(), location.line()));
         }
     }));
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::parse_args() {
         Ok(cli) => cli,
         Err(error) => {
             let _ = error.print();

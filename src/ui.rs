@@ -1,6 +1,9 @@
 //! Presentation helpers: sizes for people, and stderr messages. stdout carries data only;
 //! progress, prompts, warnings and errors go to stderr.
 
+/// How every command says that the maildrop holds no message.
+pub const EMPTY_MAILBOX: &str = "the mailbox is empty";
+
 /// Formats a size in octets for people: `512 bytes`, `24.1 KiB`, `3.0 MiB`.
 pub fn human_size(octets: u64) -> String {
     const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];

@@ -5,7 +5,7 @@ use std::io::Write;
 
 use anyhow::Context as _;
 
-use crate::cli::GlobalArgs;
+use crate::cli::{CheckArgs, GlobalArgs};
 use crate::config::{
     self, Account, AuthMethod, ConfigError, DeliveryTarget, LoadedConfig, PasswordSource,
 };
@@ -21,8 +21,16 @@ fn require_file(loaded: &LoadedConfig) -> Result<&std::path::Path, ConfigError> 
     })
 }
 
-/// Runs `accounts`: one line per account, `*` marking the default.
-pub fn list(loaded: &LoadedConfig, global: &GlobalArgs) -> anyhow::Result<()> {
+/// Runs `accounts`: one line per account, `*` marking the default; with `names`, only the
+/// names (for shell completion, which must stay quiet when there is no config file).
+pub fn list(loaded: &LoadedConfig, global: &GlobalArgs, names: bool) -> anyhow::Result<()> {
+    if names {
+        let mut out = std::io::stdout().lock();
+        for name in loaded.file.accounts.keys() {
+            writeln!(out, "{name}")?;
+        }
+        return Ok(());
+    }
     let path = require_file(loaded)?;
     let default = loaded.file.default_account.clone().or_else(|| {
         (loaded.file.accounts.len() == 1)
@@ -56,14 +64,25 @@ pub fn list(loaded: &LoadedConfig, global: &GlobalArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs `config check`: resolves every account (so every problem shows, not just the first
-/// account's), then prints the effective settings of the selected one.
-pub fn check(loaded: &LoadedConfig, global: &GlobalArgs) -> anyhow::Result<()> {
+/// Runs `config check`: resolves every account and checks what can be checked without the
+/// network (so every problem shows, not just the first account's), then prints the effective
+/// settings of the selected account. With `--connect` it then logs in to the accounts.
+pub fn check(
+    loaded: &LoadedConfig,
+    global: &GlobalArgs,
+    args: &CheckArgs,
+    verbosity: super::Verbosity,
+) -> anyhow::Result<()> {
     let path = require_file(loaded)?;
     let mut problems = Vec::new();
     for name in loaded.file.accounts.keys() {
-        if let Err(e) = loaded.resolve(Some(name), global.settings()) {
-            problems.push(format!("{}: {e}", path.display()));
+        match loaded.resolve(Some(name), global.settings()) {
+            Err(e) => problems.push(format!("{}: {e}", path.display())),
+            Ok(account) => problems.extend(
+                offline_problems(&account)
+                    .into_iter()
+                    .map(|p| format!("{}: account {name}: {p}", path.display())),
+            ),
         }
     }
     if let Some(name) = &loaded.file.default_account
@@ -81,6 +100,34 @@ pub fn check(loaded: &LoadedConfig, global: &GlobalArgs) -> anyhow::Result<()> {
         }
         return Err(crate::exit::Failure::new(crate::exit::ExitCode::Config, last).into());
     }
+    if args.connect {
+        let summary = format!(
+            "{}: ok, {}",
+            path.display(),
+            crate::ui::count(loaded.file.accounts.len() as u64, "account")
+        );
+        if verbosity != super::Verbosity::Quiet {
+            writeln!(std::io::stdout(), "{summary}")?;
+        }
+        return super::check_connections(loaded, global, verbosity);
+    }
+    // Several accounts and none chosen is a valid file: there is just no one account to show.
+    if global.account.is_none()
+        && global.host.is_none()
+        && loaded.file.default_account.is_none()
+        && loaded.file.accounts.len() > 1
+    {
+        let names: Vec<&str> = loaded.file.accounts.keys().map(String::as_str).collect();
+        writeln!(
+            std::io::stdout(),
+            "{}: ok, {} ({}); no default_account, so commands need -a NAME\n  \
+             pop3 -a NAME config check shows an account's settings",
+            path.display(),
+            crate::ui::count(names.len() as u64, "account"),
+            names.join(", ")
+        )?;
+        return Ok(());
+    }
     let account = loaded
         .resolve(global.account.as_deref(), global.settings())
         .with_context(|| format!("in {}", path.display()))?;
@@ -95,6 +142,92 @@ pub fn check(loaded: &LoadedConfig, global: &GlobalArgs) -> anyhow::Result<()> {
         writeln!(out, "  {key:<24} {value}")?;
     }
     Ok(())
+}
+
+/// What can be wrong with a resolved account that shows without connecting: files that do
+/// not exist or cannot be read, certificates that do not parse, commands that cannot be run.
+/// Commands are never run (a password command may prompt or unlock a keyring).
+pub fn offline_problems(account: &Account) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut readable = |key: &str, path: &std::path::Path| {
+        if let Err(e) = std::fs::File::open(path) {
+            problems.push(format!("{key} {}: {}", path.display(), io_reason(&e)));
+            false
+        } else {
+            true
+        }
+    };
+    let mut files_ok = true;
+    if let Some(ca) = &account.ca_file {
+        files_ok &= readable("ca_file", ca);
+    }
+    if let Some((cert, key)) = &account.tls_options.client_cert {
+        files_ok &= readable("tls_client_cert", cert);
+        files_ok &= readable("tls_client_key", key);
+    }
+    if let PasswordSource::File(file) = &account.password
+        && !crate::connect::uses_oauth(account)
+    {
+        readable("password_file", file);
+    }
+    // The files exist: do they hold what they should? (The same code loads them on connect.)
+    if files_ok
+        && account.tls != crate::config::TlsMode::None
+        && let Err(e) =
+            crate::transport::TlsConnector::new(account.ca_file.as_deref(), &account.tls_options)
+    {
+        problems.push(e.to_string());
+    }
+    let mut runnable = |key: &str, argv: &[String]| {
+        if let Some(why) = argv.first().and_then(|program| cannot_run(program)) {
+            problems.push(format!("{key}: {why}"));
+        }
+    };
+    if let PasswordSource::Command(argv) = &account.password
+        && !crate::connect::uses_oauth(account)
+    {
+        runnable("password_command", argv);
+    }
+    if let Some(argv) = &account.oauth_token_command {
+        runnable("oauth_token_command", argv);
+    }
+    if let DeliveryTarget::Mda(argv) = &account.target {
+        runnable("mda", argv);
+    }
+    problems
+}
+
+/// Why `program` cannot be started, looking it up in `PATH` as the shell does when it has no
+/// slash; `None` when it can.
+fn cannot_run(program: &str) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |path: &std::path::Path| {
+        std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        let path = std::path::Path::new(program);
+        return match std::fs::metadata(path) {
+            Err(e) => Some(format!("{program}: {}", io_reason(&e))),
+            Ok(_) if !executable(path) => Some(format!("{program} is not an executable file")),
+            Ok(_) => None,
+        };
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    if std::env::split_paths(&path).any(|dir| executable(&dir.join(program))) {
+        None
+    } else {
+        Some(format!("program {program:?} not found in PATH"))
+    }
+}
+
+/// An I/O error in the words of the rest of pop3: lowercase, without "(os error 2)".
+fn io_reason(error: &std::io::Error) -> String {
+    match error.kind() {
+        std::io::ErrorKind::NotFound => "no such file".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        std::io::ErrorKind::IsADirectory => "is a directory".into(),
+        _ => error.to_string(),
+    }
 }
 
 /// The resolved settings as `key value` pairs, secrets masked (a command is shown, its output

@@ -90,7 +90,7 @@ pub fn run(context: &Context) -> anyhow::Result<()> {
     let listing = connection.session.list()?;
     let mut out = std::io::stdout();
     if listing.is_empty() {
-        writeln!(out, "No messages.")?;
+        writeln!(out, "{}", crate::ui::EMPTY_MAILBOX)?;
         let _ = connection.session.quit();
         return Ok(());
     }
@@ -148,7 +148,8 @@ pub fn run(context: &Context) -> anyhow::Result<()> {
             Answer::Yes => {
                 connection.session.dele(number)?;
                 marked.push(number);
-                writeln!(out, "Deleted.")?;
+                // Only QUIT deletes (when browsing ends); until then this is a mark.
+                writeln!(out, "Marked for deletion.")?;
             }
         }
     }

@@ -91,6 +91,8 @@ pub struct Summary {
     pub recognised: usize,
     /// Messages left on the server because they are too big.
     pub too_big: usize,
+    /// The maildrop held no message at all.
+    pub empty: bool,
 }
 
 /// A message to download.
@@ -184,6 +186,7 @@ pub fn run(context: &Context, args: &FetchArgs) -> anyhow::Result<Summary> {
         }
     };
     let on_server: HashSet<Uid> = listing.iter().map(|c| c.key.clone()).collect();
+    summary.empty = listing.is_empty() && unidentified.is_empty();
 
     let too_big_limit = account.max_message_size.unwrap_or(u64::MAX);
     let mut wanted = Vec::new();
@@ -1153,11 +1156,22 @@ fn progress_bar(context: &Context, wanted: &[Candidate]) -> indicatif::ProgressB
     }
     let total: u64 = wanted.iter().map(|c| c.size).sum();
     let bar = indicatif::ProgressBar::new(total);
+    // The bar takes what the terminal has left (a fixed one overflowed 80 columns). The total
+    // is what LIST announced, which a server may understate (RFC 1939 only asks for an exact
+    // size; some count a missing final line ending or bare LFs differently): the count shown
+    // stops at the total rather than running past 100%.
     bar.set_style(
         indicatif::ProgressStyle::with_template(
-            "{prefix} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} {eta}",
+            "{prefix} [{wide_bar}] {done}/{total_bytes} {binary_bytes_per_sec} {eta}",
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .with_key(
+            "done",
+            |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let done = state.pos().min(state.len().unwrap_or(u64::MAX));
+                let _ = write!(w, "{}", indicatif::HumanBytes(done));
+            },
+        )
         .progress_chars("=> "),
     );
     bar.set_prefix(format!(

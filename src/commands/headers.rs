@@ -38,6 +38,9 @@ pub fn run(context: &Context, args: &HeadersArgs) -> anyhow::Result<()> {
     let _ = connection.session.quit();
 
     let mut out = std::io::stdout().lock();
+    if selected.is_empty() && !args.json && !quiet {
+        eprintln!("{}", crate::ui::EMPTY_MAILBOX);
+    }
     if args.json {
         let rows: Vec<_> = selected
             .iter()

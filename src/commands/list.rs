@@ -59,7 +59,7 @@ pub fn run(context: &Context, args: &JsonArgs) -> anyhow::Result<()> {
         writeln!(out, "{}", line.trim_end())?;
     }
     if scan.is_empty() && context.verbosity != super::Verbosity::Quiet {
-        eprintln!("no messages");
+        eprintln!("{}", crate::ui::EMPTY_MAILBOX);
     }
     Ok(())
 }

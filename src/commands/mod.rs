@@ -42,13 +42,19 @@ pub struct Context {
     pub verbosity: Verbosity,
     /// Whether to trace the protocol dialogue on stderr.
     pub debug: bool,
+    /// Whether several accounts run at once, so notes must say which account they are about.
+    pub several: bool,
 }
 
 impl Context {
     /// Prints a note on stderr when verbose.
     pub fn note(&self, message: &str) {
         if self.verbosity == Verbosity::Verbose {
-            eprintln!("{message}");
+            if self.several {
+                eprintln!("{}: {message}", self.account.name);
+            } else {
+                eprintln!("{message}");
+            }
         }
     }
 
@@ -77,10 +83,9 @@ impl Context {
         &self,
         prefetch: &[Pop3Command<'static>],
     ) -> anyhow::Result<Connection> {
-        let verbose = self.verbosity == Verbosity::Verbose;
         self.connect_with(prefetch, &mut |step| {
-            if verbose && let Progress::Authenticated(mechanism) = step {
-                eprintln!("logged in with {mechanism}");
+            if let Progress::Authenticated(mechanism) = step {
+                self.note(&format!("logged in with {mechanism}"));
             }
         })
     }
@@ -112,7 +117,17 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Completions { shell } => return shell::completions(*shell),
         Command::Man => return shell::man(),
         Command::Import(args) => return import::run(args, global, verbosity == Verbosity::Quiet),
+        Command::Help { command } => return shell::help(command),
         _ => {}
+    }
+    if let Command::Accounts(args) = &cli.command
+        && args.names
+    {
+        // For shell completion: a broken or missing file gives no names, not an error.
+        return match config::load(global.config.as_deref()) {
+            Ok(loaded) => accounts::list(&loaded, global, true),
+            Err(_) => Ok(()),
+        };
     }
     let loaded = config::load(global.config.as_deref())?;
     if verbosity != Verbosity::Quiet {
@@ -121,9 +136,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     match &cli.command {
-        Command::Accounts => return accounts::list(&loaded, global),
-        Command::Config(crate::cli::ConfigCommand::Check) => {
-            return accounts::check(&loaded, global);
+        Command::Accounts(_) => return accounts::list(&loaded, global, false),
+        Command::Config(crate::cli::ConfigCommand::Check(args)) => {
+            return accounts::check(&loaded, global, args, verbosity);
         }
         _ => {}
     }
@@ -141,6 +156,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         account,
         verbosity,
         debug: global.debug,
+        several: false,
     };
     match &cli.command {
         Command::LoginCheck => login_check::run(&context),
@@ -155,11 +171,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             report_fetch(&context, &summary);
             Ok(())
         }
-        Command::Accounts
+        Command::Accounts(_)
         | Command::Config(_)
         | Command::Import(_)
         | Command::Completions { .. }
-        | Command::Man => {
+        | Command::Man
+        | Command::Help { .. } => {
             unreachable!("handled before an account is resolved")
         }
     }
@@ -174,6 +191,10 @@ fn report_fetch(context: &Context, summary: &fetch::Summary) {
         Verbosity::Normal => std::io::stderr().is_terminal(),
     };
     if !wanted {
+        return;
+    }
+    if summary.empty {
+        eprintln!("{}: {}", context.account.name, crate::ui::EMPTY_MAILBOX);
         return;
     }
     let mut line = format!(
@@ -205,7 +226,6 @@ fn fetch_all_accounts(
     verbosity: Verbosity,
     args: &fetch::FetchArgs,
 ) -> anyhow::Result<()> {
-    const PARALLEL: usize = 4;
     if global.account.is_some() {
         return Err(crate::exit::Failure::new(
             crate::exit::ExitCode::Usage,
@@ -220,12 +240,102 @@ fn fetch_all_accounts(
         )
         .into());
     }
+    let contexts = contexts_for(loaded, global, verbosity, &names)?;
+    let results = in_parallel(&contexts, |context| fetch::run(context, args));
+    let mut worst = crate::exit::ExitCode::Success;
+    for (context, result) in contexts.iter().zip(results) {
+        match result {
+            Ok(summary) => report_fetch(context, &summary),
+            Err(error) => {
+                worst = worse(worst, crate::exit::classify(&error));
+                eprintln!("pop3: {}", account_error(&context.account.name, &error));
+            }
+        }
+    }
+    match worst {
+        crate::exit::ExitCode::Success => Ok(()),
+        code => Err(crate::exit::Failure::new(code, "some accounts failed (see above)").into()),
+    }
+}
+
+/// `config check --connect`: logs in to every account (or the one named by `-a`) in parallel,
+/// then prints one line per account in order; the exit code is the most serious failure.
+pub(crate) fn check_connections(
+    loaded: &config::LoadedConfig,
+    global: &crate::cli::GlobalArgs,
+    verbosity: Verbosity,
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    let names: Vec<String> = match &global.account {
+        Some(name) => vec![name.clone()],
+        None => loaded.file.accounts.keys().cloned().collect(),
+    };
+    let contexts = contexts_for(loaded, global, verbosity, &names)?;
+    let results = in_parallel(&contexts, |context| {
+        let mut connection = context.connect()?;
+        let stat = connection.session.stat()?;
+        let _ = connection.session.quit();
+        Ok(stat)
+    });
+    let width = names.iter().map(String::len).max().unwrap_or(0);
+    let mut worst = crate::exit::ExitCode::Success;
+    for (context, result) in contexts.iter().zip(results) {
+        let account = &context.account;
+        match result {
+            Ok(stat) => writeln!(
+                std::io::stdout(),
+                "{:<width$}  ok: {}@{} port {}, {}, {}",
+                account.name,
+                account.user,
+                account.host,
+                account.port,
+                crate::ui::count(stat.messages.into(), "message"),
+                crate::ui::human_size(stat.octets)
+            )?,
+            Err(error) => {
+                worst = worse(worst, crate::exit::classify(&error));
+                eprintln!("pop3: {}", account_error(&account.name, &error));
+            }
+        }
+    }
+    match worst {
+        crate::exit::ExitCode::Success => Ok(()),
+        code => Err(crate::exit::Failure::new(code, "some accounts failed (see above)").into()),
+    }
+}
+
+/// The more serious of two exit codes.
+fn worse(a: crate::exit::ExitCode, b: crate::exit::ExitCode) -> crate::exit::ExitCode {
+    if b.severity() > a.severity() { b } else { a }
+}
+
+/// `NAME: error`, without naming the account twice when the error already starts with it,
+/// and with the server's text made safe for the terminal.
+fn account_error(name: &str, error: &anyhow::Error) -> String {
+    let text = format!("{error:#}");
+    let line = match text
+        .strip_prefix(name)
+        .and_then(|rest| rest.strip_prefix(": "))
+    {
+        Some(_) => text,
+        None => format!("{name}: {text}"),
+    };
+    crate::message::display_safe(&line)
+}
+
+/// Resolves the named accounts for a run over several of them, asking for passwords now, one
+/// at a time (parallel prompts would interleave).
+fn contexts_for(
+    loaded: &config::LoadedConfig,
+    global: &crate::cli::GlobalArgs,
+    verbosity: Verbosity,
+    names: &[String],
+) -> anyhow::Result<Vec<Context>> {
     let mut contexts = Vec::new();
-    for name in &names {
+    for name in names {
         let mut account = loaded
             .resolve(Some(name), global.settings())
             .with_context(|| format!("account {name}"))?;
-        // Ask for passwords one at a time now: parallel prompts would interleave.
         if matches!(account.password, config::PasswordSource::Prompt)
             && !connect::uses_oauth(&account)
             && crate::ui::stdin_is_terminal()
@@ -238,37 +348,55 @@ fn fetch_all_accounts(
             account,
             verbosity,
             debug: global.debug,
+            several: names.len() > 1,
         });
     }
-    let mut worst = crate::exit::ExitCode::Success;
+    Ok(contexts)
+}
+
+/// Runs `work` for every context, each in its own thread, a few at a time; the results come
+/// back in the order of `contexts`. A panic becomes an internal error for that account only.
+fn in_parallel<T: Send>(
+    contexts: &[Context],
+    work: impl Fn(&Context) -> anyhow::Result<T> + Sync,
+) -> Vec<anyhow::Result<T>> {
+    const PARALLEL: usize = 4;
+    let mut results = Vec::with_capacity(contexts.len());
     for group in contexts.chunks(PARALLEL) {
-        let results: Vec<_> = std::thread::scope(|scope| {
+        std::thread::scope(|scope| {
             let handles: Vec<_> = group
                 .iter()
-                .map(|context| scope.spawn(move || fetch::run(context, args)))
+                .map(|context| scope.spawn(|| work(context)))
                 .collect();
-            handles.into_iter().map(|h| h.join()).collect()
-        });
-        for (context, result) in group.iter().zip(results) {
-            match result {
-                Ok(Ok(summary)) => report_fetch(context, &summary),
-                Ok(Err(error)) => {
-                    let code = crate::exit::classify(&error);
-                    let line = format!("{}: {error:#}", context.account.name);
-                    eprintln!("pop3: {}", crate::message::display_safe(&line));
-                    if code.severity() > worst.severity() {
-                        worst = code;
-                    }
-                }
-                Err(_) => {
-                    eprintln!("pop3: {}: internal error", context.account.name);
-                    worst = crate::exit::ExitCode::Software;
-                }
+            for handle in handles {
+                results.push(handle.join().unwrap_or_else(|_| {
+                    Err(crate::exit::Failure::new(
+                        crate::exit::ExitCode::Software,
+                        "internal error; please report it",
+                    )
+                    .into())
+                }));
             }
-        }
+        });
     }
-    match worst {
-        crate::exit::ExitCode::Success => Ok(()),
-        code => Err(crate::exit::Failure::new(code, "some accounts failed (see above)").into()),
+    results
+}
+
+#[cfg(test)]
+mod tests {
+    use super::account_error;
+
+    #[test]
+    fn errors_name_the_account_once() {
+        let already = anyhow::anyhow!("work: the server did not confirm QUIT");
+        assert_eq!(
+            account_error("work", &already),
+            "work: the server did not confirm QUIT"
+        );
+        let plain = anyhow::anyhow!("connection refused");
+        assert_eq!(account_error("work", &plain), "work: connection refused");
+        // A name that merely starts the text is not the account's prefix.
+        let other = anyhow::anyhow!("workshop: x");
+        assert_eq!(account_error("work", &other), "work: workshop: x");
     }
 }

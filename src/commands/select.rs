@@ -162,6 +162,7 @@ pub fn resolve(
             .collect());
     }
     let count = in_order.len();
+    let highest = in_order.iter().map(|n| n.get()).max().unwrap_or(0);
     let no_such = |n: u32| {
         let has = match count {
             0 => "the mailbox is empty".to_owned(),
@@ -180,10 +181,12 @@ pub fn resolve(
     for spec in specs {
         let numbers: Vec<MessageNumber> = match spec {
             MessageSpec::Number(n) => vec![lookup(*n)?],
+            // A range is cut to the mailbox (`5-99` on 6 messages is 5-6), as long as it
+            // starts inside it; a single number beyond it stays an error.
             MessageSpec::Range(first, last) => {
                 lookup(*first)?;
-                lookup(*last)?;
-                (*first..=*last).map(lookup).collect::<Result<_, _>>()?
+                let end = (*last).min(highest);
+                (*first..=end).map(lookup).collect::<Result<_, _>>()?
             }
             MessageSpec::Uid(text) => vec![by_unique_id(text, &numbers_by_uid, &size_by_number)?],
         };

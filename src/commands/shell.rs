@@ -3,25 +3,87 @@
 
 use std::io::Write;
 
-use clap::CommandFactory;
-
-use crate::cli::Cli;
+use crate::cli;
 
 /// Writes the completion script for `shell` to stdout.
 pub fn completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
     // Generate into memory: clap_complete panics when its writer fails (`| head`).
     let mut script = Vec::new();
-    clap_complete::generate(shell, &mut Cli::command(), "pop3", &mut script);
+    clap_complete::generate(shell, &mut cli::command(), "pop3", &mut script);
+    let script = complete_account_names(shell, &String::from_utf8_lossy(&script));
     let mut out = std::io::stdout().lock();
-    out.write_all(&script)?;
+    out.write_all(script.as_bytes())?;
     out.flush()?;
     Ok(())
+}
+
+/// Runs `help [COMMAND...]`: the long help of pop3 or of the named subcommand, on stdout.
+pub fn help(path: &[String]) -> anyhow::Result<()> {
+    let mut command = cli::command();
+    command.build(); // names subcommands "pop3 NAME" in their usage lines
+    for name in path {
+        let Some(sub) = command.find_subcommand(name) else {
+            return Err(crate::exit::Failure::new(
+                crate::exit::ExitCode::Usage,
+                format!(
+                    "{} has no subcommand {name:?}; see `pop3 help`",
+                    command.get_bin_name().unwrap_or("pop3")
+                ),
+            )
+            .into());
+        };
+        command = sub.clone();
+    }
+    let help = command.render_long_help().to_string();
+    let mut out = std::io::stdout().lock();
+    out.write_all(help.as_bytes())?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Makes the value of `-a/--account` complete to the configured account names, which the
+/// script asks `pop3 accounts --names` for at completion time (clap only knows static values).
+fn complete_account_names(shell: clap_complete::Shell, script: &str) -> String {
+    use clap_complete::Shell;
+    let mut out = String::with_capacity(script.len() + 512);
+    let mut account_case = false;
+    for line in script.lines() {
+        let trimmed = line.trim();
+        let line = match shell {
+            // `-a)` / `--account)` cases are followed by a file-name completion line.
+            Shell::Bash if account_case && trimmed == r#"COMPREPLY=($(compgen -f "${cur}"))"# => {
+                line.replace(
+                    r#"compgen -f "${cur}""#,
+                    r#"compgen -W "$("${COMP_WORDS[0]}" accounts --names 2>/dev/null)" -- "${cur}""#,
+                )
+            }
+            Shell::Zsh if trimmed.starts_with("'-a+[") || trimmed.starts_with("'--account=[") => {
+                line.replace(":NAME:_default'", ":NAME:_pop3_account_names'")
+            }
+            Shell::Fish if line.contains(" -s a -l account ") => {
+                format!("{line} -f -a \"(pop3 accounts --names 2>/dev/null)\"")
+            }
+            _ => line.to_owned(),
+        };
+        account_case = matches!(trimmed, "-a)" | "--account)");
+        out.push_str(&line);
+        out.push('\n');
+        if shell == Shell::Zsh && trimmed == "#compdef pop3" {
+            out.push_str(
+                "\n(( $+functions[_pop3_account_names] )) ||\n_pop3_account_names() {\n    \
+                 local -a names\n    \
+                 names=(${(f)\"$(${words[1]} accounts --names 2>/dev/null)\"})\n    \
+                 compadd -a names\n}\n",
+            );
+        }
+    }
+    out
 }
 
 /// Writes one man page to stdout: the program, its global options, then a section per
 /// subcommand with its own description and options.
 pub fn man() -> anyhow::Result<()> {
-    let command = Cli::command();
+    let command = cli::command();
     let page = clap_mangen::Man::new(command.clone());
     let mut text = Vec::new();
     page.render_title(&mut text)?;
@@ -29,8 +91,12 @@ pub fn man() -> anyhow::Result<()> {
     page.render_synopsis_section(&mut text)?;
     page.render_description_section(&mut text)?;
     page.render_options_section(&mut text)?;
+    render_configuration_sections(&mut text)?;
     for sub in command.get_subcommands() {
         let name = sub.get_name();
+        if name == "help" {
+            continue;
+        }
         writeln!(text, ".SH \"POP3 {}\"", name.to_uppercase())?;
         let about = sub
             .get_long_about()
@@ -38,7 +104,8 @@ pub fn man() -> anyhow::Result<()> {
             .map(|a| a.to_string())
             .unwrap_or_default();
         writeln!(text, "{}", roff_escape(&about))?;
-        let sub_page = clap_mangen::Man::new(sub.clone().bin_name(format!("pop3 {name}")));
+        // The global and connection flags have their own sections above.
+        let sub_page = clap_mangen::Man::new(own_flags_only(sub).bin_name(format!("pop3 {name}")));
         let mut synopsis = Vec::new();
         sub_page.render_synopsis_section(&mut synopsis)?;
         // Demote the subcommand's own headings so they nest under its section.
@@ -48,6 +115,24 @@ pub fn man() -> anyhow::Result<()> {
         sub_page.render_options_section(&mut options)?;
         let options = String::from_utf8_lossy(&options).replace(".SH ", ".SS ");
         text.extend_from_slice(options.as_bytes());
+        // Nested subcommands (`config check`) get a subsection each.
+        for nested in sub.get_subcommands() {
+            let nested_name = format!("{name} {}", nested.get_name());
+            writeln!(text, ".SS \"pop3 {nested_name}\"")?;
+            let about = nested
+                .get_long_about()
+                .or_else(|| nested.get_about())
+                .map(|a| a.to_string())
+                .unwrap_or_default();
+            writeln!(text, "{}", roff_escape(&about))?;
+            let nested_page = clap_mangen::Man::new(
+                own_flags_only(nested).bin_name(format!("pop3 {nested_name}")),
+            );
+            let mut options = Vec::new();
+            nested_page.render_options_section(&mut options)?;
+            let options = String::from_utf8_lossy(&options).replace(".SH OPTIONS", ".PP\nOptions:");
+            text.extend_from_slice(options.as_bytes());
+        }
     }
     writeln!(
         text,
@@ -60,6 +145,61 @@ pub fn man() -> anyhow::Result<()> {
     out.write_all(&text)?;
     out.flush()?;
     Ok(())
+}
+
+/// CONFIGURATION, ENVIRONMENT and FILES: where settings come from, in the README's words.
+fn render_configuration_sections(text: &mut Vec<u8>) -> std::io::Result<()> {
+    writeln!(
+        text,
+        r#".SH CONFIGURATION
+pop3 reads a TOML file with named accounts under \fB[accounts.NAME]\fR and shared keys under \fB[defaults]\fR.
+Command-line flags override the account, which overrides \fB[defaults]\fR.
+\fBdefault_account\fR names the account used without \fB-a\fR (the only account when there is one).
+An account needs \fBhost\fR and \fBuser\fR; the password comes from at most one of
+\fBpassword_command\fR, \fBpassword_env\fR, \fBpassword_file\fR or \fBpassword\fR, else it is asked on the terminal.
+Other keys: \fBport\fR, \fBtls\fR, \fBca_file\fR, \fBauth\fR, \fBoauth_token_command\fR, \fBtls_fingerprint\fR,
+\fBtls_min_version\fR, \fBtls_client_cert\fR, \fBtls_client_key\fR, \fBtls_server_name\fR, \fBproxy\fR,
+\fBallow_plaintext_password\fR, \fBtimeout\fR, \fBmaildir\fR, \fBmbox\fR, \fBmda\fR, \fBdelete\fR, \fBkeep_days\fR,
+\fBmax_message_size\fR, \fBstate_dir\fR, \fBadd_received_header\fR. Unknown keys are errors.
+.PP
+\fBpop3 config check\fR checks the file offline (every account resolves; CA, certificate and password files
+exist; password, token and MDA commands can be run) and shows an account's effective settings with secrets
+masked; \fBpop3 config check \-\-connect\fR also logs in to every account and reports one line per account.
+.SH ENVIRONMENT
+.TP
+\fBPOP3_CONFIG\fR
+The config file, when \fB\-\-config\fR is not given.
+.TP
+\fBXDG_CONFIG_HOME\fR, \fBXDG_STATE_HOME\fR, \fBHOME\fR
+Where the default config file and the fetch-all state live.
+.TP
+\fBSSL_CERT_FILE\fR
+A bundle of root certificates to use instead of the system's.
+.SH FILES
+.TP
+\fI~/.config/pop3/config.toml\fR
+The default config file (\fB$XDG_CONFIG_HOME/pop3/config.toml\fR).
+.TP
+\fI~/.local/state/pop3/\fR
+The per-account state of \fBfetch-all\fR (the unique ids already delivered) and its lock files;
+\fBstate_dir\fR moves it.
+.TP
+\fI~/Maildir\fR
+Where \fBfetch-all\fR delivers by default.
+.PP
+To install this page: \fBmkdir \-p ~/.local/share/man/man1 && pop3 man > ~/.local/share/man/man1/pop3.1\fR"#
+    )
+}
+
+/// `command` with the global and connection flags hidden, so that its page shows its own.
+fn own_flags_only(command: &clap::Command) -> clap::Command {
+    command.clone().mut_args(|arg| {
+        if matches!(arg.get_help_heading(), Some(cli::GLOBAL | cli::CONNECTION)) {
+            arg.hide(true)
+        } else {
+            arg
+        }
+    })
 }
 
 /// Escapes text for roff: a leading dot or quote would be read as a request.

@@ -1,29 +1,73 @@
-//! `pop3 stat`: the number of messages and their total size.
+//! `pop3 stat`: the number of messages, how many of them `fetch-all` has not downloaded yet
+//! (as `mpop -s` says), and their total size.
 
 use std::io::Write;
 
 use crate::cli::JsonArgs;
+use crate::connect::Connection;
 use crate::pop3::Command;
-use crate::ui::{count, human_size};
+use crate::store::state::State;
+use crate::ui::{EMPTY_MAILBOX, count, human_size};
 
 use super::Context;
 
 /// Runs `stat`.
 pub fn run(context: &Context, args: &JsonArgs) -> anyhow::Result<()> {
-    let mut connection = context.connect_prefetching(&[Command::Stat])?;
+    let mut connection = context.connect_prefetching(&[Command::Stat, Command::Uidl(None)])?;
     let stat = connection.session.stat()?;
+    let new = if stat.messages > 0 {
+        new_messages(context, &mut connection)?
+    } else {
+        Some(0)
+    };
     // Nothing was changed, so a failing QUIT loses nothing; the answer still stands.
     let _ = connection.session.quit();
+    let mut out = std::io::stdout();
     if args.json {
-        let json = serde_json::json!({ "messages": stat.messages, "octets": stat.octets });
-        writeln!(std::io::stdout(), "{json}")?;
+        let mut json = serde_json::json!({ "messages": stat.messages, "octets": stat.octets });
+        if let Some(new) = new {
+            json["new"] = new.into();
+        }
+        writeln!(out, "{json}")?;
+    } else if stat.messages == 0 {
+        writeln!(out, "{EMPTY_MAILBOX}")?;
     } else {
+        let new = new.map_or(String::new(), |n| format!(" ({n} new)"));
         writeln!(
-            std::io::stdout(),
-            "{}, {}",
+            out,
+            "{}{new}, {}",
             count(stat.messages.into(), "message"),
             human_size(stat.octets)
         )?;
     }
     Ok(())
+}
+
+/// How many messages are not recorded in the account's `fetch-all` state, by unique id; `None`
+/// when that cannot be told (no UIDL, or an unreadable state file, which only gets a note:
+/// `stat` still answers).
+fn new_messages(context: &Context, connection: &mut Connection) -> anyhow::Result<Option<u64>> {
+    // Only when announced: stat stays one STAT for a server without CAPA.
+    if !connection.capabilities.uidl() {
+        return Ok(None);
+    }
+    let uids = match connection.session.uidl() {
+        Ok(uids) => uids,
+        Err(crate::pop3::Error::Server { .. }) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let state = match State::read_only(&super::fetch::state_path(&context.account)) {
+        Ok(state) => state,
+        Err(e) => {
+            context.note(&format!("cannot tell which messages are new: {e}"));
+            return Ok(None);
+        }
+    };
+    // Numbers, not lines: a server listing a message twice does not count it twice.
+    let new: std::collections::HashSet<_> = uids
+        .iter()
+        .filter(|u| !state.is_delivered(&u.uid))
+        .map(|u| u.number)
+        .collect();
+    Ok(Some(new.len() as u64))
 }

@@ -70,7 +70,7 @@ fn accounts_and_config_check_mask_secrets() {
     std::fs::write(
         &config,
         "default_account = \"b\"\n[accounts.a]\nhost = \"h1\"\nuser = \"u1\"\npassword = \"hunter2\"\n\
-         [accounts.b]\nhost = \"h2\"\nuser = \"u2\"\ntls = \"starttls\"\npassword_command = [\"pass\", \"show\", \"x\"]\n",
+         [accounts.b]\nhost = \"h2\"\nuser = \"u2\"\ntls = \"starttls\"\npassword_command = [\"echo\", \"show\", \"x\"]\n",
     )
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
@@ -98,7 +98,7 @@ fn accounts_and_config_check_mask_secrets() {
     assert!(
         check
             .stdout
-            .contains("password_command         [\"pass\", \"show\", \"x\"]"),
+            .contains("password_command         [\"echo\", \"show\", \"x\"]"),
         "{}",
         check.stdout
     );
@@ -161,4 +161,246 @@ fn a_closed_pipe_is_not_an_error() {
             String::from_utf8_lossy(&output.stderr)
         );
     }
+}
+
+#[test]
+fn subcommand_help_shows_its_own_flags_first_and_connection_flags_under_their_heading() {
+    let help = Pop3::new()
+        .args(["fetch-all", "-h"])
+        .run()
+        .expect_code(0)
+        .stdout;
+    let at = |text: &str| {
+        help.find(text)
+            .unwrap_or_else(|| panic!("{text:?} missing:\n{help}"))
+    };
+    assert!(at("--delete") < at("Global options:"), "{help}");
+    assert!(at("--dry-run") < at("Global options:"), "{help}");
+    assert!(at("Global options:") < at("--config"), "{help}");
+    assert!(at("Connection options:") < at("--host"), "{help}");
+    assert!(at("Connection options:") < at("--password-file"), "{help}");
+    for offline in [
+        &["accounts", "-h"][..],
+        &["completions", "-h"],
+        &["man", "-h"],
+        &["config", "-h"],
+        &["config", "check", "-h"],
+    ] {
+        let help = Pop3::new().args(offline).run().expect_code(0).stdout;
+        assert!(!help.contains("Connection options"), "{offline:?}:\n{help}");
+        assert!(!help.contains("--host"), "{offline:?}:\n{help}");
+    }
+    // Hidden there, but still accepted (a shell alias may carry them).
+    Pop3::new()
+        .args(["--host", "h", "completions", "bash", "--port", "1"])
+        .run()
+        .expect_code(0);
+}
+
+#[test]
+fn help_help_exits_0() {
+    let outcome = Pop3::new().args(["help", "--help"]).run().expect_code(0);
+    assert!(
+        outcome.stdout.contains("Usage: pop3 help"),
+        "{}",
+        outcome.stdout
+    );
+    let top = Pop3::new().args(["help"]).run().expect_code(0).stdout;
+    assert!(top.contains("Usage: pop3 [OPTIONS] <COMMAND>"), "{top}");
+    let fetch = Pop3::new()
+        .args(["help", "fetch-all"])
+        .run()
+        .expect_code(0)
+        .stdout;
+    assert!(fetch.contains("Usage: pop3 fetch-all"), "{fetch}");
+    assert!(fetch.contains("--all-accounts"), "{fetch}");
+    let check = Pop3::new()
+        .args(["help", "config", "check"])
+        .run()
+        .expect_code(0)
+        .stdout;
+    assert!(check.contains("--connect"), "{check}");
+    let bad = Pop3::new().args(["help", "nope"]).run().expect_code(64);
+    assert!(
+        bad.stderr.contains("no subcommand \"nope\""),
+        "{}",
+        bad.stderr
+    );
+}
+
+#[test]
+fn the_man_page_has_configuration_environment_files_and_config_check() {
+    let page = Pop3::new().args(["man"]).run().expect_code(0).stdout;
+    for heading in [
+        ".SH CONFIGURATION",
+        ".SH ENVIRONMENT",
+        ".SH FILES",
+        ".SS \"pop3 config check\"",
+    ] {
+        assert!(page.contains(heading), "no {heading}");
+    }
+    assert!(page.contains("POP3_CONFIG"));
+    assert!(
+        page.contains("\\-\\-connect"),
+        "config check --connect is not described"
+    );
+    assert!(page.contains("mkdir \\-p"));
+    // Subcommand sections list their own flags; the shared ones are described once (and
+    // named in the top synopsis).
+    assert_eq!(page.matches("\\-\\-password\\-file").count(), 2, "{page}");
+}
+
+fn config_file(dir: &Path, text: &str) -> std::path::PathBuf {
+    let config = dir.join("config.toml");
+    std::fs::write(&config, text).unwrap();
+    config
+}
+
+#[test]
+fn completion_after_account_flag_offers_the_account_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_file(
+        dir.path(),
+        "[accounts.work]\nhost = \"h\"\nuser = \"u\"\n[accounts.home]\nhost = \"h\"\nuser = \"u\"\n",
+    );
+    let names = Pop3::new()
+        .args([Path::new("--config"), &config])
+        .args(["accounts", "--names"])
+        .run()
+        .expect_code(0);
+    assert_eq!(names.stdout, "home\nwork\n");
+    // No config file: nothing to offer, and no error for the shell to show.
+    let none = Pop3::new()
+        .args(["accounts", "--names"])
+        .run()
+        .expect_code(0);
+    assert_eq!((none.stdout.as_str(), none.stderr.as_str()), ("", ""));
+
+    let script = dir.path().join("pop3.bash");
+    std::fs::write(
+        &script,
+        Pop3::new()
+            .args(["completions", "bash"])
+            .run()
+            .expect_code(0)
+            .stdout,
+    )
+    .unwrap();
+    for words in ["stat -a ''", "-a ''", "fetch-all --account ''"] {
+        let test = format!(
+            "source {script}\nCOMP_WORDS=({bin} {words})\nCOMP_CWORD=$((${{#COMP_WORDS[@]}} - 1))\n\
+             _pop3 {bin} '' \"${{COMP_WORDS[COMP_CWORD-1]}}\"\necho \"${{COMPREPLY[*]}}\"\n",
+            script = script.display(),
+            bin = env!("CARGO_BIN_EXE_pop3"),
+        );
+        let output = Command::new("bash")
+            .arg("-c")
+            .arg(test)
+            .env("POP3_CONFIG", &config)
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout),
+            "home work\n",
+            "{words}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let zsh = Pop3::new().args(["completions", "zsh"]).run().stdout;
+    assert!(zsh.contains("'-a+[Account from the config file \\[default\\: default_account\\]]:NAME:_pop3_account_names'"), "{zsh}");
+    assert!(zsh.contains("_pop3_account_names() {"));
+    let fish = Pop3::new().args(["completions", "fish"]).run().stdout;
+    assert!(
+        fish.lines()
+            .filter(|l| l.contains("-l account"))
+            .all(|l| l.ends_with("-f -a \"(pop3 accounts --names 2>/dev/null)\"")),
+        "{fish}"
+    );
+}
+
+#[test]
+fn config_check_accepts_two_accounts_without_default_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_file(
+        dir.path(),
+        "[accounts.work]\nhost = \"h1\"\nuser = \"u\"\npassword_env = \"X\"\n\
+         [accounts.home]\nhost = \"h2\"\nuser = \"u\"\npassword_env = \"X\"\n",
+    );
+    let check = Pop3::new()
+        .args([Path::new("--config"), &config])
+        .args(["config", "check"])
+        .run()
+        .expect_code(0);
+    assert!(
+        check.stdout.contains("ok, 2 accounts (home, work)"),
+        "{}",
+        check.stdout
+    );
+    assert!(check.stdout.contains("-a NAME"), "{}", check.stdout);
+    let one = Pop3::new()
+        .args([Path::new("--config"), &config])
+        .args(["-a", "home", "config", "check"])
+        .run()
+        .expect_code(0);
+    assert!(
+        one.stdout.contains("host                     \"h2\""),
+        "{}",
+        one.stdout
+    );
+}
+
+#[test]
+fn config_check_reports_missing_files_and_commands_that_cannot_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_executable = dir.path().join("script.sh");
+    std::fs::write(&not_executable, "#!/bin/sh\necho pw\n").unwrap();
+    let marker = dir.path().join("ran");
+    let text = format!(
+        "default_account = \"a\"\n\
+         [accounts.a]\nhost = \"h\"\nuser = \"u\"\nca_file = \"{d}/nope.pem\"\npassword_file = \"{d}/nope.txt\"\n\
+         [accounts.b]\nhost = \"h\"\nuser = \"u\"\npassword_command = [\"pop3-no-such-program\"]\n\
+         [accounts.c]\nhost = \"h\"\nuser = \"u\"\npassword_command = [\"{script}\"]\n\
+         [accounts.d]\nhost = \"h\"\nuser = \"u\"\nmda = [\"/nonexistent/procmail\"]\n\
+         [accounts.e]\nhost = \"h\"\nuser = \"u\"\npassword_command = [\"sh\", \"-c\", \"touch {marker}\"]\n",
+        d = dir.path().display(),
+        script = not_executable.display(),
+        marker = marker.display(),
+    );
+    let config = config_file(dir.path(), &text);
+    let check = Pop3::new()
+        .args([Path::new("--config"), &config])
+        .args(["config", "check"])
+        .run()
+        .expect_code(78);
+    let err = &check.stderr;
+    for expected in [
+        "account a: ca_file ",
+        "nope.pem: no such file",
+        "account a: password_file ",
+        "nope.txt: no such file",
+        "account b: password_command: program \"pop3-no-such-program\" not found in PATH",
+        "account c: password_command: ",
+        "script.sh is not an executable file",
+        "account d: mda: /nonexistent/procmail: no such file",
+    ] {
+        assert!(err.contains(expected), "{expected:?} missing:\n{err}");
+    }
+    assert!(!err.contains("account e"), "{err}");
+    assert!(!marker.exists(), "config check ran a password command");
+    assert!(check.stdout.is_empty(), "{}", check.stdout);
+
+    // A CA file that exists but holds no certificate.
+    let config = config_file(
+        dir.path(),
+        &format!(
+            "[accounts.a]\nhost = \"h\"\nuser = \"u\"\nca_file = \"{}\"\n",
+            not_executable.display()
+        ),
+    );
+    let check = Pop3::new()
+        .args([Path::new("--config"), &config])
+        .args(["config", "check"])
+        .run()
+        .expect_code(78);
+    assert!(check.stderr.contains("script.sh"), "{}", check.stderr);
 }

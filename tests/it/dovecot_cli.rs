@@ -64,7 +64,7 @@ fn stat_and_list_over_implicit_tls() {
     let outcome = pop3s(&user).args(["stat", "--json"]).run().expect_code(0);
     assert_eq!(
         outcome.stdout,
-        format!("{{\"messages\":3,\"octets\":{total}}}\n")
+        format!("{{\"messages\":3,\"new\":3,\"octets\":{total}}}\n")
     );
 
     let outcome = pop3s(&user).args(["list"]).run().expect_code(0);
@@ -95,7 +95,7 @@ fn stat_over_stls() {
         .run()
         .expect_code(0);
     assert!(
-        outcome.stdout.starts_with("3 messages, "),
+        outcome.stdout.starts_with("3 messages (3 new), "),
         "{}",
         outcome.stdout
     );
@@ -260,7 +260,7 @@ fn password_prompt_on_a_terminal_does_not_echo() {
     terminal.expect(&format!("Password for {}@localhost: ", user.name));
     terminal.wait_for_echo_off();
     terminal.type_keys(&format!("{}\r", user.password));
-    let shown = terminal.expect("3 messages, ");
+    let shown = terminal.expect("3 messages (3 new), ");
     assert!(
         !shown.contains(&user.password),
         "the password was echoed: {shown}"
@@ -383,4 +383,96 @@ fn tls_server_name_minimum_version_and_client_certificate_settings() {
         "{}",
         missing.stderr
     );
+}
+
+#[test]
+fn config_check_connect_reports_one_line_per_account() {
+    let (user, _) = user_with_fixtures();
+    let d = dovecot();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    let write = |extra: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "[defaults]\nhost = \"localhost\"\nport = {port}\nuser = \"{user}\"\nca_file = \"{ca}\"\ntimeout = 10\n\
+                 [accounts.good]\npassword_env = \"GOOD\"\n{extra}",
+                port = d.pop3s_port,
+                user = user.name,
+                ca = d.ca_file.display(),
+            ),
+        )
+        .unwrap();
+    };
+    let run = |args: &[&str]| {
+        Pop3::new()
+            .args([Path::new("--config"), &config])
+            .args(args)
+            .env("GOOD", &user.password)
+            .env("BAD", "wrong")
+            .run()
+    };
+    write("");
+    let ok = run(&["config", "check", "--connect"]).expect_code(0);
+    assert!(
+        ok.stdout.ends_with(&format!(
+            "good  ok: {}@localhost port {}, 3 messages, {}\n",
+            user.name,
+            d.pop3s_port,
+            pop3::ui::human_size(user_size(&user))
+        )),
+        "{}",
+        ok.stdout
+    );
+    write(
+        "[accounts.bad]\npassword_env = \"BAD\"\n[accounts.nohost]\nhost = \"pop3-test.invalid\"\npassword_env = \"BAD\"\n",
+    );
+    let outcome = run(&["config", "check", "--connect"]).expect_code(77);
+    assert!(
+        outcome.stdout.contains("ok, 3 accounts\n"),
+        "{}",
+        outcome.stdout
+    );
+    assert!(
+        outcome.stdout.contains("good    ok: "),
+        "{}",
+        outcome.stdout
+    );
+    let errors: Vec<&str> = outcome.stderr.lines().collect();
+    assert_eq!(errors.len(), 3, "{}", outcome.stderr);
+    assert!(errors[0].starts_with("pop3: bad: "), "{}", outcome.stderr);
+    assert!(
+        errors[1].starts_with("pop3: nohost: "),
+        "{}",
+        outcome.stderr
+    );
+    assert!(
+        errors[1].contains("pop3-test.invalid"),
+        "{}",
+        outcome.stderr
+    );
+    assert_eq!(errors[2], "pop3: some accounts failed (see above)");
+    // With several accounts at once, -v lines say which account they are about (the same
+    // contexts serve fetch-all --all-accounts).
+    let verbose = run(&["-v", "config", "check", "--connect"]).expect_code(77);
+    assert!(
+        verbose
+            .stderr
+            .contains("\ngood: logged in with SASL PLAIN\n")
+            || verbose
+                .stderr
+                .starts_with("good: logged in with SASL PLAIN\n"),
+        "{}",
+        verbose.stderr
+    );
+    // -a checks one account.
+    run(&["-a", "bad", "config", "check", "--connect"]).expect_code(77);
+    run(&["-a", "good", "config", "check", "--connect"]).expect_code(0);
+}
+
+/// The total size of `user`'s mailbox as the server reports it.
+fn user_size(user: &User) -> u64 {
+    let stat = pop3s(user).args(["stat", "--json"]).run().expect_code(0);
+    let json: serde_json::Value = serde_json::from_str(&stat.stdout).unwrap();
+    json["octets"].as_u64().unwrap()
 }

@@ -283,7 +283,8 @@ fn browse_with_piped_answers() {
     let rule = "-".repeat(72);
     assert!(out.contains(&format!("{rule}\nHi Bob,\n")), "{out}");
     assert!(out.contains("Message 2 (size is 1128 bytes):"), "{out}");
-    assert!(out.contains("Deleted.\n"));
+    assert!(out.contains("Marked for deletion.\n"), "{out}");
+    assert!(!out.contains("Deleted.\n"), "{out}");
     assert!(out.contains("Message 3 "));
     assert!(!out.contains("Message 4 "), "q stops browsing: {out}");
     assert!(
@@ -320,8 +321,10 @@ fn browse_in_a_terminal_and_ctrl_c_deletes_nothing() {
     terminal.type_keys("n\r");
     terminal.expect("Delete this message [ny]? ");
     terminal.type_keys("y\r");
-    terminal.expect("Deleted.");
-    terminal.expect("Message 2 (size is 1128 bytes):");
+    // Nothing is deleted before QUIT: say so.
+    let marked = terminal.expect("Message 2 (size is 1128 bytes):");
+    assert!(marked.contains("Marked for deletion."), "{marked}");
+    assert!(!marked.contains("Deleted."), "{marked}");
     terminal.expect("Read this message [ny]? ");
     terminal.type_keys("y\r");
     let shown = terminal.expect("Delete this message [ny]? ");
@@ -351,4 +354,170 @@ fn browse_in_a_terminal_commits_on_quit() {
     assert_eq!(status.code(), Some(0), "{screen}");
     assert!(screen.contains("Deleted 1 message."), "{screen}");
     assert_eq!(user.messages_on_server(), 5);
+}
+
+#[test]
+fn headers_range_beyond_the_mailbox_shows_what_there_is() {
+    let (user, _) = mailbox();
+    let outcome = run(&user, &["headers", "5-99"]).expect_code(0);
+    let numbers: Vec<&str> = outcome
+        .stdout
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(numbers, ["5", "6"], "{}", outcome.stdout);
+    // A single number beyond the mailbox, or a range starting beyond it, is still an error.
+    let outcome = run(&user, &["headers", "7"]).expect_code(65);
+    assert!(
+        outcome
+            .stderr
+            .contains("no message 7: the mailbox has messages 1 to 6"),
+        "{}",
+        outcome.stderr
+    );
+    run(&user, &["headers", "7-9"]).expect_code(65);
+}
+
+#[test]
+fn an_empty_mailbox_is_reported_the_same_way_by_every_command() {
+    let user = dovecot().add_user(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let maildir = dir.path().join("Maildir");
+    let stat = run(&user, &["stat"]).expect_code(0);
+    assert_eq!(stat.stdout, "the mailbox is empty\n");
+    let list = run(&user, &["list"]).expect_code(0);
+    assert_eq!(
+        (list.stdout.as_str(), list.stderr.as_str()),
+        ("", "the mailbox is empty\n")
+    );
+    let headers = run(&user, &["headers"]).expect_code(0);
+    assert_eq!(
+        (headers.stdout.as_str(), headers.stderr.as_str()),
+        ("", "the mailbox is empty\n")
+    );
+    let browse = run(&user, &["browse"]).expect_code(0);
+    assert_eq!(browse.stdout, "the mailbox is empty\n");
+    let fetch = pop3(&user)
+        .args(["-v", "fetch-all"])
+        .args([std::path::Path::new("--maildir"), &maildir])
+        .run()
+        .expect_code(0);
+    assert!(
+        fetch.stderr.ends_with(": the mailbox is empty\n"),
+        "{}",
+        fetch.stderr
+    );
+    // -q: nothing at all.
+    let quiet = run(&user, &["-q", "list"]).expect_code(0);
+    assert_eq!(quiet.stderr, "");
+}
+
+#[test]
+fn stat_counts_the_messages_fetch_all_has_not_downloaded() {
+    let (user, _) = mailbox();
+    let dir = tempfile::tempdir().unwrap();
+    let maildir = dir.path().join("Maildir");
+    let state = dir.path().join("state");
+    let with_state = |args: &[&str]| pop3(&user).env("XDG_STATE_HOME", &state).args(args).run();
+    let before = with_state(&["stat"]).expect_code(0);
+    assert!(
+        before.stdout.starts_with("6 messages (6 new), "),
+        "{}",
+        before.stdout
+    );
+    let json = with_state(&["stat", "--json"]).expect_code(0);
+    assert!(json.stdout.contains("\"new\":6"), "{}", json.stdout);
+    pop3(&user)
+        .env("XDG_STATE_HOME", &state)
+        .args(["fetch-all"])
+        .args([std::path::Path::new("--maildir"), &maildir])
+        .run()
+        .expect_code(0);
+    let after = with_state(&["stat"]).expect_code(0);
+    assert!(
+        after.stdout.starts_with("6 messages (0 new), "),
+        "{}",
+        after.stdout
+    );
+    let json = with_state(&["stat", "--json"]).expect_code(0);
+    assert!(json.stdout.contains("\"new\":0"), "{}", json.stdout);
+}
+
+#[test]
+fn fetch_all_progress_bar_fits_an_80_column_terminal_and_stops_at_100_percent() {
+    // Enough data for the bar to be drawn several times, and one message without a final
+    // line ending (the server sends one more CRLF than it may count).
+    let mut messages: Vec<Vec<u8>> = (0..40)
+        .map(|i| {
+            let mut m = format!("Subject: big {i}\n\n").into_bytes();
+            m.extend(
+                std::iter::repeat_n(b"0123456789abcdef0123456789abcdef\n".as_slice(), 6000)
+                    .flatten(),
+            );
+            m
+        })
+        .collect();
+    messages.push(b"Subject: no final newline\n\nlast line".to_vec());
+    let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+    let user = dovecot().add_user(&refs);
+    let dir = tempfile::tempdir().unwrap();
+    let (command, _home) = pop3(&user)
+        .args(["fetch-all"])
+        .args([
+            std::path::Path::new("--maildir"),
+            &dir.path().join("Maildir"),
+        ])
+        .into_command();
+    let terminal = Terminal::spawn_with_width(command, 80);
+    let (status, screen) = terminal.wait();
+    assert_eq!(status.code(), Some(0), "{screen}");
+    // Strip escape sequences, then look at every drawn line.
+    let mut plain = String::new();
+    let mut chars = screen.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        plain.push(c);
+    }
+    let bars: Vec<&str> = plain
+        .split(['\r', '\n'])
+        .filter(|l| l.contains("41 messages ["))
+        .collect();
+    assert!(!bars.is_empty(), "no progress bar drawn:\n{plain}");
+    // "[====> ] 1.20 MiB/7.34 MiB 12.3 MiB/s 0s": what is shown as done never exceeds the total.
+    let octets = |text: &str| -> f64 {
+        let mut words = text.split_whitespace();
+        let value: f64 = words.next().unwrap().parse().unwrap();
+        let unit = match words.next().unwrap() {
+            "B" => 1.0,
+            "KiB" => 1024.0,
+            "MiB" => 1024.0 * 1024.0,
+            other => panic!("unit {other}"),
+        };
+        value * unit
+    };
+    for bar in &bars {
+        assert!(
+            unicode_width::UnicodeWidthStr::width(*bar) <= 80,
+            "{} columns: {bar:?}",
+            bar.chars().count()
+        );
+        let counts = bar.rsplit_once("] ").unwrap_or_else(|| panic!("{bar:?}")).1;
+        let (done, rest) = counts.split_once('/').unwrap();
+        let total: String = rest
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(octets(done) <= octets(&total), "past 100%: {bar:?}");
+    }
 }

@@ -43,15 +43,47 @@ fn stat_sends_exactly_these_bytes() {
         S: .
         C: STAT
         S: +OK 3 24678
+        C: UIDL
+        S: +OK
+        S: 1 a
+        S: 2 b
+        S: 3 c
+        S: .
         C: QUIT
         S: +OK bye"
     ));
     let outcome = run_plain(&server, &["stat"]).expect_code(0);
-    assert_eq!(outcome.stdout, "3 messages, 24.1 KiB\n");
+    assert_eq!(outcome.stdout, "3 messages (3 new), 24.1 KiB\n");
     assert_eq!(
         server.finish(),
-        b"CAPA\r\nUSER alice\r\nPASS pw\r\nCAPA\r\nSTAT\r\nQUIT\r\n"
+        b"CAPA\r\nUSER alice\r\nPASS pw\r\nCAPA\r\nSTAT\r\nUIDL\r\nQUIT\r\n"
     );
+}
+
+#[test]
+fn stat_without_uidl_says_nothing_about_new_messages() {
+    let server = ScriptedServer::start(&format!(
+        "{}
+        C: STAT
+        S: +OK 2 2000
+        C: QUIT
+        S: +OK bye",
+        crate::support::scripted::login_script("USER")
+    ));
+    let outcome = run_plain(&server, &["stat"]).expect_code(0);
+    assert_eq!(outcome.stdout, "2 messages, 2.0 KiB\n");
+    server.finish();
+    let server = ScriptedServer::start(&format!(
+        "{}
+        C: STAT
+        S: +OK 2 2000
+        C: QUIT
+        S: +OK bye",
+        crate::support::scripted::login_script("USER")
+    ));
+    let outcome = run_plain(&server, &["stat", "--json"]).expect_code(0);
+    assert_eq!(outcome.stdout, "{\"messages\":2,\"octets\":2000}\n");
+    server.finish();
 }
 
 #[test]
@@ -336,7 +368,7 @@ fn stls_upgrades_then_asks_capa_again() {
         &["localhost"],
     );
     let outcome = run_tls(&server, "localhost", &["--tls", "starttls", "stat"]).expect_code(0);
-    assert_eq!(outcome.stdout, "0 messages, 0 bytes\n");
+    assert_eq!(outcome.stdout, "the mailbox is empty\n");
     server.finish();
 }
 

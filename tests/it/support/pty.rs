@@ -20,11 +20,16 @@ pub struct Terminal {
 
 impl Terminal {
     /// Starts `command` on a fresh pseudo-terminal of 100 columns.
-    pub fn spawn(mut command: Command) -> Terminal {
+    pub fn spawn(command: Command) -> Terminal {
+        Terminal::spawn_with_width(command, 100)
+    }
+
+    /// Starts `command` on a fresh pseudo-terminal of `columns` columns.
+    pub fn spawn_with_width(mut command: Command, columns: u16) -> Terminal {
         let (mut master_fd, mut slave_fd) = (0, 0);
         let size = libc::winsize {
             ws_row: 40,
-            ws_col: 100,
+            ws_col: columns,
             ws_xpixel: 0,
             ws_ypixel: 0,
         };
