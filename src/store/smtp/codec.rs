@@ -545,7 +545,8 @@ pub fn parse_return_path(value: &[u8]) -> Option<String> {
             // Only comments or nothing may surround the brackets.
             let outside = format!("{}{}", &value[..open], &value[close + 1..]);
             let outside = outside.trim();
-            if !outside.is_empty() && !(outside.starts_with('(') && outside.ends_with(')')) {
+            let comment = outside.starts_with('(') && outside.ends_with(')');
+            if !outside.is_empty() && !comment {
                 return None;
             }
             value[open + 1..close].trim()
