@@ -8,6 +8,7 @@ pub mod lock;
 pub mod maildir;
 pub mod mbox;
 pub mod mda;
+pub mod smtp;
 pub mod state;
 
 use std::io::{self, Write};

@@ -3,6 +3,8 @@
 
 mod config_files;
 mod config_tools;
+mod delivery_lmtp;
+mod delivery_smtp;
 mod docs_examples;
 mod dovecot_cli;
 mod dovecot_fetch;

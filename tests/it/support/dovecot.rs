@@ -40,6 +40,8 @@ pub struct Dovecot {
     pub pop3s_port: u16,
     pub ca_file: PathBuf,
     pub dir: PathBuf,
+    /// Dovecot's LMTP service, when `dovecot-lmtpd` is installed (see [`Dovecot::lmtp`]).
+    lmtp: Option<Lmtp>,
     /// Serialises `add-user` calls and numbers the users.
     next_user: Mutex<u64>,
     pid: u32,
@@ -235,6 +237,8 @@ fn setup_and_run(dir: &Path) -> Result<Dovecot, Failure> {
         )));
     }
 
+    let lmtp = add_lmtp(dir).map_err(Failure::Fatal)?;
+
     let (pid, exited) = spawn_forever(dir).map_err(Failure::Fatal)?;
     *RUNNING.lock().unwrap_or_else(|e| e.into_inner()) = Some(Running {
         pid,
@@ -268,7 +272,8 @@ fn setup_and_run(dir: &Path) -> Result<Dovecot, Failure> {
                 "Dovecot did not greet on 127.0.0.1:{pop3_port} / accept on :{pop3s_port} within {START_TIMEOUT:?}"
             )));
         }
-        if greets(pop3_port) && accepts(pop3s_port) {
+        let lmtp_up = lmtp.as_ref().is_none_or(|l| accepts(l.port));
+        if greets(pop3_port) && accepts(pop3s_port) && lmtp_up {
             // Ours, not a stranger who grabbed the port: still running after the greeting.
             if exited.lock().unwrap_or_else(|e| e.into_inner()).is_none() {
                 break;
@@ -282,6 +287,7 @@ fn setup_and_run(dir: &Path) -> Result<Dovecot, Failure> {
         pop3s_port,
         ca_file: dir.join("ca.pem"),
         dir: dir.to_owned(),
+        lmtp,
         next_user: Mutex::new(0),
         pid,
     })
@@ -378,6 +384,106 @@ fn log_tail(dir: &Path) -> String {
         }
     }
     out
+}
+
+// ------------------------------------------------------------------------------------------------
+// LMTP
+
+/// Where Dovecot's LMTP service listens. It delivers into the test users' maildirs (RCPT TO a
+/// bare user name); [`Dovecot::set_quota`] gives a user a quota, and a full quota answers 452
+/// (`quota_full_tempfail = yes`); an unknown user gets 550.
+#[derive(Debug, Clone)]
+pub struct Lmtp {
+    /// TCP port on 127.0.0.1.
+    pub port: u16,
+    /// The Unix socket.
+    pub socket: PathBuf,
+}
+
+const LMTP_BINARY: &str = "/usr/lib/dovecot/lmtp";
+
+impl Dovecot {
+    /// The LMTP service. Panics (tests fail, never skip) when `dovecot-lmtpd` is missing.
+    pub fn lmtp(&self) -> &Lmtp {
+        self.lmtp.as_ref().unwrap_or_else(|| {
+            panic!("Dovecot's LMTP service is not installed ({LMTP_BINARY}): apt-get install dovecot-lmtpd (scripts/test does)")
+        })
+    }
+
+    /// Gives `user` a storage quota (Dovecot's quota_rule syntax, e.g. `1K`), enforced on LMTP
+    /// delivery. Rewrites the user's passwd file atomically with a userdb extra field.
+    pub fn set_quota(&self, user: &User, storage: &str) {
+        let path = self.dir.join("passwd.d").join(&user.name);
+        let line = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+        let line = line.trim_end();
+        assert!(line.ends_with("::"), "unexpected passwd line {line:?}");
+        let tmp = self
+            .dir
+            .join("passwd.d")
+            .join(format!(".{}.quota", user.name));
+        std::fs::write(
+            &tmp,
+            format!("{line}userdb_quota_rule=*:storage={storage}\n"),
+        )
+        .unwrap_or_else(|e| panic!("writing {}: {e}", tmp.display()));
+        // Same owner and mode as dovecot-sandbox gives it: readable by the auth process.
+        let status = Command::new("chgrp")
+            .arg("dovecot")
+            .arg(&tmp)
+            .status()
+            .expect("running chgrp");
+        assert!(status.success(), "chgrp dovecot {}", tmp.display());
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o640)).unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+    }
+}
+
+/// Appends the LMTP service to the sandbox's dovecot.conf when `dovecot-lmtpd` is installed.
+fn add_lmtp(dir: &Path) -> Result<Option<Lmtp>, String> {
+    if !Path::new(LMTP_BINARY).exists() {
+        return Ok(None);
+    }
+    let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .map_err(|e| format!("picking a free port for LMTP: {e}"))?
+        .port();
+    let conf = format!(
+        r#"
+# LMTP for the delivery tests (tests/it/support/dovecot.rs)
+protocols = $protocols lmtp
+lmtp_save_to_detail_mailbox = no
+# A full quota is "try again later" (452 4.2.2), the usual choice for a local mailbox.
+quota_full_tempfail = yes
+service lmtp {{
+  unix_listener lmtp {{
+    mode = 0666
+  }}
+  inet_listener lmtp {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+}}
+protocol lmtp {{
+  mail_plugins = $mail_plugins quota
+}}
+plugin {{
+  quota = maildir:User quota
+}}
+"#
+    );
+    let path = dir.join("dovecot.conf");
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .map_err(|e| format!("opening {}: {e}", path.display()))?;
+    file.write_all(conf.as_bytes())
+        .map_err(|e| format!("writing {}: {e}", path.display()))?;
+    Ok(Some(Lmtp {
+        port,
+        socket: dir.join("run").join("lmtp"),
+    }))
 }
 
 // ------------------------------------------------------------------------------------------------

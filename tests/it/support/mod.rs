@@ -3,5 +3,6 @@
 pub mod cli;
 pub mod dovecot;
 pub mod hostile;
+pub mod postfix;
 pub mod pty;
 pub mod scripted;
