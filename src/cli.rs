@@ -65,6 +65,9 @@ pub struct GlobalArgs {
     /// Seconds allowed for connecting and for every read and write [default: 60]
     #[arg(long, global = true, value_name = "SECS")]
     pub timeout: Option<u64>,
+    /// Connect through this SOCKS5 proxy (socks5://HOST:PORT; socks5h:// lets the proxy resolve names)
+    #[arg(long, global = true, value_name = "URL")]
+    pub proxy: Option<String>,
     /// Show the protocol dialogue on stderr (passwords are masked)
     #[arg(long, global = true)]
     pub debug: bool,
@@ -84,14 +87,26 @@ impl GlobalArgs {
             port: self.port,
             user: self.user.clone(),
             tls: self.tls,
-            ca_file: self.ca_file.clone(),
+            ca_file: self.ca_file.as_deref().map(from_current_dir),
             auth: self.auth,
             password_env: self.password_env.clone(),
-            password_file: self.password_file.clone(),
+            password_file: self.password_file.as_deref().map(from_current_dir),
             allow_plaintext_password: self.allow_plaintext_password.then_some(true),
             timeout: self.timeout,
+            proxy: self.proxy.clone(),
             ..Settings::default()
         }
+    }
+}
+
+/// A path given on the command line is relative to the current directory, as for any other
+/// program (the config layer would otherwise take it relative to the config file's folder).
+/// A leading `~` is left for the config layer to expand.
+pub fn from_current_dir(path: &std::path::Path) -> PathBuf {
+    if path.is_relative() && !path.starts_with("~") {
+        std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
+    } else {
+        path.to_owned()
     }
 }
 
@@ -116,6 +131,8 @@ pub enum Command {
     FetchAll(crate::commands::fetch::FetchArgs),
     /// List the configured accounts
     Accounts,
+    /// Import accounts and already-fetched messages from mpop, fetchmail or getmail
+    Import(crate::commands::import::ImportArgs),
     /// Work with the config file
     #[command(subcommand)]
     Config(ConfigCommand),

@@ -2,8 +2,13 @@
 //! settings, resolved once into an [`Account`] that the rest of the program uses.
 //!
 //! Precedence, highest first: command line, `[accounts.NAME]`, `[defaults]`, built-in defaults.
-//! With `--host` and no `--account`, no account is read from the file at all (only
-//! `[defaults]`): settings such as a password command must never follow a user to another host.
+//! With `--host` and no `--account`, no account is read from the file at all, and of
+//! `[defaults]` everything but the secrets: a password source or an OAuth token command must
+//! never follow a user to another host.
+//!
+//! Relative paths follow one rule: on the command line they are relative to the current
+//! directory (as every other program's), in the config file relative to the file's folder (so
+//! they do not depend on where cron starts the program).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -87,8 +92,8 @@ pub struct Settings {
     pub password_env: Option<String>,
     /// A file whose first line is the password.
     pub password_file: Option<PathBuf>,
-    /// The password itself (the file should then be private).
-    pub password: Option<String>,
+    /// The password itself (the file should then be private); never shown, not even in errors.
+    pub password: Option<Secret>,
     /// Allow sending the password over an unencrypted connection.
     pub allow_plaintext_password: Option<bool>,
     /// A command whose first line of output is a fresh OAuth2 access token.
@@ -105,6 +110,9 @@ pub struct Settings {
     pub tls_server_name: Option<String>,
     /// Seconds allowed for connecting and for every read and write.
     pub timeout: Option<u64>,
+    /// Connect through this SOCKS5 proxy: `socks5://host:port`, or `socks5h://host:port` to
+    /// let the proxy resolve the server's name.
+    pub proxy: Option<String>,
     /// `fetch-all` delivers into this Maildir (the default target, `~/Maildir`).
     pub maildir: Option<PathBuf>,
     /// `fetch-all` appends to this mbox file instead.
@@ -115,7 +123,7 @@ pub struct Settings {
     pub delete: Option<bool>,
     /// Delete messages once they have been on the server this many days (0 = keep forever).
     pub keep_days: Option<u32>,
-    /// Leave bigger messages on the server ("50M", "200K", or octets; 0 = no limit).
+    /// Leave bigger messages on the server ("50M", "200K", or octets; 0 or unset = no limit).
     pub max_message_size: Option<ByteSize>,
     /// Where the per-account state (which messages were downloaded) lives.
     pub state_dir: Option<PathBuf>,
@@ -207,6 +215,7 @@ impl Settings {
             tls_client_key: over.tls_client_key.or(self.tls_client_key),
             tls_server_name: over.tls_server_name.or(self.tls_server_name),
             timeout: over.timeout.or(self.timeout),
+            proxy: over.proxy.or(self.proxy),
             // The delivery target is one choice: a layer naming any target replaces the others.
             maildir: if over_has_target {
                 over.maildir
@@ -229,6 +238,23 @@ impl Settings {
 
     fn has_target(&self) -> bool {
         self.maildir.is_some() || self.mbox.is_some() || self.mda.is_some()
+    }
+
+    /// `self` without any password source or OAuth token command (nor an OAuth `auth`, which
+    /// would need one): what `[defaults]` may lend to a host given on the command line.
+    fn without_secrets(self) -> Settings {
+        let auth = self
+            .auth
+            .filter(|a| !matches!(a, AuthMethod::Xoauth2 | AuthMethod::Oauthbearer));
+        Settings {
+            password_command: None,
+            password_env: None,
+            password_file: None,
+            password: None,
+            oauth_token_command: None,
+            auth,
+            ..self
+        }
     }
 
     fn has_password_source(&self) -> bool {
@@ -298,6 +324,8 @@ pub struct Account {
     pub tls_options: TlsOptions,
     /// For connecting and for every read and write.
     pub timeout: Duration,
+    /// The SOCKS5 proxy to connect through, if any.
+    pub proxy: Option<crate::proxy::Proxy>,
     /// Where `fetch-all` delivers.
     pub target: DeliveryTarget,
     /// Delete from the server after delivery.
@@ -341,9 +369,6 @@ pub enum DeliveryTarget {
     /// A command that reads one message on stdin.
     Mda(Vec<String>),
 }
-
-/// Default `max_message_size`: 50 MiB.
-pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 50 << 20;
 
 /// The platform's state directory for pop3 (`~/.local/state/pop3` on Linux).
 pub fn default_state_dir() -> PathBuf {
@@ -476,15 +501,36 @@ pub fn load(explicit: Option<&Path>) -> Result<LoadedConfig, ConfigError> {
 /// Parses configuration text; errors name the file, the line and the key.
 pub fn parse(text: &str, path: &Path) -> Result<ConfigFile, ConfigError> {
     toml::from_str(text).map_err(|e| {
-        let line = e
-            .span()
-            .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1)
-            .unwrap_or(1);
+        let start = e.span().map_or(0, |span| span.start.min(text.len()));
+        let line = text[..start].matches('\n').count() + 1;
+        let line_text = text.lines().nth(line - 1).unwrap_or("");
+        // Whatever the parser says about a `password` line may quote the password itself.
+        let message = if assigns_secret(line_text) {
+            "the value of password is not valid: write it as a string in quotes, e.g. password = \"...\" (value not shown)".to_owned()
+        } else {
+            e.message().trim().replace("field", "key")
+        };
         ConfigError::Parse {
             path: path.to_owned(),
             line,
-            message: e.message().trim().replace("field", "key"),
+            message,
         }
+    })
+}
+
+/// Keys whose values are never shown, not even in an error.
+const SECRET_KEYS: &[&str] = &["password"];
+
+/// Whether a line of TOML assigns a secret key (`password = ...`, also quoted, dotted or
+/// inside an inline table).
+fn assigns_secret(line: &str) -> bool {
+    SECRET_KEYS.iter().any(|key| {
+        line.match_indices(key).any(|(at, _)| {
+            let before = line[..at].chars().next_back();
+            let after = line[at + key.len()..].trim_start_matches(['"', '\'', ' ', '\t']);
+            !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '-')
+                && after.starts_with('=')
+        })
     })
 }
 
@@ -546,11 +592,13 @@ impl LoadedConfig {
             })?,
             None => Settings::default(),
         };
-        let settings = file
-            .defaults
-            .clone()
-            .overlay(account_settings)
-            .overlay(command_line);
+        // A host from the command line is not one the file's secrets were written for.
+        let defaults = if name.is_none() {
+            file.defaults.clone().without_secrets()
+        } else {
+            file.defaults.clone()
+        };
+        let settings = defaults.overlay(account_settings).overlay(command_line);
         let name = name.unwrap_or_else(|| "command-line".into());
         let base_dir = self.path.as_deref().and_then(Path::parent);
         build_account(name, settings, base_dir)
@@ -609,11 +657,13 @@ fn build_account(
         }
         PasswordSource::Command(command)
     } else if let Some(var) = settings.password_env {
+        // Take it out of the environment now, before any thread or child process starts.
+        let _ = crate::secret::from_env(&var);
         PasswordSource::Env(var)
     } else if let Some(file) = settings.password_file {
         PasswordSource::File(expand_path(&file, base_dir))
     } else if let Some(password) = settings.password {
-        PasswordSource::Inline(Secret::new(password))
+        PasswordSource::Inline(password)
     } else {
         PasswordSource::Prompt
     };
@@ -685,10 +735,18 @@ fn build_account(
     {
         return Err(invalid("oauth_token_command must name a program"));
     }
+    let proxy = match &settings.proxy {
+        Some(url) => Some(
+            url.parse()
+                .map_err(|e: crate::proxy::ProxyUrlError| invalid(&e.to_string()))?,
+        ),
+        None => None,
+    };
+    // No default limit: memory stays bounded whatever the size (messages are streamed), and a
+    // limit nobody chose would leave mail on the server silently.
     let max_message_size = match settings.max_message_size {
-        Some(ByteSize(0)) => None,
+        Some(ByteSize(0)) | None => None,
         Some(ByteSize(n)) => Some(n),
-        None => Some(DEFAULT_MAX_MESSAGE_SIZE),
     };
     Ok(Account {
         target,
@@ -717,6 +775,7 @@ fn build_account(
         password,
         allow_plaintext_password: settings.allow_plaintext_password.unwrap_or(false),
         timeout: Duration::from_secs(timeout),
+        proxy,
     })
 }
 
@@ -809,8 +868,14 @@ auth = "plain"
         let account = config.resolve(None, cli).unwrap();
         assert_eq!(account.name, "command-line");
         assert_eq!(account.port, 110);
-        // The work account's password command must not follow the user to another host.
-        assert!(matches!(account.password, PasswordSource::Env(_)));
+        // Neither the work account's password command nor the password source of [defaults]
+        // may follow the user to another host: pop3 asks instead.
+        assert!(matches!(account.password, PasswordSource::Prompt));
+        assert_eq!(
+            account.timeout,
+            Duration::from_secs(30),
+            "other defaults apply"
+        );
     }
 
     #[test]
@@ -906,6 +971,81 @@ auth = "plain"
             config.resolve(None, Settings::default()),
             Err(ConfigError::ConflictingPasswordSources(_))
         ));
+    }
+
+    #[test]
+    fn a_config_error_never_echoes_the_password() {
+        for (text, secret) in [
+            ("[accounts.a]\npassword = 8675309\n", "8675309"),
+            ("[defaults]\npassword = true\n", "true"),
+            ("[defaults]\npassword = 3.14159\n", "3.14159"),
+            ("[defaults]\n\"password\" = [\"s3cr3t\"]\n", "s3cr3t"),
+            ("[defaults]\npassword = { x = \"s3cr3t\" }\n", "s3cr3t"),
+            ("accounts.a.password = 8675309\n", "8675309"),
+            (
+                "[accounts]\na = { host = \"h\", password = 8675309 }\n",
+                "8675309",
+            ),
+            ("[defaults]\npassword = s3cr3t\n", "s3cr3t"),
+            ("[defaults]\npassword = \"s3cr3t\n", "s3cr3t"),
+        ] {
+            let err = parse(text, Path::new("/c.toml")).unwrap_err().to_string();
+            assert!(!err.contains(secret), "{text:?} gave {err}");
+            assert!(err.contains("password"), "{text:?} gave {err}");
+        }
+        // Other keys still say what is wrong.
+        let err = parse("[defaults]\nport = \"x\"\n", Path::new("/c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("invalid type"), "{err}");
+    }
+
+    #[test]
+    fn the_password_is_a_secret_from_the_moment_it_is_read() {
+        let file = parse("[defaults]\npassword = \"hunter2\"\n", Path::new("/c")).unwrap();
+        assert!(!format!("{file:?}").contains("hunter2"));
+        assert_eq!(file.defaults.password.unwrap().expose(), "hunter2");
+    }
+
+    #[test]
+    fn defaults_secrets_do_not_follow_host_to_another_server() {
+        for source in [
+            "password_command = [\"pass\", \"mail\"]",
+            "password_env = \"PW\"",
+            "password_file = \"pw.txt\"",
+            "password = \"hunter2\"",
+        ] {
+            let config = loaded(&format!(
+                "[defaults]\n{source}\noauth_token_command = [\"tok\"]\nauth = \"xoauth2\"\n\
+                 [accounts.a]\nhost = \"h\"\nuser = \"u\"\n"
+            ));
+            let cli = Settings {
+                host: Some("other.example".into()),
+                user: Some("eve".into()),
+                ..Settings::default()
+            };
+            let account = config.resolve(None, cli.clone()).unwrap();
+            assert!(
+                matches!(account.password, PasswordSource::Prompt),
+                "{source}"
+            );
+            assert_eq!(account.oauth_token_command, None);
+            assert_eq!(account.auth, AuthMethod::Auto);
+            // With -a the account (and its defaults) is meant, whatever the host.
+            let named = config.resolve(Some("a"), cli).unwrap();
+            assert!(
+                !matches!(named.password, PasswordSource::Prompt),
+                "{source}"
+            );
+            assert!(named.oauth_token_command.is_some());
+        }
+    }
+
+    #[test]
+    fn max_message_size_has_no_default_limit() {
+        let config = loaded("[accounts.a]\nhost = \"h\"\nuser = \"u\"\n");
+        let account = config.resolve(None, Settings::default()).unwrap();
+        assert_eq!(account.max_message_size, None);
     }
 
     #[test]

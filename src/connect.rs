@@ -2,13 +2,18 @@
 //! authenticated [`Session`].
 //!
 //! Security rules enforced here: STLS is required when configured, never opportunistic; a
-//! password never crosses an unencrypted connection unless the account allows it; and there is
-//! exactly one login attempt per run (a second guess could lock the account on some servers).
+//! password (nor an APOP digest of it, nor a token) never crosses an unencrypted connection
+//! unless the account allows it; a wrong TLS mode is recognised and named, not waited out; and
+//! there is exactly one login attempt per run (a second guess could lock the account on some
+//! servers). Every copy of a secret made here is wiped when dropped.
 
 use std::io::Read;
+use std::net::TcpStream;
 use std::process::{Command as Process, Stdio};
+use std::time::{Duration, Instant};
 
 use base64::Engine;
+use zeroize::Zeroizing;
 
 use crate::config::{Account, AuthMethod, PasswordSource, TlsMode};
 use crate::pop3::client::{Greeting, Tracer};
@@ -37,6 +42,9 @@ pub enum ConnectError {
     /// TCP or TLS failed.
     #[error(transparent)]
     Transport(#[from] TransportError),
+    /// The SOCKS5 proxy could not connect us.
+    #[error(transparent)]
+    Proxy(#[from] crate::proxy::ProxyError),
     /// The password could not be obtained.
     #[error("{0}")]
     Password(String),
@@ -48,17 +56,20 @@ pub enum ConnectError {
         /// The host.
         host: String,
     },
-    /// Logging in would send the password in clear.
+    /// Logging in would send the password (or something derived from it) in clear.
     #[error(
-        "refusing to send the password for {user}@{host} over an unencrypted connection; use tls = \"implicit\" or \"starttls\", or set allow_plaintext_password = true if you accept the risk"
+        "refusing to send {what} for {user}@{host} over an unencrypted connection; use tls = \"implicit\" or \"starttls\", or set allow_plaintext_password = true if you accept the risk"
     )]
     PlaintextRefused {
+        /// What would be sent: the password, an APOP digest, a token.
+        what: &'static str,
         /// The user.
         user: String,
         /// The host.
         host: String,
     },
-    /// A plain connection got no greeting: likely a port that expects TLS at once.
+    /// A plain connection got no greeting within the timeout, and the port does not speak TLS
+    /// either: a slow or stuck server.
     #[error(
         "{host} port {port} sent no greeting; if this port expects TLS from the start (usually 995), use tls = \"implicit\""
     )]
@@ -68,9 +79,29 @@ pub enum ConnectError {
         /// The port.
         port: u16,
     },
+    /// The port speaks implicit TLS but a plain connection (`none` or `starttls`) was asked for.
+    #[error(
+        "{host} port {port} sent no greeting but answers a TLS handshake: this port speaks implicit TLS: use --tls implicit (tls = \"implicit\")"
+    )]
+    ImplicitTlsPort {
+        /// The host.
+        host: String,
+        /// The port.
+        port: u16,
+    },
     /// The server offers no login mechanism this program may use.
     #[error("{host} offers no usable login mechanism ({offered}); try --auth user or --auth plain")]
     NoMechanism {
+        /// The host.
+        host: String,
+        /// What the server offers.
+        offered: String,
+    },
+    /// With `tls = "none"` the server offers no login but does offer STLS: it wants TLS first.
+    #[error(
+        "{host} offers no login on an unencrypted connection ({offered}) but offers STLS: use --tls starttls (tls = \"starttls\")"
+    )]
+    NeedsStarttls {
         /// The host.
         host: String,
         /// What the server offers.
@@ -150,8 +181,8 @@ pub fn credential(account: &Account) -> Result<Secret, ConnectError> {
 fn password(account: &Account) -> Result<Secret, ConnectError> {
     match &account.password {
         PasswordSource::Inline(secret) => Ok(secret.clone()),
-        PasswordSource::Env(var) => match std::env::var(var) {
-            Ok(value) if !value.is_empty() => Ok(Secret::new(value)),
+        PasswordSource::Env(var) => match crate::secret::from_env(var) {
+            Some(secret) if !secret.expose().is_empty() => Ok(secret),
             _ => Err(ConnectError::Password(format!(
                 "password_env names {var}, but that environment variable is not set"
             ))),
@@ -160,7 +191,7 @@ fn password(account: &Account) -> Result<Secret, ConnectError> {
             let text = std::fs::read_to_string(path).map_err(|e| {
                 ConnectError::Password(format!("cannot read password_file {}: {e}", path.display()))
             })?;
-            first_line(text).ok_or_else(|| {
+            first_line(Zeroizing::new(text)).ok_or_else(|| {
                 ConnectError::Password(format!("password_file {} is empty", path.display()))
             })
         }
@@ -181,7 +212,7 @@ fn password(account: &Account) -> Result<Secret, ConnectError> {
     }
 }
 
-fn first_line(text: String) -> Option<Secret> {
+fn first_line(text: Zeroizing<String>) -> Option<Secret> {
     let line = text.lines().next().unwrap_or("");
     (!line.is_empty()).then(|| Secret::new(line.to_owned()))
 }
@@ -197,7 +228,8 @@ fn run_secret_command(argv: &[String], key: &str, what: &str) -> Result<Secret, 
         .stdout(Stdio::piped())
         .spawn()
         .map_err(|e| fail(format!("cannot run: {e}")))?;
-    let mut output = String::new();
+    // Room for any sane secret up front: growing would leave unwiped copies behind.
+    let mut output = Zeroizing::new(String::with_capacity(8192));
     let read = child
         .stdout
         .take()
@@ -213,18 +245,107 @@ fn run_secret_command(argv: &[String], key: &str, what: &str) -> Result<Secret, 
 }
 
 /// Refuses, before anything is asked or sent, a login that would put the password on an
-/// unencrypted connection (APOP sends only a digest, so it may).
+/// unencrypted connection. APOP counts too: its digest over a server-chosen timestamp can be
+/// brute-forced offline by anyone who sees it.
 pub fn check_plaintext_policy(account: &Account) -> Result<(), ConnectError> {
-    if account.tls == TlsMode::None
-        && !account.allow_plaintext_password
-        && account.auth != AuthMethod::Apop
-    {
-        return Err(ConnectError::PlaintextRefused {
-            user: account.user.clone(),
-            host: account.host.clone(),
-        });
+    if account.tls == TlsMode::None && !account.allow_plaintext_password {
+        return Err(plaintext_refused(account));
     }
     Ok(())
+}
+
+fn plaintext_refused(account: &Account) -> ConnectError {
+    let what = if uses_oauth(account) {
+        "the OAuth token"
+    } else if account.auth == AuthMethod::Apop {
+        "an APOP digest of the password (it can be cracked offline)"
+    } else {
+        "the password"
+    };
+    ConnectError::PlaintextRefused {
+        what,
+        user: account.user.clone(),
+        host: account.host.clone(),
+    }
+}
+
+/// How long a plain connection waits for the greeting before a second connection checks
+/// whether the port expects TLS instead (a TLS port waits for our handshake in silence).
+const TLS_PROBE_AFTER: Duration = Duration::from_secs(3);
+/// The longest the probe's TLS handshake may take.
+const TLS_PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Waits for the first byte of the greeting on a plain connection. When none comes within a
+/// few seconds, a second connection tries a TLS handshake: if the port speaks TLS, that is the
+/// mistake to name; if not, the server is merely slow and is waited for up to the timeout.
+fn await_greeting(tcp: &TcpStream, account: &Account) -> Result<(), ConnectError> {
+    let started = Instant::now();
+    let first_wait = TLS_PROBE_AFTER.min(account.timeout);
+    let restore = |tcp: &TcpStream| {
+        let _ = tcp.set_read_timeout(Some(account.timeout));
+    };
+    if byte_arrives(tcp, first_wait) {
+        restore(tcp);
+        return Ok(());
+    }
+    let remaining = account.timeout.saturating_sub(started.elapsed());
+    if !remaining.is_zero() {
+        let probe = remaining.min(TLS_PROBE_TIMEOUT);
+        if transport::speaks_tls(&account.host, account.port, probe) {
+            return Err(ConnectError::ImplicitTlsPort {
+                host: account.host.clone(),
+                port: account.port,
+            });
+        }
+    }
+    let remaining = account.timeout.saturating_sub(started.elapsed());
+    let arrived = !remaining.is_zero() && byte_arrives(tcp, remaining);
+    restore(tcp);
+    if arrived {
+        Ok(())
+    } else {
+        Err(ConnectError::NoGreeting {
+            host: account.host.clone(),
+            port: account.port,
+        })
+    }
+}
+
+/// Whether a byte (or the end of the stream, or an error, which the client then reports) can
+/// be read within `wait`; nothing is consumed.
+fn byte_arrives(tcp: &TcpStream, wait: Duration) -> bool {
+    if tcp.set_read_timeout(Some(wait)).is_err() {
+        return true;
+    }
+    loop {
+        match tcp.peek(&mut [0u8; 1]) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return false;
+            }
+            _ => return true,
+        }
+    }
+}
+
+/// Base64 of the concatenated `parts` (a SASL payload, which holds the secret), built in
+/// buffers sized up front (so no reallocation leaves a copy behind) and wiped when dropped.
+fn sasl_payload(parts: &[&str]) -> Zeroizing<String> {
+    let len = parts.iter().map(|p| p.len()).sum();
+    let mut raw = Zeroizing::new(Vec::with_capacity(len));
+    for part in parts {
+        raw.extend_from_slice(part.as_bytes());
+    }
+    let mut encoded = Zeroizing::new(String::with_capacity(
+        base64::encoded_len(len, true).unwrap_or(0),
+    ));
+    base64::engine::general_purpose::STANDARD.encode_string(&*raw, &mut encoded);
+    encoded
 }
 
 /// Connects, secures and logs in: one attempt, no fallbacks that weaken security.
@@ -239,7 +360,10 @@ pub fn open(
         host: host.to_owned(),
         error,
     };
-    let tcp = transport::connect_tcp(host, account.port, account.timeout)?;
+    let tcp = match &account.proxy {
+        Some(proxy) => crate::proxy::connect(proxy, host, account.port, account.timeout)?,
+        None => transport::connect_tcp(host, account.port, account.timeout)?,
+    };
     if let Ok(peer) = tcp.peer_addr() {
         progress(Progress::Connected(peer));
     }
@@ -253,7 +377,10 @@ pub fn open(
             progress(Progress::Tls(info));
             Stream::Tls(Box::new(tls))
         }
-        TlsMode::Starttls | TlsMode::None => Stream::Plain(tcp),
+        TlsMode::Starttls | TlsMode::None => {
+            await_greeting(&tcp, account)?;
+            Stream::Plain(tcp)
+        }
     };
     let (mut client, greeting) = Client::connect(stream, tracer).map_err(|e| match e {
         // A TLS port waits for our handshake while we wait for its greeting.
@@ -282,7 +409,13 @@ pub fn open(
         let Stream::Plain(tcp) = stream else {
             unreachable!("STLS is only sent on a plain connection")
         };
-        let tls = connector()?.handshake(tcp, host)?;
+        let tls = connector()?.handshake(tcp, host).map_err(|e| match e {
+            // STLS was accepted, so the port is right: the server broke the protocol.
+            TransportError::PlaintextPort { greeting, .. } => protocol(pop3::Error::Protocol(
+                format!("after accepting STLS the server sent plain text ({greeting:?})"),
+            )),
+            other => other.into(),
+        })?;
         let info = tls_info.insert(tls.info());
         progress(Progress::Tls(info));
         client = Client::resume(Stream::Tls(Box::new(tls)), tracer);
@@ -291,12 +424,8 @@ pub fn open(
     }
 
     let mechanism = choose_mechanism(account, &capabilities, &greeting)?;
-    let encrypted = account.tls != TlsMode::None;
-    if !encrypted && mechanism != Mechanism::Apop && !account.allow_plaintext_password {
-        return Err(ConnectError::PlaintextRefused {
-            user: account.user.clone(),
-            host: host.to_owned(),
-        });
+    if account.tls == TlsMode::None && !account.allow_plaintext_password {
+        return Err(plaintext_refused(account));
     }
     let user = account.user.as_str();
     let secret = password.expose();
@@ -304,11 +433,10 @@ pub fn open(
         Mechanism::User => client.login_user(user, secret),
         Mechanism::Plain => {
             // RFC 4616: authzid (empty) NUL authcid NUL passwd.
-            let payload =
-                base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{secret}"));
+            let payload = sasl_payload(&["\0", user, "\0", secret]);
             // The initial response goes on the AUTH line (RFC 5034 §4); should the server
             // still send a challenge, an empty answer is the right reply to an unexpected one.
-            client.authenticate("PLAIN", Some(&payload), |_| String::new())
+            client.authenticate("PLAIN", Some(&payload), |_| Zeroizing::new(String::new()))
         }
         Mechanism::Apop => {
             let timestamp = greeting.apop_timestamp.clone().unwrap_or_default();
@@ -318,19 +446,30 @@ pub fn open(
             // Microsoft's servers refuse the token on the AUTH line; every server takes it as
             // the answer to an empty challenge, so that form is always used. After a failure
             // the server sends an error challenge, which gets an empty answer (Google's docs).
-            let payload = base64::engine::general_purpose::STANDARD
-                .encode(format!("user={user}\x01auth=Bearer {secret}\x01\x01"));
+            let payload = sasl_payload(&["user=", user, "\x01auth=Bearer ", secret, "\x01\x01"]);
             let mut answers = std::iter::once(payload);
-            client.authenticate("XOAUTH2", None, |_| answers.next().unwrap_or_default())
+            client.authenticate("XOAUTH2", None, |_| {
+                answers
+                    .next()
+                    .unwrap_or_else(|| Zeroizing::new(String::new()))
+            })
         }
         Mechanism::Oauthbearer => {
             // RFC 7628 §3.1: the GS2 header, then host, port and the bearer token.
-            let payload = base64::engine::general_purpose::STANDARD.encode(format!(
-                "n,a={user},\x01host={host}\x01port={}\x01auth=Bearer {secret}\x01\x01",
-                account.port
-            ));
+            let port = account.port.to_string();
+            let payload = sasl_payload(&[
+                "n,a=",
+                user,
+                ",\x01host=",
+                host,
+                "\x01port=",
+                &port,
+                "\x01auth=Bearer ",
+                secret,
+                "\x01\x01",
+            ]);
             // RFC 7628 §3.2.3: an error challenge is answered with a single %x01.
-            let dummy = base64::engine::general_purpose::STANDARD.encode("\x01");
+            let dummy = sasl_payload(&["\x01"]);
             client.authenticate("OAUTHBEARER", Some(&payload), |_| dummy.clone())
         }
     };
@@ -408,14 +547,19 @@ fn choose_mechanism(
                 Ok(Mechanism::User)
             } else {
                 let offered = capabilities.arguments("SASL").join(" ");
-                Err(ConnectError::NoMechanism {
-                    host: account.host.clone(),
-                    offered: if offered.is_empty() {
-                        "no USER, no SASL".into()
-                    } else {
-                        format!("SASL {offered}")
-                    },
-                })
+                let offered = if offered.is_empty() {
+                    "no USER, no SASL".into()
+                } else {
+                    format!("SASL {offered}")
+                };
+                let host = account.host.clone();
+                // Such a server (Dovecot's default) allows logins only after STLS: the fix is
+                // the TLS mode, not another mechanism.
+                if account.tls == TlsMode::None && capabilities.stls() {
+                    Err(ConnectError::NeedsStarttls { host, offered })
+                } else {
+                    Err(ConnectError::NoMechanism { host, offered })
+                }
             }
         }
     }

@@ -101,8 +101,12 @@ pub fn classify(error: &anyhow::Error) -> ExitCode {
 fn connect_code(error: &ConnectError) -> ExitCode {
     match error {
         ConnectError::Transport(e) => transport_code(e),
+        ConnectError::Proxy(e) => proxy_code(e),
         ConnectError::Password(_) | ConnectError::PlaintextRefused { .. } => ExitCode::Config,
         ConnectError::NoGreeting { .. } => ExitCode::TempFail,
+        ConnectError::ImplicitTlsPort { .. } | ConnectError::NeedsStarttls { .. } => {
+            ExitCode::Config
+        }
         ConnectError::StlsUnavailable { .. }
         | ConnectError::NoMechanism { .. }
         | ConnectError::ApopUnavailable { .. } => ExitCode::Unavailable,
@@ -115,6 +119,23 @@ fn connect_code(error: &ConnectError) -> ExitCode {
     }
 }
 
+fn proxy_code(error: &crate::proxy::ProxyError) -> ExitCode {
+    use crate::proxy::ProxyError;
+    match error {
+        ProxyError::Resolve(e) | ProxyError::Unreachable { source: e, .. } => match e {
+            TransportError::Connect { .. } => ExitCode::TempFail,
+            other => transport_code(other),
+        },
+        ProxyError::NoAcceptableMethod { .. } | ProxyError::AuthenticationFailed { .. } => {
+            ExitCode::Config
+        }
+        ProxyError::Protocol { .. } => ExitCode::Protocol,
+        refused @ ProxyError::Refused { .. } if refused.is_temporary() => ExitCode::TempFail,
+        ProxyError::Refused { .. } => ExitCode::Unavailable,
+        ProxyError::Io { .. } => ExitCode::TempFail,
+    }
+}
+
 fn transport_code(error: &TransportError) -> ExitCode {
     match error {
         TransportError::Resolve { .. } => ExitCode::NoHost,
@@ -123,7 +144,8 @@ fn transport_code(error: &TransportError) -> ExitCode {
         TransportError::CaFile { .. }
         | TransportError::ClientCertificate { .. }
         | TransportError::NoRootCertificates
-        | TransportError::ServerName { .. } => ExitCode::Config,
+        | TransportError::ServerName { .. }
+        | TransportError::PlaintextPort { .. } => ExitCode::Config,
         TransportError::Tls { .. } => ExitCode::Protocol,
     }
 }

@@ -6,11 +6,13 @@ use std::sync::Mutex;
 use clap::Parser;
 use pop3::cli::Cli;
 use pop3::exit;
+use pop3::message::display_safe;
 
 /// Where the last panic happened, for the one-line report.
 static PANIC_LOCATION: Mutex<Option<String>> = Mutex::new(None);
 
 fn main() -> ExitCode {
+    disable_core_dumps();
     // A bug must still end in one readable line and a distinct exit code, not a debug dump:
     // the hook only remembers where it happened, and main reports it below. Panics caught on
     // purpose (the mail parser is guarded that way) stay silent.
@@ -45,9 +47,26 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("pop3: {error:#}");
+            // Error lines quote the server (greetings, -ERR text): filter them at this edge.
+            eprintln!("pop3: {}", display_safe(&format!("{error:#}")));
             ExitCode::from(exit::classify(&error) as u8)
         }
+    }
+}
+
+/// A core dump would hold the password (a hostile server may be able to provoke an abort), so
+/// none is written; on Linux the process is also made non-dumpable, which keeps other
+/// processes of the same user from reading its memory through ptrace or /proc.
+fn disable_core_dumps() {
+    let none = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain system calls with valid arguments; failure leaves the defaults in place.
+    unsafe {
+        libc::setrlimit(libc::RLIMIT_CORE, &none);
+        #[cfg(target_os = "linux")]
+        libc::prctl(libc::PR_SET_DUMPABLE, 0);
     }
 }
 

@@ -323,6 +323,23 @@ fn attachment(part: &MessagePart<'_>) -> Attachment {
     }
 }
 
+/// Makes text from the server (a greeting, an `-ERR` line, a capability, an error message
+/// quoting any of those, the `--debug` dialogue) safe to show on a terminal, with the same
+/// filter as headers: control characters other than `\n` and `\t` (ESC, CR, BEL, C1 controls
+/// such as CSI) and bidirectional overrides are removed, so a hostile server cannot retitle the
+/// window, clear the screen or disguise what it wrote.
+pub fn display_safe(text: &str) -> String {
+    text.chars()
+        .filter(|&c| c == '\n' || c == '\t' || !is_unsafe(c))
+        .collect()
+}
+
+/// A character that must not reach a terminal: a control character or a bidirectional
+/// override. The one filter behind [`display_safe`], headers and body text.
+fn is_unsafe(c: char) -> bool {
+    c.is_control() || is_bidi_control(c)
+}
+
 /// Display-safe single line: whitespace controls (CR, LF, TAB, ...) become spaces, other control
 /// characters and bidirectional overrides are removed, ends are trimmed.
 fn clean_line(s: &str) -> String {
@@ -330,7 +347,7 @@ fn clean_line(s: &str) -> String {
         .chars()
         .filter_map(|c| match c {
             '\t' | '\n' | '\r' | '\u{0b}' | '\u{0c}' => Some(' '),
-            c if c.is_control() || is_bidi_control(c) => None,
+            c if is_unsafe(c) => None,
             c => Some(c),
         })
         .collect();
@@ -590,6 +607,15 @@ mod tests {
         let s = summarize(raw.as_bytes());
         assert_eq!(s.from, "J\u{fc}rgen M\u{fc}ller <j@example.de>");
         assert_eq!(s.subject, "Gr\u{fc}\u{df}e aus K\u{f6}ln \u{6771}\u{4eac}");
+    }
+
+    #[test]
+    fn server_text_is_made_display_safe() {
+        let hostile = "ready\u{1b}]0;owned\u{7}\u{1b}[2J \u{9b}31m\r\u{202e}txt.exe\nnext\tcol";
+        assert_eq!(
+            display_safe(hostile),
+            "ready]0;owned[2J 31mtxt.exe\nnext\tcol"
+        );
     }
 
     #[test]

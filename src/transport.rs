@@ -81,6 +81,18 @@ pub enum TransportError {
         /// The rustls error (described in the message, so not a `source`).
         error: rustls::Error,
     },
+    /// A plaintext POP3 greeting arrived where a TLS handshake was expected.
+    #[error(
+        "{host} port {port} answered in plain text ({greeting:?}) where a TLS handshake was expected: this port speaks plain POP3: use --tls starttls (tls = \"starttls\"), or the implicit-TLS port (usually 995)"
+    )]
+    PlaintextPort {
+        /// The host name.
+        host: String,
+        /// The port.
+        port: u16,
+        /// The start of what the server sent (`+OK` or `-ERR`).
+        greeting: String,
+    },
     /// The connection timed out.
     #[error("timed out talking to {host}")]
     Timeout {
@@ -179,8 +191,7 @@ pub struct TlsConnector {
 fn trusted_roots(ca_file: Option<&Path>) -> Result<RootCertStore, TransportError> {
     let mut roots = RootCertStore::empty();
     // Unreadable system certificates are not fatal: the CA file may be all we need.
-    let native = rustls_native_certs::load_native_certs();
-    roots.add_parsable_certificates(native.certs);
+    roots.add_parsable_certificates(system_certificates());
     if let Some(path) = ca_file {
         for certificate in read_certificates(path)? {
             roots.add(certificate).map_err(|e| TransportError::CaFile {
@@ -193,6 +204,38 @@ fn trusted_roots(ca_file: Option<&Path>) -> Result<RootCertStore, TransportError
         return Err(TransportError::NoRootCertificates);
     }
     Ok(roots)
+}
+
+/// Bundle files that hold every system root in one PEM file, most common first (Debian/Ubuntu,
+/// Fedora/RHEL, openSUSE, Alpine/BSD).
+const SYSTEM_BUNDLES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+];
+
+/// The system's root certificates, read as cheaply as the system allows: `SSL_CERT_FILE` when
+/// set, else the distribution's single bundle file. Only without either is a certificate
+/// directory read (`SSL_CERT_DIR`, or what `rustls-native-certs` probes), because that means
+/// one `open` per certificate (about 150 files and 300 `statx` on Debian) on every run, while
+/// the bundle holds the same certificates in one file.
+fn system_certificates() -> Vec<CertificateDer<'static>> {
+    let bundle = match std::env::var_os("SSL_CERT_FILE") {
+        Some(file) => Some(PathBuf::from(file)),
+        None if std::env::var_os("SSL_CERT_DIR").is_some() => None,
+        None => SYSTEM_BUNDLES
+            .iter()
+            .map(PathBuf::from)
+            .find(|path| path.is_file()),
+    };
+    if let Some(path) = bundle
+        && let Ok(certificates) = CertificateDer::pem_file_iter(&path)
+    {
+        // Like OpenSSL, skip what does not parse rather than distrust the whole store.
+        return certificates.filter_map(Result::ok).collect();
+    }
+    rustls_native_certs::load_native_certs().certs
 }
 
 /// The server presented a certificate other than the pinned one; holds its fingerprint.
@@ -343,7 +386,8 @@ impl TlsConnector {
         })
     }
 
-    /// Performs the TLS handshake over `tcp`, verifying the certificate for `host`.
+    /// Performs the TLS handshake over `tcp`, verifying the certificate for `host`. A server
+    /// that answers with a plaintext POP3 greeting is named as such.
     pub fn handshake(&self, tcp: TcpStream, host: &str) -> Result<TlsStream, TransportError> {
         let name = self.server_name.as_deref().unwrap_or(host);
         let server_name =
@@ -358,12 +402,142 @@ impl TlsConnector {
                 }
             })?;
         let mut stream = StreamOwned::new(connection, tcp);
+        let mut first = Vec::new();
         while stream.conn.is_handshaking() {
-            if let Err(error) = stream.conn.complete_io(&mut stream.sock) {
+            let mut io = FirstBytes {
+                tcp: &mut stream.sock,
+                first: &mut first,
+            };
+            if let Err(error) = stream.conn.complete_io(&mut io) {
+                if first.starts_with(b"+OK") || first.starts_with(b"-ERR") {
+                    let shown = first.split(|&b| b == b'\r' || b == b'\n').next();
+                    return Err(TransportError::PlaintextPort {
+                        host: host.to_owned(),
+                        port: stream.sock.peer_addr().map_or(0, |a| a.port()),
+                        greeting: String::from_utf8_lossy(shown.unwrap_or_default())
+                            .chars()
+                            .map(|c| if c.is_control() { '?' } else { c })
+                            .collect(),
+                    });
+                }
                 return Err(handshake_error(host, error));
             }
         }
         Ok(TlsStream(stream))
+    }
+}
+
+/// How many of the server's first bytes are kept to recognise a plaintext greeting.
+const FIRST_BYTES: usize = 32;
+
+/// The socket during the handshake, remembering the first bytes the server sent: a POP3
+/// greeting (`+OK`) there means the port speaks plain POP3, not TLS.
+struct FirstBytes<'a> {
+    tcp: &'a mut TcpStream,
+    first: &'a mut Vec<u8>,
+}
+
+impl Read for FirstBytes<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.tcp.read(buf)?;
+        let room = FIRST_BYTES.saturating_sub(self.first.len()).min(n);
+        self.first.extend_from_slice(&buf[..room]);
+        Ok(n)
+    }
+}
+
+impl Write for FirstBytes<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.tcp.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.tcp.flush()
+    }
+}
+
+/// Whether `host:port` answers a TLS handshake within `timeout`: the test that tells an
+/// implicit-TLS port (silent until the client speaks TLS) from a slow plain server. The probe
+/// verifies no certificate (it only asks whether TLS is spoken), sends nothing but the
+/// handshake and is closed at once.
+pub fn speaks_tls(host: &str, port: u16, timeout: Duration) -> bool {
+    let Ok(tcp) = connect_tcp(host, port, timeout) else {
+        return false;
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let Ok(builder) = ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(rustls::DEFAULT_VERSIONS)
+    else {
+        return false;
+    };
+    let config = builder
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+        .with_no_client_auth();
+    let name = ServerName::try_from(host.to_owned())
+        .unwrap_or_else(|_| ServerName::try_from("pop3.invalid").expect("a valid name"));
+    let Ok(connection) = ClientConnection::new(Arc::new(config), name) else {
+        return false;
+    };
+    let mut stream = StreamOwned::new(connection, tcp);
+    while stream.conn.is_handshaking() {
+        if let Err(error) = stream.conn.complete_io(&mut stream.sock) {
+            // A TLS alert (no common cipher, a client certificate wanted...) is TLS too.
+            return error
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                .is_some_and(|e| matches!(e, rustls::Error::AlertReceived(_)));
+        }
+    }
+    true
+}
+
+/// Accepts any certificate: only for [`speaks_tls`], whose connection carries nothing.
+#[derive(Debug)]
+struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 

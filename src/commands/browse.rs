@@ -104,6 +104,7 @@ pub fn run(context: &Context) -> anyhow::Result<()> {
         let raw = match &headers[0] {
             HeaderReply::Headers(raw) => raw,
             HeaderReply::Refused(status) => {
+                let status = message::display_safe(&status.to_string());
                 writeln!(out, "  (the server refused to show it: {status})")?;
                 continue;
             }

@@ -60,6 +60,7 @@ pub fn run(context: &Context, args: &DeleteArgs) -> anyhow::Result<()> {
                     (summary.from, summary.subject)
                 }
                 HeaderReply::Refused(status) => {
+                    let status = message::display_safe(&status.to_string());
                     (format!("(headers unavailable: {status})"), String::new())
                 }
             };
@@ -111,10 +112,16 @@ pub fn run(context: &Context, args: &DeleteArgs) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        // RFC 1939 §6: the server may have committed before its reply was lost, so we cannot
+        // know; saying "nothing was deleted" could make the user delete something else.
         Err(e) => Err(Failure::new(
             ExitCode::TempFail,
             format!(
-                "nothing was deleted: the server did not confirm QUIT ({e}); run the command again"
+                "the server did not confirm QUIT ({e}), so whether {} deleted is unknown; check with `pop3 list` before deleting again",
+                match numbers.len() {
+                    1 => "the message was".to_owned(),
+                    n => format!("the {n} messages were"),
+                }
             ),
         )
         .into()),

@@ -94,7 +94,11 @@ pub struct Summary {
 struct Candidate {
     number: MessageNumber,
     size: u64,
+    /// The unique-id the server gave it (or its digest form), for people to read.
     uid: Uid,
+    /// What the state and the Maildir tag know it by (see [`identify`]): its unique-id, unless
+    /// an earlier message in the listing holds the same one.
+    key: Uid,
 }
 
 /// The account's effective policy for this run.
@@ -168,19 +172,19 @@ pub fn run(context: &Context, args: &FetchArgs) -> anyhow::Result<Summary> {
             return Err(error);
         }
     };
-    let on_server: HashSet<Uid> = listing.iter().map(|c| c.uid.clone()).collect();
+    let on_server: HashSet<Uid> = listing.iter().map(|c| c.key.clone()).collect();
 
     let mut summary = Summary::default();
     let too_big_limit = account.max_message_size.unwrap_or(u64::MAX);
     let mut wanted = Vec::new();
     let mut too_big = Vec::new();
     for message in &listing {
-        if !args.all && state.is_delivered(&message.uid) {
+        if !args.all && state.is_delivered(&message.key) {
             continue;
         }
         if message.size > too_big_limit {
             summary.too_big += 1;
-            let reported = state.entry(&message.uid).is_some_and(|e| e.size_reported);
+            let reported = state.entry(&message.key).is_some_and(|e| e.size_reported);
             if args.dry_run {
                 too_big.push(message.clone());
             }
@@ -192,7 +196,7 @@ pub fn run(context: &Context, args: &FetchArgs) -> anyhow::Result<Summary> {
                     human_size(message.size),
                     human_size(too_big_limit)
                 );
-                state.record_size_reported(&message.uid)?;
+                state.record_size_reported(&message.key)?;
             }
             continue;
         }
@@ -212,13 +216,13 @@ pub fn run(context: &Context, args: &FetchArgs) -> anyhow::Result<Summary> {
             .map_err(|e| cannot_deliver(&target, e))?;
         let (known, rest): (Vec<_>, Vec<_>) = wanted
             .into_iter()
-            .partition(|c| tags.contains(&maildir::tag_for(&account_key, c.uid.as_str())));
+            .partition(|c| tags.contains(&maildir::tag_for(&account_key, c.key.as_str())));
         if !known.is_empty() {
             maildir
                 .sync_dirs()
                 .map_err(|e| cannot_deliver(&target, e))?;
         }
-        let uids: Vec<Uid> = known.iter().map(|c| c.uid.clone()).collect();
+        let uids: Vec<Uid> = known.iter().map(|c| c.key.clone()).collect();
         state.record_delivered(&uids, now())?;
         summary.recognised = known.len();
         wanted = rest;
@@ -232,7 +236,7 @@ pub fn run(context: &Context, args: &FetchArgs) -> anyhow::Result<Summary> {
         .filter(|m| {
             !wanted_numbers.contains(&m.number)
                 && state
-                    .entry(&m.uid)
+                    .entry(&m.key)
                     .and_then(|e| e.first_seen)
                     .is_some_and(|seen| delete || (keep_days > 0 && seen <= cutoff))
         })
@@ -268,6 +272,9 @@ pub fn run(context: &Context, args: &FetchArgs) -> anyhow::Result<Summary> {
                 message.uid
             )?;
         }
+        for why in &unidentified {
+            writeln!(out, "  leave {why}  (cannot be identified safely)")?;
+        }
         let mut deleting = old_deletions.clone();
         if delete {
             deleting.extend(wanted.iter().map(|c| c.number));
@@ -300,7 +307,7 @@ pub fn run(context: &Context, args: &FetchArgs) -> anyhow::Result<Summary> {
     {
         let tags = wanted
             .iter()
-            .map(|c| maildir::tag_for(&account_key, c.uid.as_str()))
+            .map(|c| maildir::tag_for(&account_key, c.key.as_str()))
             .collect();
         *upcoming = Some(maildir.precreate(tags));
     }
@@ -375,7 +382,7 @@ pub fn run(context: &Context, args: &FetchArgs) -> anyhow::Result<Summary> {
         listing
             .iter()
             .filter(|m| marked.contains(&m.number))
-            .map(|m| &m.uid)
+            .map(|m| &m.key)
             .collect()
     } else {
         HashSet::new()
@@ -405,21 +412,41 @@ pub fn run(context: &Context, args: &FetchArgs) -> anyhow::Result<Summary> {
         )
         .into());
     }
-    let mut refused = refused;
-    refused.extend(unidentified);
-    if !refused.is_empty() {
-        return Err(Failure::new(
-            ExitCode::TempFail,
-            format!(
-                "{}: the server refused to send {}; they stay on the server",
-                account.name,
-                refused.join("; ")
-            ),
-        )
-        .into());
+    if let Some(report) = withheld_report(&refused, &unidentified) {
+        return Err(Failure::new(ExitCode::TempFail, format!("{}: {report}", account.name)).into());
     }
     Ok(summary)
 }
+
+/// One line naming the messages left on the server against the user's wish, and why: those
+/// the server refused to send, and those pop3 could not identify (it never guesses). `None`
+/// when nothing was withheld. Past [`REPORTED_BY_NAME`] of a kind only a count follows, so a
+/// broken listing of a million messages still gives one readable line.
+fn withheld_report(refused: &[String], unidentified: &[String]) -> Option<String> {
+    let named = |items: &[String]| {
+        let mut text = items
+            .iter()
+            .take(REPORTED_BY_NAME)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("; ");
+        if items.len() > REPORTED_BY_NAME {
+            text.push_str(&format!("; and {} more", items.len() - REPORTED_BY_NAME));
+        }
+        text
+    };
+    let mut parts = Vec::new();
+    if !refused.is_empty() {
+        parts.push(format!("the server refused to send {}", named(refused)));
+    }
+    if !unidentified.is_empty() {
+        parts.push(format!("could not safely identify {}", named(unidentified)));
+    }
+    (!parts.is_empty()).then(|| format!("{}; they stay on the server", parts.join("; ")))
+}
+
+/// How many withheld messages of each kind the report names one by one.
+const REPORTED_BY_NAME: usize = 10;
 
 fn describe(target: &DeliveryTarget) -> String {
     match target {
@@ -457,12 +484,16 @@ struct Listing {
 /// header block (TOP n 0) stands in for the unique-id. Without TOP as well, nothing identifies
 /// a message across runs: only delete mode is safe then (every message fetched is removed), and
 /// each message gets an id valid for this run only.
+///
+/// The server is not trusted to be consistent: a number LIST gives twice is one message, a
+/// number UIDL names but LIST lacks is reported, never fetched blindly, and every step is a
+/// map lookup (a listing of a million messages costs no more than sorting it).
 fn listing_with_uids(
     connection: &mut Connection,
     delete: bool,
     context: &Context,
 ) -> anyhow::Result<Listing> {
-    let scan = connection.session.list()?;
+    let scan = distinct_numbers(connection.session.list()?);
     let capabilities = connection.capabilities.clone();
     let uids: Option<Vec<pop3::UniqueIdListing>> =
         if capabilities.uidl() || !capabilities.is_known() {
@@ -476,8 +507,44 @@ fn listing_with_uids(
         };
     let numbers: Vec<_> = scan.iter().map(|m| m.number).collect();
     let mut unidentified = Vec::new();
+    // Messages already reported as unidentified, so each is reported once.
+    let mut reported: HashSet<MessageNumber> = HashSet::new();
     let uid_by_number: HashMap<MessageNumber, Uid> = match uids {
-        Some(uids) => uids.into_iter().map(|u| (u.number, u.uid)).collect(),
+        Some(uids) => {
+            let listed: HashSet<MessageNumber> = numbers.iter().copied().collect();
+            let mut by_number: HashMap<MessageNumber, Uid> = HashMap::new();
+            let mut absent_from_list: Vec<MessageNumber> = Vec::new();
+            for u in uids {
+                if !listed.contains(&u.number) {
+                    absent_from_list.push(u.number);
+                    continue;
+                }
+                match by_number.get(&u.number) {
+                    None => {
+                        by_number.insert(u.number, u.uid);
+                    }
+                    Some(first) if *first == u.uid => {}
+                    // Two ids for one message: either may be the one recorded last time.
+                    Some(first) => {
+                        if reported.insert(u.number) {
+                            unidentified.push(format!(
+                                "message {} (UIDL gives it two unique ids, {first} and {})",
+                                u.number, u.uid
+                            ));
+                        }
+                    }
+                }
+            }
+            for number in &reported {
+                by_number.remove(number);
+            }
+            absent_from_list.sort();
+            absent_from_list.dedup();
+            for number in absent_from_list {
+                unidentified.push(format!("message {number} (in UIDL but missing from LIST)"));
+            }
+            by_number
+        }
         None if numbers.is_empty() => HashMap::new(),
         None => match fetch_headers_with_top(connection, &numbers)? {
             Some(headers) => {
@@ -491,6 +558,7 @@ fn listing_with_uids(
                             by_number.insert(number, digest_uid(&raw));
                         }
                         HeaderReply::Refused(status) => {
+                            reported.insert(number);
                             unidentified.push(format!("message {number} (TOP refused: {status})"))
                         }
                     }
@@ -520,35 +588,69 @@ fn listing_with_uids(
             }
         },
     };
-    // A unique-id held by two messages (a broken server, or two identical header blocks)
-    // identifies neither: treating one as the other could delete a message never fetched.
-    let mut holders: HashMap<&Uid, usize> = HashMap::new();
-    for uid in uid_by_number.values() {
-        *holders.entry(uid).or_default() += 1;
-    }
-    let mut messages = Vec::new();
+    let mut identified = Vec::with_capacity(scan.len());
     for m in scan {
         match uid_by_number.get(&m.number) {
-            Some(uid) if holders[uid] == 1 => messages.push(Candidate {
-                number: m.number,
-                size: m.size,
-                uid: uid.clone(),
-            }),
-            Some(uid) => unidentified.push(format!(
-                "message {} (its unique id {uid} is shared with another message)",
-                m.number
-            )),
-            // Already reported when its TOP was refused.
-            None if unidentified
-                .iter()
-                .any(|u| u.starts_with(&format!("message {} ", m.number))) => {}
+            Some(uid) => identified.push((m, uid.clone())),
+            None if reported.contains(&m.number) => {}
             None => unidentified.push(format!("message {} (missing from UIDL)", m.number)),
         }
     }
     Ok(Listing {
-        messages,
+        messages: identify(identified),
         unidentified,
     })
+}
+
+/// The scan listing with each message number once (the first line for it wins), in order of
+/// number: a server that lists a message twice must not get it delivered twice.
+fn distinct_numbers(mut scan: Vec<pop3::ScanListing>) -> Vec<pop3::ScanListing> {
+    // A stable sort keeps the first of equal numbers first.
+    scan.sort_by_key(|m| m.number);
+    scan.dedup_by_key(|m| m.number);
+    scan
+}
+
+/// The identity rule: what the state and the Maildir tags know each message by. `messages`
+/// come in order of message number, which is the maildrop's order (new mail is appended).
+///
+/// - A message whose unique-id no earlier message holds is known by that unique-id, so the
+///   records of earlier versions (plain unique-ids) keep their meaning.
+/// - A message whose unique-id an earlier message holds too (popa3d derives ids from the
+///   headers, so two copies of a message share one) is known by a digest (`~sha256:` and 64
+///   hex digits) of the unique-id, its size and its ordinal among the messages with that same
+///   unique-id and size. Copies are thus fetched once each; a copy of a different size never
+///   passes for another one.
+fn identify(messages: Vec<(pop3::ScanListing, Uid)>) -> Vec<Candidate> {
+    let mut holders: HashMap<Uid, u64> = HashMap::new();
+    let mut same_size: HashMap<(Uid, u64), u64> = HashMap::new();
+    messages
+        .into_iter()
+        .map(|(m, uid)| {
+            let earlier = holders.entry(uid.clone()).or_default();
+            *earlier += 1;
+            let ordinal = same_size.entry((uid.clone(), m.size)).or_default();
+            *ordinal += 1;
+            let key = if *earlier == 1 {
+                uid.clone()
+            } else {
+                shared_uid_key(&uid, m.size, *ordinal)
+            };
+            Candidate {
+                number: m.number,
+                size: m.size,
+                uid,
+                key,
+            }
+        })
+        .collect()
+}
+
+/// The key of a message whose unique-id an earlier message holds (see [`identify`]). The NUL
+/// bytes make it an id no server may send, so it takes the digest form (`~sha256:` and 64 hex
+/// digits), which never equals a plain unique-id.
+fn shared_uid_key(uid: &Uid, size: u64, ordinal: u64) -> Uid {
+    Uid::from_listing(format!("shared\0{uid}\0{size}\0{ordinal}").as_bytes())
 }
 
 fn digest_uid(headers: &[u8]) -> Uid {
@@ -796,7 +898,7 @@ impl Fetcher<'_> {
             work,
             uids: indexes
                 .iter()
-                .map(|&i| self.wanted[i].uid.clone())
+                .map(|&i| self.wanted[i].key.clone())
                 .collect(),
             indexes,
         };
@@ -901,7 +1003,10 @@ impl<'c> crate::pop3::client::PipelineDriver<'c> for Fetcher<'_> {
                         self.marked.insert(*number);
                     }
                     // Not fatal: the message stays known and is deleted on a later run.
-                    Reply::Refused(status) => eprintln!("pop3: DELE {number} refused: {status}"),
+                    Reply::Refused(status) => {
+                        let status = crate::message::display_safe(&status.to_string());
+                        eprintln!("pop3: DELE {number} refused: {status}")
+                    }
                     _ => {}
                 }
                 return Ok(());
@@ -910,7 +1015,7 @@ impl<'c> crate::pop3::client::PipelineDriver<'c> for Fetcher<'_> {
         };
         match reply {
             Reply::Accepted(_) => {
-                let tag = maildir::tag_for(self.account_key, self.wanted[index].uid.as_str());
+                let tag = maildir::tag_for(self.account_key, self.wanted[index].key.as_str());
                 let started = self.sink.start(&tag).and_then(|mut message| {
                     if let Some(header) = &self.received_header {
                         message.write(header.as_bytes())?;
@@ -979,4 +1084,83 @@ fn progress_bar(context: &Context, wanted: &[Candidate]) -> indicatif::ProgressB
         count(wanted.len() as u64, "message")
     ));
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listed(number: u32, size: u64, uid: &str) -> (pop3::ScanListing, Uid) {
+        let number = MessageNumber::new(number).unwrap();
+        (pop3::ScanListing { number, size }, Uid::new(uid).unwrap())
+    }
+
+    fn keys(messages: Vec<(pop3::ScanListing, Uid)>) -> Vec<String> {
+        identify(messages)
+            .into_iter()
+            .map(|c| c.key.as_str().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn the_first_holder_of_a_unique_id_keeps_it_and_copies_get_distinct_keys() {
+        let now = keys(vec![
+            listed(1, 100, "dup"),
+            listed(2, 50, "solo"),
+            listed(3, 100, "dup"),
+            listed(4, 200, "dup"),
+        ]);
+        assert_eq!(&now[..2], ["dup", "solo"], "plain ids keep their meaning");
+        assert!(now[2].starts_with("~sha256:") && now[3].starts_with("~sha256:"));
+        assert_ne!(now[2], now[3]);
+        // The same maildrop renumbered (a message before them was deleted) gives the same keys.
+        let later = keys(vec![
+            listed(1, 100, "dup"),
+            listed(2, 50, "solo"),
+            listed(3, 100, "dup"),
+            listed(4, 200, "dup"),
+            listed(5, 100, "dup"),
+        ]);
+        assert_eq!(later[..4], now[..], "stable across sessions");
+        assert!(!now.contains(&later[4]), "a new copy is new");
+    }
+
+    #[test]
+    fn a_message_number_listed_twice_is_one_message() {
+        let n = |n| MessageNumber::new(n).unwrap();
+        let scan = vec![
+            pop3::ScanListing {
+                number: n(2),
+                size: 5,
+            },
+            pop3::ScanListing {
+                number: n(1),
+                size: 7,
+            },
+            pop3::ScanListing {
+                number: n(2),
+                size: 9,
+            },
+        ];
+        let distinct = distinct_numbers(scan);
+        assert_eq!(distinct.len(), 2);
+        assert_eq!(
+            (distinct[1].number, distinct[1].size),
+            (n(2), 5),
+            "first line wins"
+        );
+    }
+
+    #[test]
+    fn the_withheld_report_names_a_few_and_counts_the_rest() {
+        assert_eq!(withheld_report(&[], &[]), None);
+        let many: Vec<String> = (1..=25).map(|i| format!("message {i} (x)")).collect();
+        let report = withheld_report(&[], &many).unwrap();
+        assert!(
+            report.starts_with("could not safely identify message 1 (x)"),
+            "{report}"
+        );
+        assert!(report.contains("message 10 (x); and 15 more;"), "{report}");
+        assert!(!report.contains("refused"), "{report}");
+    }
 }

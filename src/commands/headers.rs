@@ -96,8 +96,9 @@ pub fn run(context: &Context, args: &HeadersArgs) -> anyhow::Result<()> {
             Ok(summary) => summary,
             Err(status) => {
                 eprintln!(
-                    "pop3: message {}: the server refused: {status}",
-                    message.number
+                    "pop3: message {}: the server refused: {}",
+                    message.number,
+                    message::display_safe(&status.to_string())
                 );
                 continue;
             }

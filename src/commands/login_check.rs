@@ -2,6 +2,7 @@
 //! at each step. The exit status is the verdict.
 
 use crate::connect::Progress;
+use crate::message::display_safe;
 use crate::transport::summarize_certificate;
 use crate::ui::{count, human_size};
 
@@ -40,7 +41,7 @@ pub fn run(context: &Context) -> anyhow::Result<()> {
                 say!("SHA-256:      {}", summary.sha256);
             }
         }
-        Progress::Greeting(status) => say!("Greeting:     {status}"),
+        Progress::Greeting(status) => say!("Greeting:     {}", display_safe(&status.to_string())),
         Progress::Authenticated(mechanism) => say!("Login:        ok, with {mechanism}"),
         Progress::Capabilities(capabilities) => {
             let list = if capabilities.is_known() {
@@ -48,7 +49,7 @@ pub fn run(context: &Context) -> anyhow::Result<()> {
             } else {
                 "none announced (no CAPA)".into()
             };
-            say!("Capabilities: {list}");
+            say!("Capabilities: {}", display_safe(&list));
         }
     })?;
     let stat = connection.session.stat()?;

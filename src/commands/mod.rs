@@ -6,6 +6,7 @@ pub mod browse;
 pub mod delete;
 pub mod fetch;
 pub mod headers;
+pub mod import;
 mod list;
 mod login_check;
 pub mod read;
@@ -81,7 +82,7 @@ fn debug_tracer() -> Tracer {
             Direction::Client => "C:",
             Direction::Server => "S:",
         };
-        eprintln!("{who} {line}");
+        eprintln!("{who} {}", crate::message::display_safe(line));
     })
 }
 
@@ -99,6 +100,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Completions { shell } => return shell::completions(*shell),
         Command::Man => return shell::man(),
+        Command::Import(args) => return import::run(args, global, verbosity == Verbosity::Quiet),
         _ => {}
     }
     let loaded = config::load(global.config.as_deref())?;
@@ -142,7 +144,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             report_fetch(&context, &summary);
             Ok(())
         }
-        Command::Accounts | Command::Config(_) | Command::Completions { .. } | Command::Man => {
+        Command::Accounts
+        | Command::Config(_)
+        | Command::Import(_)
+        | Command::Completions { .. }
+        | Command::Man => {
             unreachable!("handled before an account is resolved")
         }
     }
@@ -237,7 +243,8 @@ fn fetch_all_accounts(
                 Ok(Ok(summary)) => report_fetch(context, &summary),
                 Ok(Err(error)) => {
                     let code = crate::exit::classify(&error);
-                    eprintln!("pop3: {}: {error:#}", context.account.name);
+                    let line = format!("{}: {error:#}", context.account.name);
+                    eprintln!("pop3: {}", crate::message::display_safe(&line));
                     if code.severity() > worst.severity() {
                         worst = code;
                     }

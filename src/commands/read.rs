@@ -63,15 +63,54 @@ pub fn run(context: &Context, args: &ReadArgs) -> anyhow::Result<()> {
             );
         }
     } else {
-        let mut raw = Vec::with_capacity(selected[0].size as usize);
-        session.retr(number, &mut |data| {
-            raw.extend_from_slice(data);
-            Ok(())
-        })?;
+        let raw = retr_for_display(session, number, selected[0].size)?;
         print_readable(&raw)?;
     }
     let _ = connection.session.quit();
     Ok(())
+}
+
+/// The largest message `read` holds in memory to show it. Everything the server announces is
+/// distrusted: the LIST size only refuses early, and the download itself is cut at this size,
+/// so neither a claimed size of 10^15 octets nor an endless RETR can exhaust memory.
+/// `--raw` and `--output` stream instead and have no limit.
+pub const MAX_READABLE_SIZE: u64 = 64 * 1024 * 1024;
+
+/// Downloads a message to show it, within [`MAX_READABLE_SIZE`].
+fn retr_for_display(
+    session: &mut crate::pop3::Session<crate::transport::Stream>,
+    number: crate::pop3::MessageNumber,
+    listed_size: u64,
+) -> anyhow::Result<Vec<u8>> {
+    let too_big = || {
+        Failure::new(
+            ExitCode::Unavailable,
+            format!(
+                "message {number} is larger than {}, too big to show; \
+                 save it with --output FILE or write it with --raw",
+                human_size(MAX_READABLE_SIZE)
+            ),
+        )
+    };
+    if listed_size > MAX_READABLE_SIZE {
+        return Err(too_big().into());
+    }
+    // No pre-allocation from the listed size: the server chooses that number.
+    let mut raw = Vec::new();
+    let mut overflow = false;
+    let result = session.retr(number, &mut |data| {
+        if raw.len() as u64 + data.len() as u64 > MAX_READABLE_SIZE {
+            overflow = true;
+            return Err(std::io::Error::other("message too big to show"));
+        }
+        raw.extend_from_slice(data);
+        Ok(())
+    });
+    match result {
+        Err(_) if overflow => Err(too_big().into()),
+        Err(e) => Err(e.into()),
+        Ok(_) => Ok(raw),
+    }
 }
 
 /// Streams the message into a temporary file beside `path` and renames it into place, so an

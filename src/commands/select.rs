@@ -65,7 +65,7 @@ pub fn parse_specs(args: &MessageArgs) -> Result<Vec<MessageSpec>, Failure> {
         .iter()
         .map(|text| {
             if args.uid {
-                return Uid::new(text)
+                return Uid::parse(text)
                     .map(|_| MessageSpec::Uid(text.clone()))
                     .ok_or_else(|| usage(format!("invalid unique id {text:?}")));
             }
@@ -116,19 +116,42 @@ pub fn resolve(
     } else {
         Vec::new()
     };
-    let uid_by_number: HashMap<MessageNumber, &Uid> =
-        uids.iter().map(|u| (u.number, &u.uid)).collect();
-    let size_by_number: HashMap<MessageNumber, u64> =
-        scan.iter().map(|m| (m.number, m.size)).collect();
-    let selected = |number: MessageNumber| Selected {
+    // The server is not trusted to be consistent: a number LIST gives twice is one message
+    // (its first line counts), and only numbers LIST has are ever selected.
+    let mut size_by_number: HashMap<MessageNumber, u64> = HashMap::with_capacity(scan.len());
+    let mut in_order = Vec::with_capacity(scan.len());
+    for m in &scan {
+        if let std::collections::hash_map::Entry::Vacant(slot) = size_by_number.entry(m.number) {
+            slot.insert(m.size);
+            in_order.push(m.number);
+        }
+    }
+    let mut uid_by_number: HashMap<MessageNumber, &Uid> = HashMap::with_capacity(uids.len());
+    // Every message number that holds each unique-id, in the order UIDL gave them.
+    let mut numbers_by_uid: HashMap<&str, Vec<MessageNumber>> = HashMap::new();
+    let mut pairs: HashSet<(MessageNumber, &str)> = HashSet::with_capacity(uids.len());
+    for u in &uids {
+        uid_by_number.entry(u.number).or_insert(&u.uid);
+        // A line given twice is one holder; a map, not a scan, keeps this linear.
+        if pairs.insert((u.number, u.uid.as_str())) {
+            numbers_by_uid
+                .entry(u.uid.as_str())
+                .or_default()
+                .push(u.number);
+        }
+    }
+    let selected = |number: MessageNumber, size: u64| Selected {
         number,
-        size: size_by_number[&number],
+        size,
         uid: uid_by_number.get(&number).map(|u| (*u).clone()),
     };
     if specs.is_empty() {
-        return Ok(scan.iter().map(|m| selected(m.number)).collect());
+        return Ok(in_order
+            .iter()
+            .map(|n| selected(*n, size_by_number[n]))
+            .collect());
     }
-    let count = scan.len();
+    let count = in_order.len();
     let no_such = |n: u32| {
         let has = match count {
             0 => "the mailbox is empty".to_owned(),
@@ -152,24 +175,43 @@ pub fn resolve(
                 lookup(*last)?;
                 (*first..=*last).map(lookup).collect::<Result<_, _>>()?
             }
-            MessageSpec::Uid(text) => {
-                let found = uids.iter().find(|u| u.uid.as_str() == text);
-                let listing = found.ok_or_else(|| {
-                    Failure::new(
-                        ExitCode::NoSuchMessage,
-                        format!("no message with unique id {text:?} on the server"),
-                    )
-                })?;
-                vec![listing.number]
-            }
+            MessageSpec::Uid(text) => vec![by_unique_id(text, &numbers_by_uid, &size_by_number)?],
         };
         for number in numbers {
             if seen.insert(number) {
-                result.push(selected(number));
+                result.push(selected(number, size_by_number[&number]));
             }
         }
     }
     Ok(result)
+}
+
+/// The one message that holds the unique-id `text`. RFC 1939 §7 says an id names one message,
+/// but servers such as popa3d derive ids from the headers, so copies share one: acting on the
+/// first of them could read or delete the wrong message, so an ambiguous id is refused with
+/// the candidates' numbers. A number only UIDL gives (LIST lacks it) is refused too.
+fn by_unique_id(
+    text: &str,
+    numbers_by_uid: &HashMap<&str, Vec<MessageNumber>>,
+    size_by_number: &HashMap<MessageNumber, u64>,
+) -> Result<MessageNumber, Failure> {
+    let no_such = |why: String| Failure::new(ExitCode::NoSuchMessage, why);
+    match numbers_by_uid.get(text).map(Vec::as_slice) {
+        None | Some([]) => Err(no_such(format!(
+            "no message with unique id {text:?} on the server"
+        ))),
+        Some([number]) if size_by_number.contains_key(number) => Ok(*number),
+        Some([number]) => Err(no_such(format!(
+            "the server's unique-id listing gives {text:?} to message {number}, which its scan listing (LIST) lacks; try again later, or name the message by number"
+        ))),
+        Some(numbers) => {
+            let listed: Vec<String> = numbers.iter().map(|n| n.to_string()).collect();
+            Err(no_such(format!(
+                "unique id {text:?} is shared by messages {}; name one by number",
+                listed.join(", ")
+            )))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -203,5 +245,42 @@ mod tests {
             assert!(err.message.contains(bad), "{bad}: {}", err.message);
         }
         assert!(specs(&["has space"], true).is_err());
+    }
+
+    #[test]
+    fn ambiguous_and_dangling_unique_ids_are_refused_with_the_numbers() {
+        let n = |n| MessageNumber::new(n).unwrap();
+        let numbers_by_uid: HashMap<&str, Vec<MessageNumber>> = [
+            ("dup", vec![n(1), n(3)]),
+            ("one", vec![n(2)]),
+            ("dangling", vec![n(9)]),
+        ]
+        .into();
+        let sizes: HashMap<MessageNumber, u64> = [(n(1), 10), (n(2), 20), (n(3), 30)].into();
+        assert_eq!(by_unique_id("one", &numbers_by_uid, &sizes).unwrap(), n(2));
+        let shared = by_unique_id("dup", &numbers_by_uid, &sizes).unwrap_err();
+        assert_eq!(shared.code, ExitCode::NoSuchMessage);
+        assert!(
+            shared.message.contains("shared by messages 1, 3"),
+            "{}",
+            shared.message
+        );
+        let dangling = by_unique_id("dangling", &numbers_by_uid, &sizes).unwrap_err();
+        assert_eq!(dangling.code, ExitCode::NoSuchMessage);
+        assert!(
+            dangling.message.contains("message 9"),
+            "{}",
+            dangling.message
+        );
+        assert!(by_unique_id("none", &numbers_by_uid, &sizes).is_err());
+    }
+
+    #[test]
+    fn the_digest_form_of_an_odd_unique_id_can_be_named() {
+        let digest = Uid::from_listing(&[b'x'; 71]);
+        assert_eq!(
+            specs(&[digest.as_str()], true).unwrap(),
+            [MessageSpec::Uid(digest.as_str().to_owned())]
+        );
     }
 }

@@ -3,11 +3,20 @@
 //! as optional).
 
 use crate::connect::Connection;
+use crate::exit::{ExitCode, Failure};
 use crate::pop3::{Command, MessageNumber, Reply, StatusLine};
 
 /// Headers longer than this are cut: nobody reads them, and a hostile server must not be able
 /// to make us hold a whole message when we fall back to RETR.
 const MAX_HEADER_BYTES: usize = 1024 * 1024;
+
+/// A reply to `TOP n 0` holds only a header block: one that goes on beyond this is hostile
+/// or broken, and reading on would never end while the server keeps sending.
+const MAX_TOP_REPLY: u64 = 16 * 1024 * 1024;
+
+/// The same bound when falling back to `RETR`, where the whole message comes: generous, so
+/// only an endless (or absurd) message stops the command.
+const MAX_RETR_REPLY: u64 = 1024 * 1024 * 1024;
 
 /// What came back for one message.
 #[derive(Debug)]
@@ -64,21 +73,37 @@ fn run(
     window: usize,
 ) -> anyhow::Result<Vec<HeaderReply>> {
     let commands: Vec<Command> = numbers.iter().map(|&n| command(n, 0)).collect();
+    let max_reply = match commands.first() {
+        Some(Command::Retr(_)) => MAX_RETR_REPLY,
+        _ => MAX_TOP_REPLY,
+    };
     let mut replies: Vec<HeaderReply> = Vec::with_capacity(numbers.len());
     let mut current = Vec::new();
     let mut header_done = false;
-    connection
+    let mut reply_octets = 0u64;
+    let mut too_long = None;
+    let result = connection
         .session
-        .pipeline(&commands, window, &mut |_, reply| {
+        .pipeline(&commands, window, &mut |index, reply| {
             match reply {
                 Reply::Accepted(_) => {
                     current.clear();
                     header_done = false;
+                    reply_octets = 0;
                 }
                 Reply::Data(data) => {
+                    reply_octets += data.len() as u64;
+                    if reply_octets > max_reply {
+                        too_long = Some(numbers[index]);
+                        return Err(std::io::Error::other("reply too long"));
+                    }
                     if !header_done && current.len() < MAX_HEADER_BYTES {
+                        // Only the new bytes (and the 3 before them, for a blank line split
+                        // across chunks) are searched: rescanning the whole buffer for every
+                        // small chunk would cost the square of the header's size.
+                        let from = current.len().saturating_sub(3);
                         current.extend_from_slice(data);
-                        header_done = header_end(&current).is_some();
+                        header_done = header_end(&current[from..]).is_some();
                     }
                 }
                 Reply::End => {
@@ -91,8 +116,21 @@ fn run(
                 Reply::Refused(status) => replies.push(HeaderReply::Refused(status.clone())),
             }
             Ok(())
-        })?;
-    Ok(replies)
+        });
+    match (result, too_long) {
+        (Err(_), Some(number)) => Err(Failure::new(
+            ExitCode::Protocol,
+            format!(
+                "the server's reply for message {number} goes on beyond {}; giving up",
+                crate::ui::human_size(max_reply)
+            ),
+        )
+        .into()),
+        (result, _) => {
+            result?;
+            Ok(replies)
+        }
+    }
 }
 
 /// Where the header block ends (after its terminating empty line), if it has ended.

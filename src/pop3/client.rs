@@ -31,6 +31,40 @@ pub type Tracer = Box<dyn FnMut(Direction, &str) + Send>;
 /// growing one without limit.
 const MAX_LISTING_LINE: usize = 4096;
 
+/// Bounds on a listing (`LIST`, `UIDL`, `CAPA`): nothing the server sends may make the client
+/// hold memory or loop without limit, and an endless listing must end in an error rather than
+/// in a process that grows until the system kills it (read timeouts never fire while data keeps
+/// flowing). The limits are far beyond any real maildrop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ListingLimits {
+    /// What the listing is called in the error message.
+    what: &'static str,
+    /// At most this many data lines.
+    lines: usize,
+    /// At most this many octets, line endings included.
+    octets: u64,
+}
+
+/// Scan listings: 10 million messages, 512 MiB of listing text.
+const SCAN_LISTING_LIMITS: ListingLimits = ListingLimits {
+    what: "scan listing (LIST)",
+    lines: 10_000_000,
+    octets: 512 * 1024 * 1024,
+};
+
+/// Unique-id listings: as for scan listings.
+const UNIQUE_ID_LISTING_LIMITS: ListingLimits = ListingLimits {
+    what: "unique-id listing (UIDL)",
+    ..SCAN_LISTING_LIMITS
+};
+
+/// A capability list (RFC 2449 §6) has a dozen lines; a thousand is already absurd.
+const CAPABILITY_LIMITS: ListingLimits = ListingLimits {
+    what: "capability list (CAPA)",
+    lines: 1000,
+    octets: 256 * 1024,
+};
+
 /// Size of the receive buffer: big enough for throughput, small enough to stay bounded.
 const BUFFER_SIZE: usize = 64 * 1024;
 
@@ -62,7 +96,11 @@ impl<S: Read + Write> Connection<S> {
 
     /// Sends commands in one write (several at once when pipelining).
     fn send(&mut self, commands: &[Command<'_>]) -> Result<()> {
-        let mut bytes = Vec::with_capacity(commands.len() * 16);
+        // The buffer may carry a password or SASL payload: sized exactly (no reallocation
+        // leaves a copy behind) and wiped once written.
+        let mut bytes = zeroize::Zeroizing::new(Vec::with_capacity(
+            commands.iter().map(Command::encoded_len).sum(),
+        ));
         for command in commands {
             command.encode_into(&mut bytes)?;
         }
@@ -126,10 +164,25 @@ impl<S: Read + Write> Connection<S> {
         }
     }
 
-    /// Reads the lines of a multi-line listing up to the terminator.
-    fn read_listing(&mut self, mut each: impl FnMut(&[u8]) -> Result<()>) -> Result<()> {
+    /// Reads the lines of a multi-line listing up to the terminator, within `limits`.
+    fn read_listing(
+        &mut self,
+        limits: ListingLimits,
+        mut each: impl FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let mut lines = 0usize;
+        let mut octets = 0u64;
         loop {
             let line = self.read_line(MAX_LISTING_LINE)?;
+            lines += 1;
+            // +2 for the line ending that read_line removed.
+            octets += line.len() as u64 + 2;
+            if lines > limits.lines || octets > limits.octets {
+                return Err(Error::Protocol(format!(
+                    "the server's {} goes on beyond {} lines or {} octets; giving up",
+                    limits.what, limits.lines, limits.octets
+                )));
+            }
             match unstuff_line(&line) {
                 Line::End => {
                     self.trace(Direction::Server, ".");
@@ -290,11 +343,14 @@ impl<S: Read + Write> Client<S> {
         let mut hasher = Md5::new();
         hasher.update(timestamp.as_bytes());
         hasher.update(password.as_bytes());
-        let digest: String = hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let hash = zeroize::Zeroizing::new(<[u8; 16]>::from(hasher.finalize()));
+        // 32 hex digits, in a buffer that never grows and is wiped on drop.
+        let mut digest = zeroize::Zeroizing::new(String::with_capacity(32));
+        for b in hash.iter() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            digest.push(HEX[usize::from(b >> 4)] as char);
+            digest.push(HEX[usize::from(b & 15)] as char);
+        }
         self.connection.command(Command::Apop {
             user,
             digest: &digest,
@@ -306,12 +362,12 @@ impl<S: Read + Write> Client<S> {
 
     /// Authenticates with a SASL mechanism (RFC 5034). `initial_response` is the base64
     /// payload sent on the `AUTH` line, if any; `respond` answers each base64 challenge with
-    /// the next base64 line. Payloads are secrets and never traced.
+    /// the next base64 line. Payloads are secrets: never traced, and wiped once sent.
     pub fn authenticate(
         mut self,
         mechanism: &str,
         initial_response: Option<&str>,
-        mut respond: impl FnMut(&str) -> String,
+        mut respond: impl FnMut(&str) -> zeroize::Zeroizing<String>,
     ) -> Result<Session<S>> {
         let auth = Command::Auth {
             mechanism,
@@ -365,8 +421,9 @@ impl<S: Read + Write> Session<S> {
     pub fn list(&mut self) -> Result<Vec<ScanListing>> {
         self.connection.command(Command::List(None))?;
         let mut listings = Vec::new();
-        self.connection.read_listing(|line| {
-            listings.push(response::parse_scan_listing(line)?);
+        self.connection.read_listing(SCAN_LISTING_LIMITS, |line| {
+            // As in UIDL: an unreadable line costs only its message, never the listing.
+            listings.extend(response::parse_scan_listing(line).ok());
             Ok(())
         })?;
         Ok(listings)
@@ -382,10 +439,13 @@ impl<S: Read + Write> Session<S> {
     pub fn uidl(&mut self) -> Result<Vec<UniqueIdListing>> {
         self.connection.command(Command::Uidl(None))?;
         let mut listings = Vec::new();
-        self.connection.read_listing(|line| {
-            listings.push(response::parse_unique_id_listing(line)?);
-            Ok(())
-        })?;
+        self.connection
+            .read_listing(UNIQUE_ID_LISTING_LIMITS, |line| {
+                // A line naming no message costs only the message it was meant for, which is
+                // then missing from the listing (fetch-all reports it); never the whole listing.
+                listings.extend(response::parse_unique_id_listing(line).ok());
+                Ok(())
+            })?;
         Ok(listings)
     }
 
@@ -524,7 +584,7 @@ fn capa<S: Read + Write>(connection: &mut Connection<S>) -> Result<Capabilities>
     match connection.command(Command::Capa) {
         Ok(_) => {
             let mut lines = Vec::new();
-            connection.read_listing(|line| {
+            connection.read_listing(CAPABILITY_LIMITS, |line| {
                 lines.push(String::from_utf8_lossy(line).into_owned());
                 Ok(())
             })?;
@@ -766,7 +826,7 @@ mod tests {
         let session = client
             .authenticate("PLAIN", None, |c| {
                 challenges.push(c.to_owned());
-                "AGFsaWNlAHB3".into()
+                zeroize::Zeroizing::new("AGFsaWNlAHB3".into())
             })
             .unwrap();
         assert_eq!(challenges, [""]);
@@ -819,6 +879,65 @@ mod tests {
             Client::connect(OneByteStream::new(&server), None),
             Err(Error::LineTooLong { limit: 512 })
         ));
+    }
+
+    #[test]
+    fn endless_listings_end_in_an_error_at_the_line_limit() {
+        let mut server = b"+OK hi\r\n".to_vec();
+        for i in 1..=50 {
+            server.extend_from_slice(format!("{i} 100\r\n").as_bytes());
+        }
+        let (mut client, _) = Client::connect(OneByteStream::new(&server), None).unwrap();
+        let limits = ListingLimits {
+            what: "scan listing (LIST)",
+            lines: 10,
+            octets: 1 << 20,
+        };
+        let mut seen = 0;
+        let err = client
+            .connection
+            .read_listing(limits, |_| {
+                seen += 1;
+                Ok(())
+            })
+            .unwrap_err();
+        assert_eq!(seen, 10, "no line beyond the limit is handed on");
+        assert!(
+            err.to_string()
+                .contains("scan listing (LIST) goes on beyond 10 lines"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn endless_listings_end_in_an_error_at_the_octet_limit() {
+        let mut server = b"+OK hi\r\n".to_vec();
+        let long = format!("1 {}1\r\n", "0".repeat(4000));
+        for _ in 0..10 {
+            server.extend_from_slice(long.as_bytes());
+        }
+        let (mut client, _) = Client::connect(OneByteStream::new(&server), None).unwrap();
+        let limits = ListingLimits {
+            what: "unique-id listing (UIDL)",
+            lines: 1000,
+            octets: 10_000,
+        };
+        let err = client
+            .connection
+            .read_listing(limits, |_| Ok(()))
+            .unwrap_err();
+        assert!(matches!(err, Error::Protocol(_)), "{err}");
+    }
+
+    #[test]
+    fn endless_capa_is_refused_not_collected() {
+        let mut server = b"+OK hi\r\n+OK\r\n".to_vec();
+        for i in 0..=CAPABILITY_LIMITS.lines {
+            server.extend_from_slice(format!("X-CAP-{i}\r\n").as_bytes());
+        }
+        let (mut client, _) = Client::connect(OneByteStream::new(&server), None).unwrap();
+        let err = client.capa().unwrap_err();
+        assert!(err.to_string().contains("capability list (CAPA)"), "{err}");
     }
 
     #[test]

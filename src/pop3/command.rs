@@ -76,9 +76,10 @@ impl Command<'_> {
         }
     }
 
-    /// Appends the command line, CRLF included, to `out`.
+    /// Appends the command line, CRLF included, to `out`. Secrets are copied straight from
+    /// the argument into `out`, with no copy in between: the caller wipes `out` (and should
+    /// size it with [`Command::encoded_len`] so that growing it leaves no stale copy).
     pub fn encode_into(&self, out: &mut Vec<u8>) -> Result<()> {
-        let line = self.line(false);
         for argument in self.text_arguments() {
             if argument.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
                 return Err(Error::InvalidArgument {
@@ -86,9 +87,64 @@ impl Command<'_> {
                 });
             }
         }
-        out.extend_from_slice(line.as_bytes());
+        let (head, arguments) = self.parts();
+        out.extend_from_slice(head.as_bytes());
+        for argument in arguments.iter().flatten() {
+            if !head.is_empty() {
+                out.push(b' ');
+            }
+            out.extend_from_slice(argument.as_bytes());
+        }
         out.extend_from_slice(b"\r\n");
         Ok(())
+    }
+
+    /// The length of the encoded line, CRLF included.
+    pub fn encoded_len(&self) -> usize {
+        let (head, arguments) = self.parts();
+        let spaces = usize::from(!head.is_empty());
+        head.len()
+            + arguments
+                .iter()
+                .flatten()
+                .map(|a| a.len() + spaces)
+                .sum::<usize>()
+            + 2
+    }
+
+    /// The keyword (empty for a SASL response line) and up to two arguments, borrowed where
+    /// they are text so that secrets are not copied.
+    fn parts(&self) -> (&'static str, [Option<std::borrow::Cow<'_, str>>; 2]) {
+        use std::borrow::Cow::{Borrowed, Owned};
+        let keyword = self.keyword();
+        match self {
+            Command::User(a) | Command::Pass(a) => (keyword, [Some(Borrowed(a)), None]),
+            Command::Apop { user, digest } => {
+                (keyword, [Some(Borrowed(user)), Some(Borrowed(digest))])
+            }
+            Command::Auth {
+                mechanism,
+                initial_response,
+            } => (
+                keyword,
+                [Some(Borrowed(mechanism)), initial_response.map(Borrowed)],
+            ),
+            Command::SaslResponse(response) => ("", [Some(Borrowed(response)), None]),
+            Command::List(n) | Command::Uidl(n) => {
+                (keyword, [n.map(|n| Owned(n.to_string())), None])
+            }
+            Command::Retr(n) | Command::Dele(n) => (keyword, [Some(Owned(n.to_string())), None]),
+            Command::Top(n, lines) => (
+                keyword,
+                [Some(Owned(n.to_string())), Some(Owned(lines.to_string()))],
+            ),
+            Command::Capa
+            | Command::Stls
+            | Command::Stat
+            | Command::Noop
+            | Command::Rset
+            | Command::Quit => (keyword, [None, None]),
+        }
     }
 
     /// The command line, CRLF included.
@@ -209,6 +265,34 @@ mod tests {
         for (command, expected) in cases {
             assert_eq!(command.encode().unwrap(), expected, "{command:?}");
         }
+    }
+
+    #[test]
+    fn encoded_len_is_exact() {
+        let commands = [
+            Command::User("alice"),
+            Command::Pass("pw"),
+            Command::SaslResponse("AGFsaWNlAHB3"),
+            Command::Auth {
+                mechanism: "XOAUTH2",
+                initial_response: None,
+            },
+            Command::Auth {
+                mechanism: "PLAIN",
+                initial_response: Some("AGFsaWNlAHB3"),
+            },
+            Command::Top(n(3), 10),
+            Command::List(None),
+            Command::Quit,
+        ];
+        for command in commands {
+            assert_eq!(
+                command.encode().unwrap().len(),
+                command.encoded_len(),
+                "{command:?}"
+            );
+        }
+        assert_eq!(Command::SaslResponse("x").encode().unwrap(), b"x\r\n");
     }
 
     #[test]

@@ -44,8 +44,10 @@ impl fmt::Display for MessageNumber {
 }
 
 /// A unique-id (RFC 1939 §7, UIDL): persistent across sessions, 1 to 70 characters in the
-/// range 0x21 to 0x7E. The server chooses it, so it must be treated as untrusted text (it may
-/// look like `../../x`).
+/// range 0x21 to 0x7E, or the digest form of an id that breaks those rules
+/// ([`Uid::from_listing`]). The server chooses it, so it must be treated as untrusted text (it
+/// may look like `../../x`), and it need not be unique: servers such as popa3d give copies of
+/// one message the same id.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Uid(String);
 

@@ -165,13 +165,15 @@ pub fn parse_stat(text: &str) -> Result<MaildropStat> {
 }
 
 /// Splits a listing line into its message number and the word after it (RFC 1939 §5, §7:
-/// `msg word ...`); servers may append more words, which are ignored.
-fn number_and_word<'a>(line: &'a [u8], what: &str) -> Result<(MessageNumber, &'a str)> {
-    let mut words = std::str::from_utf8(line)
-        .unwrap_or("")
-        .split_ascii_whitespace();
+/// `msg word ...`); servers may append more words, which are ignored. Words are split at ASCII
+/// whitespace on the raw bytes, so a word with 8-bit or control bytes stays one word.
+fn number_and_word<'a>(line: &'a [u8], what: &str) -> Result<(MessageNumber, &'a [u8])> {
+    let mut words = line
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|w| !w.is_empty());
     let number = words
         .next()
+        .and_then(|w| std::str::from_utf8(w).ok())
         .and_then(|w| w.parse().ok())
         .and_then(MessageNumber::new);
     match (number, words.next()) {
@@ -187,15 +189,53 @@ fn malformed(what: &str, line: &[u8]) -> Error {
 /// Parses a scan listing: `msg size`.
 pub fn parse_scan_listing(line: &[u8]) -> Result<ScanListing> {
     let (number, size) = number_and_word(line, "scan listing")?;
-    let size = size.parse().map_err(|_| malformed("scan listing", line))?;
+    let size = std::str::from_utf8(size)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| malformed("scan listing", line))?;
     Ok(ScanListing { number, size })
 }
 
-/// Parses a unique-id listing: `msg uid`.
+/// Parses a unique-id listing: `msg uid`. An id that breaks RFC 1939 §7 (longer than 70
+/// octets, or bytes outside 0x21..=0x7E) still names its message: it becomes its digest form
+/// (see [`Uid::from_listing`]). Only a line without a message number and an id is malformed.
 pub fn parse_unique_id_listing(line: &[u8]) -> Result<UniqueIdListing> {
     let (number, uid) = number_and_word(line, "unique-id listing")?;
-    let uid = Uid::new(uid).ok_or_else(|| malformed("unique-id listing", line))?;
-    Ok(UniqueIdListing { number, uid })
+    Ok(UniqueIdListing {
+        number,
+        uid: Uid::from_listing(uid),
+    })
+}
+
+/// Marks the digest form of a unique-id that breaks RFC 1939. With the 64 hex digits it is 72
+/// octets long, so it can never equal an id a server may send (at most 70).
+const DIGEST_FORM_PREFIX: &str = "~sha256:";
+
+impl Uid {
+    /// The unique-id for the id word of a listing line, whatever its bytes: the id itself when
+    /// RFC 1939 allows it; otherwise (popa3d-style long ids, 8-bit or control bytes) its digest
+    /// form, `~sha256:` and the SHA-256 of its bytes in hex. Equal bytes give equal ids, and
+    /// the digest form is longer than any valid id, so the two kinds never collide.
+    pub fn from_listing(word: &[u8]) -> Uid {
+        if let Some(uid) = std::str::from_utf8(word).ok().and_then(Uid::new) {
+            return uid;
+        }
+        let digest = ring::digest::digest(&ring::digest::SHA256, word);
+        let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        Uid(format!("{DIGEST_FORM_PREFIX}{hex}"))
+    }
+
+    /// A unique-id as pop3 writes it (state file, `--uid`): a valid RFC 1939 id, or the digest
+    /// form [`Uid::from_listing`] gives an invalid one.
+    pub fn parse(text: &str) -> Option<Uid> {
+        if let Some(hex) = text.strip_prefix(DIGEST_FORM_PREFIX)
+            && hex.len() == 64
+            && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        {
+            return Some(Uid(text.to_owned()));
+        }
+        Uid::new(text)
+    }
 }
 
 /// A short, printable rendering of server bytes for error messages.
@@ -317,7 +357,41 @@ mod tests {
             "../../x"
         );
         assert!(parse_unique_id_listing(b"4").is_err());
-        assert!(parse_unique_id_listing(&[b'1', b' ', 0xff]).is_err());
+        assert!(parse_unique_id_listing(b"junk line").is_err());
+    }
+
+    #[test]
+    fn ids_that_break_rfc_1939_get_their_digest_form() {
+        let long = "a".repeat(71);
+        let odd: &[u8] = b"2 caf\xe9\x01x";
+        let from_long = parse_unique_id_listing(format!("1 {long}").as_bytes()).unwrap();
+        let from_odd = parse_unique_id_listing(odd).unwrap();
+        let escape = parse_unique_id_listing(b"3 caf\xc3\xa9\x1b[2J").unwrap();
+        let invalid_utf8 = parse_unique_id_listing(&[b'4', b' ', 0xff]).unwrap();
+        assert_eq!(from_odd.number.get(), 2);
+        for uid in [
+            &from_long.uid,
+            &from_odd.uid,
+            &escape.uid,
+            &invalid_utf8.uid,
+        ] {
+            assert!(uid.as_str().starts_with("~sha256:") && uid.as_str().len() == 72);
+            assert_eq!(Uid::parse(uid.as_str()).as_ref(), Some(uid), "round trip");
+        }
+        assert_ne!(from_long.uid, from_odd.uid);
+        // Equal bytes, equal ids; a valid id is kept as it is.
+        assert_eq!(Uid::from_listing(long.as_bytes()), from_long.uid);
+        assert_eq!(Uid::from_listing(b"abc").as_str(), "abc");
+        // Only pop3's own digest form is accepted beyond RFC 1939.
+        assert_ne!(
+            Uid::from_listing(&[b'a'; 72]),
+            from_long.uid,
+            "distinct ids stay distinct"
+        );
+        assert!(Uid::parse(&format!("~sha256:{}", "g".repeat(64))).is_none());
+        assert!(Uid::parse(&format!("~sha256:{}", "a".repeat(63))).is_none());
+        assert!(Uid::parse(&long).is_none());
+        assert!(Uid::parse("ok").is_some());
     }
 
     #[test]

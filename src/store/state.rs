@@ -9,6 +9,9 @@
 //! s <uid>                               too big; already reported, don't nag again
 //! ```
 //!
+//! `<uid>` is the message's key (`commands::fetch`'s identity rule): its unique-id, or the
+//! `~sha256:` digest form for an id that breaks RFC 1939 or that an earlier message shares.
+//!
 //! A crash can only leave a torn last line, which has no newline and is ignored on reading:
 //! every complete line was written before the batch it describes was deleted from the server.
 //! At the end of a run the journal is compacted: the live records are written to a temporary
@@ -311,7 +314,8 @@ fn parse(text: &[u8]) -> Result<HashMap<Uid, Entry>, usize> {
         let mut words = line.split(' ');
         match (
             words.next(),
-            words.next().and_then(Uid::new),
+            // Uid::parse: the digest form of an odd or shared id is longer than a plain one.
+            words.next().and_then(Uid::parse),
             words.next(),
             words.next(),
         ) {
@@ -374,6 +378,21 @@ mod tests {
             let complete_records = text[..cut].matches('\n').count().saturating_sub(1);
             assert!(entries.len() <= complete_records, "cut {cut}");
         }
+    }
+
+    #[test]
+    fn digest_form_records_are_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("acct");
+        let odd = Uid::from_listing(&[b'x'; 71]);
+        let mut state = State::open(&path).unwrap();
+        state
+            .record_delivered(&[odd.clone(), uid("plain")], 9)
+            .unwrap();
+        state.compact(|_| true).unwrap();
+        drop(state);
+        let state = State::open(&path).unwrap();
+        assert!(state.is_delivered(&odd) && state.is_delivered(&uid("plain")));
     }
 
     #[test]

@@ -97,7 +97,14 @@ fn apop_sends_the_rfc1939_digest() {
     Pop3::new()
         .server("127.0.0.1", server.port, None)
         .login("mrose", "tanstaaf")
-        .args(["--tls", "none", "--auth", "apop", "stat"])
+        .args([
+            "--tls",
+            "none",
+            "--allow-plaintext-password",
+            "--auth",
+            "apop",
+            "stat",
+        ])
         .run()
         .expect_code(0);
     server.finish();

@@ -2,5 +2,6 @@
 
 pub mod cli;
 pub mod dovecot;
+pub mod hostile;
 pub mod pty;
 pub mod scripted;

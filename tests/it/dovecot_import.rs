@@ -1,0 +1,233 @@
+//! `pop3 import` with files written by the real mpop, fetchmail and getmail: each tool fetches
+//! from the test Dovecot in keep mode (with its own temporary HOME), new mail arrives, `pop3
+//! import TOOL --write` writes the config and the state, and `pop3 fetch-all` then downloads
+//! exactly the messages that arrived after the switch.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::support::cli::{Outcome, Pop3};
+use crate::support::dovecot::{User, dovecot};
+
+fn message(subject: &str) -> Vec<u8> {
+    format!(
+        "From: sender@example.com\r\nTo: user@example.com\r\nSubject: {subject}\r\nMessage-ID: <{subject}@example.com>\r\n\r\nbody of {subject}\r\n"
+    )
+    .into_bytes()
+}
+
+/// Puts a message into the user's maildrop, as a delivery would (Dovecot sees it next login).
+fn arrive(user: &User, subject: &str) {
+    let path = user
+        .maildir
+        .join("new")
+        .join(format!("{subject}.import-test"));
+    fs::write(&path, message(subject)).unwrap();
+    // The maildir belongs to Debian's `mail` user (8), which Dovecot runs as.
+    std::os::unix::fs::chown(&path, Some(8), Some(8)).unwrap();
+}
+
+/// Subjects of the messages in a Maildir, sorted.
+fn subjects(maildir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for sub in ["new", "cur"] {
+        let Ok(entries) = fs::read_dir(maildir.join(sub)) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let text = fs::read_to_string(entry.path()).unwrap();
+            let subject = text
+                .lines()
+                .find_map(|l| l.strip_prefix("Subject: "))
+                .unwrap_or("?")
+                .trim()
+                .to_owned();
+            out.push(subject);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Runs a tool with `home` as its HOME and nothing of the real user's environment.
+fn run_tool(home: &Path, program: &str, args: &[&str]) {
+    let output = Command::new(program)
+        .args(args)
+        .env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .env("XDG_DATA_HOME", home.join(".local/share"))
+        .env_remove("FETCHMAILHOME")
+        .output()
+        .unwrap_or_else(|e| panic!("running {program} (scripts/test installs it): {e}"));
+    assert!(
+        output.status.success(),
+        "{program} failed ({}):\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// `pop3` with the tool's HOME (so it finds the tool's files), its config file in that home.
+fn pop3(home: &Path) -> Pop3 {
+    Pop3::new()
+        .env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .env("XDG_STATE_HOME", home.join(".local/state"))
+        .env("XDG_DATA_HOME", home.join(".local/share"))
+        .args([Path::new("--config"), &home.join("pop3.toml")])
+}
+
+fn maildir(path: &Path) -> PathBuf {
+    for sub in ["new", "cur", "tmp"] {
+        fs::create_dir_all(path.join(sub)).unwrap();
+    }
+    path.to_owned()
+}
+
+/// The scenario shared by the three tools: `setup` writes the tool's config into the home
+/// and returns the command (program, arguments) that fetches in keep mode.
+fn switch_from(tool: &str, setup: impl FnOnce(&Path, &User) -> (&'static str, Vec<String>)) {
+    let user = dovecot().add_user(&[&message("old-1"), &message("old-2")]);
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    let (program, args) = setup(home, &user);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run_tool(home, program, &args);
+    assert_eq!(
+        subjects(&home.join("old-mail")),
+        ["old-1", "old-2"],
+        "{tool} fetched"
+    );
+
+    arrive(&user, "new-1");
+    arrive(&user, "new-2");
+
+    let shown = pop3(home).args(["import", tool]).run().expect_code(0);
+    assert!(
+        shown.stdout.contains(&format!("user = \"{}\"", user.name)),
+        "{}",
+        shown.stdout
+    );
+    assert!(
+        shown.stderr.contains("2 messages already fetched"),
+        "{}",
+        shown.stderr
+    );
+    assert!(
+        !home.join("pop3.toml").exists(),
+        "without --write nothing is written"
+    );
+
+    let written = pop3(home)
+        .args(["import", tool, "--write"])
+        .run()
+        .expect_code(0);
+    assert!(
+        written.stderr.contains("recorded 2 of 2 messages"),
+        "{}",
+        written.stderr
+    );
+    // Importing twice is harmless: the account is left alone and nothing new is recorded.
+    let again = pop3(home)
+        .args(["import", tool, "--write"])
+        .run()
+        .expect_code(0);
+    assert!(again.stderr.contains("left as it is"), "{}", again.stderr);
+    assert!(
+        again.stderr.contains("recorded 0 of 2 messages"),
+        "{}",
+        again.stderr
+    );
+
+    let target = maildir(&home.join("pop3-mail"));
+    let fetched: Outcome = pop3(home)
+        .args(["fetch-all", "--keep", "--maildir"])
+        .args([&target])
+        .run()
+        .expect_code(0);
+    assert_eq!(
+        subjects(&target),
+        ["new-1", "new-2"],
+        "fetch-all after importing from {tool}\n{}",
+        fetched.stderr
+    );
+    // And a second run finds nothing new.
+    pop3(home)
+        .args(["fetch-all", "--keep", "--maildir"])
+        .args([&target])
+        .run()
+        .expect_code(0);
+    assert_eq!(subjects(&target), ["new-1", "new-2"]);
+}
+
+#[test]
+fn switching_from_mpop_fetches_only_what_arrived_since() {
+    switch_from("mpop", |home, user| {
+        let d = dovecot();
+        let rc = home.join(".mpoprc");
+        fs::write(
+            &rc,
+            format!(
+                "defaults\ntls on\ntls_starttls off\ntls_trust_file {}\nkeep on\n\naccount dove\nhost localhost\nport {}\nuser {}\npasswordeval \"echo {}\"\ndelivery maildir {}\n",
+                d.ca_file.display(),
+                d.pop3s_port,
+                user.name,
+                user.password,
+                maildir(&home.join("old-mail")).display()
+            ),
+        )
+        .unwrap();
+        // mpop refuses a config file others can read.
+        fs::set_permissions(&rc, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        ("mpop", vec!["--all-accounts".into()])
+    });
+}
+
+#[test]
+fn switching_from_fetchmail_fetches_only_what_arrived_since() {
+    switch_from("fetchmail", |home, user| {
+        let d = dovecot();
+        let old = maildir(&home.join("old-mail"));
+        let rc = home.join(".fetchmailrc");
+        fs::write(
+            &rc,
+            format!(
+                "set no bouncemail\npoll localhost with protocol pop3 and port {}:\n    user \"{}\" there with password \"{}\" is root here\n    ssl sslcertfile {} sslcertck\n    keep\n    mda \"/bin/sh -c 'cat > {}/new/$$$$'\"\n",
+                d.pop3s_port,
+                user.name,
+                user.password,
+                d.ca_file.display(),
+                old.display()
+            ),
+        )
+        .unwrap();
+        // fetchmail refuses an rc file others can read.
+        fs::set_permissions(&rc, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        ("fetchmail", vec!["--nosyslog".into()])
+    });
+}
+
+#[test]
+fn switching_from_getmail_fetches_only_what_arrived_since() {
+    switch_from("getmail", |home, user| {
+        let d = dovecot();
+        let old = maildir(&home.join("old-mail"));
+        let dir = home.join(".getmail");
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(
+            dir.join("getmailrc"),
+            format!(
+                "[retriever]\ntype = SimplePOP3SSLRetriever\nserver = localhost\nport = {}\nusername = {}\npassword_command = (\"/bin/echo\", \"{}\")\nca_certs = {}\n\n[destination]\ntype = MDA_external\npath = /bin/sh\narguments = (\"-c\", \"cat > {}/new/$$\")\n# getmail refuses to run commands as root unless told; the tests run as root.\nallow_root_commands = true\n\n[options]\nread_all = false\ndelete = false\n",
+                d.pop3s_port,
+                user.name,
+                user.password,
+                d.ca_file.display(),
+                old.display()
+            ),
+        )
+        .unwrap();
+        ("getmail", vec!["--quiet".into()])
+    });
+}
