@@ -685,7 +685,12 @@ fn fetch_all_streams_a_300_mb_message_in_bounded_memory() {
     let new_path = user.maildir.join("new").join(&name);
     let _cleanup = RemoveOnDrop(vec![tmp_path.clone(), new_path.clone()]);
     let (size, lf_size, expected_digest) = write_big_message(&tmp_path, TARGET, &mut rng);
-    std::os::unix::fs::chown(&tmp_path, Some(8), Some(8)).unwrap();
+    std::os::unix::fs::chown(
+        &tmp_path,
+        Some(dovecot().mail_uid),
+        Some(dovecot().mail_gid),
+    )
+    .unwrap();
     fs::set_permissions(&tmp_path, fs::Permissions::from_mode(0o600)).unwrap();
     fs::rename(&tmp_path, &new_path).unwrap();
     let generated = test_started.elapsed();

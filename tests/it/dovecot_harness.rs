@@ -4,10 +4,14 @@
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::support::dovecot::{Dovecot, UNTRUSTED_LOOPBACK, dovecot};
+use crate::support::dovecot::{
+    Dovecot, UNTRUSTED_LOOPBACK, dovecot, free_ports, mail_owner, sandbox_script,
+};
 
 const FIXTURES: [&str; 3] = [
     "01-plain.eml",
@@ -112,9 +116,15 @@ fn dovecot_harness_add_user_stores_messages() {
     let meta = std::fs::metadata(&user.maildir).unwrap();
     assert_eq!(
         (meta.uid(), meta.gid()),
-        (8, 8),
-        "maildir not owned by mail:mail"
+        (d.mail_uid, d.mail_gid),
+        "maildir not owned by the mail owner"
     );
+    // Root hands the maildirs to Debian's mail user (Dovecot refuses mail access as root);
+    // anyone else keeps them.
+    // SAFETY: plain syscalls without arguments.
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let expected = if uid == 0 { (8, 8) } else { (uid, gid) };
+    assert_eq!((d.mail_uid, d.mail_gid), expected);
 
     let other = d.add_user(&[]);
     assert_ne!(user.name, other.name);
@@ -177,6 +187,129 @@ fn dovecot_harness_tls_login_sees_messages_in_order() {
     assert!(pop.cmd("DELE 2").starts_with("+OK"));
     assert!(pop.cmd("QUIT").starts_with("+OK"));
     assert_eq!(user.messages_on_server(), 2);
+}
+
+/// Issue 14, "tests need root and nothing says so": the sandbox (setup, start, add-user, stop)
+/// works for an unprivileged user, with every Dovecot process running as that user. Run as a
+/// normal user, the shared harness already is that case; run as root, the sandbox is run here as
+/// `nobody` through `setpriv`.
+#[test]
+fn dovecot_sandbox_runs_without_root() {
+    // SAFETY: plain syscall without arguments.
+    let euid = unsafe { libc::geteuid() };
+    if euid != 0 {
+        let d = dovecot();
+        assert_eq!(process_uids(d.pid), [euid; 4], "Dovecot master");
+        let user = d.add_user(&[b"Subject: x\r\n\r\nx\r\n"]);
+        assert_eq!(
+            plain_login_stat(d.pop3_port, &user.name, &user.password),
+            "+OK 1 17"
+        );
+        return;
+    }
+
+    let (uid, gid) = nobody();
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path();
+    // The copied script and message are readable by `nobody` wherever the checkout lives.
+    let script = base.join("dovecot-sandbox");
+    std::fs::copy(sandbox_script(), &script).unwrap();
+    let message = base.join("1.eml");
+    std::fs::write(&message, "Subject: x\n\nx\n").unwrap();
+    for path in [base, script.as_path(), message.as_path()] {
+        std::os::unix::fs::chown(path, Some(uid), Some(gid)).unwrap();
+    }
+    let dir = base.join("sb");
+    let as_nobody = |args: &[&dyn AsRef<std::ffi::OsStr>]| {
+        let out = Command::new("setpriv")
+            .args([format!("--reuid={uid}"), format!("--regid={gid}")])
+            .arg("--clear-groups")
+            .arg("bash")
+            .arg(&script)
+            .args(args)
+            .env("HOME", base)
+            .stdin(Stdio::null())
+            .output()
+            .expect("running setpriv (util-linux)");
+        assert!(
+            out.status.success(),
+            "dovecot-sandbox {:?} as nobody failed ({}):\n{}{}",
+            args.iter().map(|a| a.as_ref()).collect::<Vec<_>>(),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let (pop3_port, pop3s_port) = free_ports().unwrap();
+    let (p, ps) = (pop3_port.to_string(), pop3s_port.to_string());
+    as_nobody(&[&"setup", &dir, &p, &ps]);
+    as_nobody(&[&"start", &dir]);
+    // Stop it however the test ends.
+    struct Stop<'a>(&'a dyn Fn(&[&dyn AsRef<std::ffi::OsStr>]), &'a Path);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            (self.0)(&[&"stop", &self.1]);
+        }
+    }
+    let _stop = Stop(&as_nobody, &dir);
+    as_nobody(&[&"add-user", &dir, &"alice", &"secret", &message]);
+
+    let pid: u32 = std::fs::read_to_string(dir.join("run/master.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(process_uids(pid), [uid; 4], "Dovecot master");
+    let meta = std::fs::metadata(dir.join("mail/alice/Maildir")).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (uid, gid));
+    assert_eq!(mail_owner(&dir).unwrap(), (uid, gid));
+    assert_eq!(plain_login_stat(pop3_port, "alice", "secret"), "+OK 1 17");
+}
+
+/// Real, effective, saved and file-system uid of a process, from /proc/PID/status.
+fn process_uids(pid: u32) -> [u32; 4] {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    let uids: Vec<u32> = line[4..]
+        .split_whitespace()
+        .map(|u| u.parse().unwrap())
+        .collect();
+    uids.try_into().unwrap()
+}
+
+/// Uid and gid of the `nobody` account.
+fn nobody() -> (u32, u32) {
+    // SAFETY: getpwnam with a NUL-terminated name; the result is read before any other call.
+    unsafe {
+        let pw = libc::getpwnam(c"nobody".as_ptr());
+        assert!(!pw.is_null(), "no `nobody` account to run the sandbox as");
+        ((*pw).pw_uid, (*pw).pw_gid)
+    }
+}
+
+/// USER/PASS on the plain port of 127.0.0.1 (trusted, so allowed before STLS), then STAT.
+fn plain_login_stat(port: u16, user: &str, password: &str) -> String {
+    let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the plain POP3 port");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut cmd = |line: &str| {
+        if !line.is_empty() {
+            writer.write_all(format!("{line}\r\n").as_bytes()).unwrap();
+        }
+        let mut reply = String::new();
+        reader.read_line(&mut reply).unwrap();
+        reply.trim_end().to_owned()
+    };
+    assert!(cmd("").starts_with("+OK"), "no greeting");
+    assert!(cmd(&format!("USER {user}")).starts_with("+OK"));
+    let pass = cmd(&format!("PASS {password}"));
+    assert!(pass.starts_with("+OK"), "PASS: {pass}");
+    let stat = cmd("STAT");
+    cmd("QUIT");
+    stat
 }
 
 /// The message as POP3 delivers it: every line ending CRLF (the last line too).

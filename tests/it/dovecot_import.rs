@@ -24,8 +24,9 @@ fn arrive(user: &User, subject: &str) {
         .join("new")
         .join(format!("{subject}.import-test"));
     fs::write(&path, message(subject)).unwrap();
-    // The maildir belongs to Debian's `mail` user (8), which Dovecot runs as.
-    std::os::unix::fs::chown(&path, Some(8), Some(8)).unwrap();
+    // The maildir belongs to the sandbox's mail owner (Debian's `mail` as root, else us).
+    let d = dovecot();
+    std::os::unix::fs::chown(&path, Some(d.mail_uid), Some(d.mail_gid)).unwrap();
 }
 
 /// Subjects of the messages in a Maildir, sorted.

@@ -4,6 +4,9 @@
 //! `scripts/dovecot-sandbox`, the same script a newcomer runs as `scripts/dovecot-sandbox demo`;
 //! this module only picks ports, owns the Dovecot process and waits for it to answer.
 //!
+//! * No root needed: run as root, Dovecot switches to Debian's `dovecot`/`dovenull` users and
+//!   the maildirs belong to `mail` (8:8); run as anyone else, every Dovecot process runs as that
+//!   user and the maildirs are theirs ([`Dovecot::mail_uid`], [`Dovecot::mail_gid`]).
 //! * Dovecot runs as a child of a dedicated thread that never exits, with
 //!   `PR_SET_PDEATHSIG = SIGTERM`, so it dies with the test process (even on SIGKILL). An `atexit`
 //!   hook also kills it at once and removes its temp dir on a normal exit; set
@@ -42,9 +45,14 @@ pub struct Dovecot {
     pub dir: PathBuf,
     /// Dovecot's LMTP service, when `dovecot-lmtpd` is installed (see [`Dovecot::lmtp`]).
     lmtp: Option<Lmtp>,
+    /// Owner of the users' maildirs (the uid in their passwd lines): a file written into a
+    /// maildir must belong to it.
+    pub mail_uid: u32,
+    pub mail_gid: u32,
     /// Serialises `add-user` calls and numbers the users.
     next_user: Mutex<u64>,
-    pid: u32,
+    /// The Dovecot master process.
+    pub pid: u32,
 }
 
 pub struct User {
@@ -155,7 +163,7 @@ pub fn fixture_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/messages")
 }
 
-fn sandbox_script() -> PathBuf {
+pub fn sandbox_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/dovecot-sandbox")
 }
 
@@ -282,19 +290,36 @@ fn setup_and_run(dir: &Path) -> Result<Dovecot, Failure> {
         std::thread::sleep(Duration::from_millis(25));
     }
 
+    let (mail_uid, mail_gid) = mail_owner(dir).map_err(Failure::Fatal)?;
     Ok(Dovecot {
         pop3_port,
         pop3s_port,
         ca_file: dir.join("ca.pem"),
         dir: dir.to_owned(),
         lmtp,
+        mail_uid,
+        mail_gid,
         next_user: Mutex::new(0),
         pid,
     })
 }
 
+/// The maildir owner that `dovecot-sandbox setup` chose, from `DIR/sandbox.env`.
+pub fn mail_owner(dir: &Path) -> Result<(u32, u32), String> {
+    let path = dir.join("sandbox.env");
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let value = |key: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(key)?.strip_prefix('='))
+            .and_then(|v| v.parse::<u32>().ok())
+            .ok_or_else(|| format!("{} has no numeric {key}:\n{text}", path.display()))
+    };
+    Ok((value("MAIL_UID")?, value("MAIL_GID")?))
+}
+
 /// Two distinct free TCP ports on 127.0.0.1 (bound together, then released).
-fn free_ports() -> std::io::Result<(u16, u16)> {
+pub fn free_ports() -> std::io::Result<(u16, u16)> {
     let a = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
     let b = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
     Ok((a.local_addr()?.port(), b.local_addr()?.port()))
