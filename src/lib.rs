@@ -27,6 +27,7 @@ pub mod message;
 pub mod pop3;
 pub mod proxy;
 pub mod secret;
+mod signals;
 pub mod store;
 pub mod transport;
 pub mod ui;

@@ -67,6 +67,9 @@ pub struct FetchArgs {
     /// If another run holds the account, wait for it instead of exiting with 75
     #[arg(long)]
     pub wait: bool,
+    /// Keep running: fetch, then again every INTERVAL (e.g. 5m, 30s, 1h) until SIGTERM/SIGINT
+    #[arg(long, value_name = "INTERVAL", value_parser = super::daemon::parse_interval, conflicts_with = "dry_run")]
+    pub every: Option<std::time::Duration>,
     /// Deliver into this Maildir for this run
     #[arg(long, value_name = "DIR", conflicts_with_all = ["mbox", "mda"])]
     pub maildir: Option<PathBuf>,
@@ -1067,6 +1070,11 @@ impl<'c> crate::pop3::client::PipelineDriver<'c> for Fetcher<'_> {
         }
         if let Some(number) = self.deletions.pop_front() {
             return Some((Command::Dele(number), Job::Dele(number)));
+        }
+        // A stop (SIGTERM or SIGINT under --every) takes effect between messages: nothing more
+        // is asked for, and what arrives is delivered and committed as usual.
+        if crate::signals::stop_requested() {
+            return None;
         }
         let index = self.next_retr;
         let message = self.wanted.get(index)?;

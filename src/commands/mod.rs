@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod browse;
+mod daemon;
 pub mod delete;
 pub mod fetch;
 pub mod headers;
@@ -143,6 +144,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         _ => {}
     }
     if let Command::FetchAll(args) = &cli.command
+        && let Some(every) = args.every
+    {
+        return fetch_every(loaded, global, verbosity, args, every);
+    }
+    if let Command::FetchAll(args) = &cli.command
         && args.all_accounts
     {
         return fetch_all_accounts(&loaded, global, verbosity, args);
@@ -258,6 +264,56 @@ fn fetch_all_accounts(
     }
 }
 
+/// `fetch-all --every INTERVAL`: the account (or with `--all-accounts` every account) fetched
+/// again and again until SIGTERM or SIGINT; SIGHUP re-reads the config file.
+fn fetch_every(
+    loaded: config::LoadedConfig,
+    global: &crate::cli::GlobalArgs,
+    verbosity: Verbosity,
+    args: &fetch::FetchArgs,
+    every: std::time::Duration,
+) -> anyhow::Result<()> {
+    let signals = crate::signals::Signals::install()
+        .map_err(|e| anyhow::anyhow!("cannot install signal handlers: {e}"))?;
+    let mut first = Some(loaded);
+    let load = || -> anyhow::Result<Vec<Context>> {
+        let loaded = match first.take() {
+            Some(loaded) => loaded,
+            None => config::load(global.config.as_deref())?,
+        };
+        let names: Vec<String> = if args.all_accounts {
+            loaded.file.accounts.keys().cloned().collect()
+        } else {
+            let account = loaded.resolve(global.account.as_deref(), global.settings());
+            let account = match &loaded.path {
+                Some(path) => account.with_context(|| format!("in {}", path.display()))?,
+                None => account?,
+            };
+            return Ok(vec![Context {
+                account,
+                verbosity,
+                debug: global.debug,
+                several: false,
+            }]);
+        };
+        contexts_for(&loaded, global, verbosity, &names)
+    };
+    let cycle = |due: &[&Context]| -> Vec<daemon::Outcome> {
+        in_parallel(due, |context| fetch::run(context, args))
+            .into_iter()
+            .zip(due)
+            .map(|(result, context)| match result {
+                Ok(summary) => {
+                    report_fetch(context, &summary);
+                    None
+                }
+                Err(error) => Some(account_error(&context.account.name, &error)),
+            })
+            .collect()
+    };
+    daemon::run(every, &signals, load, cycle)
+}
+
 /// `config check --connect`: logs in to every account (or the one named by `-a`) in parallel,
 /// then prints one line per account in order; the exit code is the most serious failure.
 pub(crate) fn check_connections(
@@ -356,9 +412,9 @@ fn contexts_for(
 
 /// Runs `work` for every context, each in its own thread, a few at a time; the results come
 /// back in the order of `contexts`. A panic becomes an internal error for that account only.
-fn in_parallel<T: Send>(
-    contexts: &[Context],
-    work: impl Fn(&Context) -> anyhow::Result<T> + Sync,
+fn in_parallel<C: Sync, T: Send>(
+    contexts: &[C],
+    work: impl Fn(&C) -> anyhow::Result<T> + Sync,
 ) -> Vec<anyhow::Result<T>> {
     const PARALLEL: usize = 4;
     let mut results = Vec::with_capacity(contexts.len());

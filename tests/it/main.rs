@@ -7,6 +7,7 @@ mod delivery_lmtp;
 mod delivery_smtp;
 mod docs_examples;
 mod dovecot_cli;
+mod dovecot_daemon;
 mod dovecot_fetch;
 mod dovecot_harness;
 mod dovecot_import;
