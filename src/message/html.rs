@@ -94,10 +94,8 @@ impl Renderer {
     /// Handles the `<` at `pos`; returns where to go on.
     fn markup(&mut self, html: &str, pos: usize) -> usize {
         let rest = &html[pos..];
-        if rest.starts_with("<!--") {
-            return rest[4..]
-                .find("-->")
-                .map_or(html.len(), |n| pos + 4 + n + 3);
+        if let Some(comment) = rest.strip_prefix("<!--") {
+            return comment.find("-->").map_or(html.len(), |n| pos + 4 + n + 3);
         }
         let bytes = rest.as_bytes();
         let closing = bytes.get(1) == Some(&b'/');
@@ -146,10 +144,7 @@ impl Renderer {
             return;
         }
         match name {
-            "br" => {
-                self.newline();
-                return;
-            }
+            "br" => self.newline(),
             "td" | "th" => self.space = true,
             "ul" | "ol" => {
                 self.block(if self.lists.is_empty() { 2 } else { 1 });
