@@ -469,11 +469,11 @@ mod tests {
     const ATTACHMENT: &[u8] = include_bytes!("../tests/fixtures/messages/04-attachment.eml");
     const ENCODED: &[u8] = include_bytes!("../tests/fixtures/messages/05-encoded-headers.eml");
     const MALFORMED: &[u8] = include_bytes!("../tests/fixtures/messages/06-malformed-headers.eml");
-    const HTML_BLOCKS: &[u8] = include_bytes!("../tests/fixtures/messages/07-html-blocks.eml");
+    const HTML_BLOCKS: &[u8] = include_bytes!("../tests/fixtures/messages/read/html-blocks.eml");
     const ATTACHED_MESSAGE: &[u8] =
-        include_bytes!("../tests/fixtures/messages/08-attached-message.eml");
+        include_bytes!("../tests/fixtures/messages/read/attached-message.eml");
     const HOSTILE_NAMES: &[u8] =
-        include_bytes!("../tests/fixtures/messages/09-hostile-attachment-names.eml");
+        include_bytes!("../tests/fixtures/messages/read/hostile-attachment-names.eml");
     const ALL: [&[u8]; 9] = [
         PLAIN,
         ALTERNATIVE,
