@@ -8,12 +8,15 @@
 //! inject terminal escape sequences. None of its functions fail or panic, whatever the input:
 //! broken or missing parts simply give empty strings.
 
+mod html;
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use mail_parser::decoders::html::html_to_text;
+use mail_parser::decoders::base64::base64_decode;
+use mail_parser::decoders::quoted_printable::quoted_printable_decode;
 use mail_parser::parsers::MessageStream;
 use mail_parser::{
-    Addr, Address, Header, HeaderName, HeaderValue, Message, MessageParser, MessagePart,
+    Addr, Address, Encoding, Header, HeaderName, HeaderValue, Message, MessageParser, MessagePart,
     MimeHeaders, PartType,
 };
 
@@ -39,13 +42,28 @@ pub struct Summary {
 /// One attachment of a message, as listed to the user.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Attachment {
-    /// The file name, or `"(unnamed)"`.
+    /// What to call it: the file name; for an attached message (`message/rfc822`),
+    /// `message: "Subject"`; else `"(unnamed)"`.
     pub name: String,
     /// The MIME type, e.g. `"application/pdf"`.
     pub content_type: String,
     /// The decoded size in bytes (for a text part, the size of its text once converted to
     /// UTF-8).
     pub size: usize,
+}
+
+/// An attachment with its content, for saving it; see [`attachment_files`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttachmentFile {
+    /// The attachment as it is listed.
+    pub attachment: Attachment,
+    /// The file name the message suggests, display-safe but not yet safe as a file name (it may
+    /// hold `/`, `..`, ...): the part's file name, else an attached message's subject plus
+    /// `.eml`; `""` when there is neither.
+    pub suggested_name: String,
+    /// The content, decoded from its transfer encoding (base64, quoted-printable) but not
+    /// converted from its charset: the bytes the sender attached.
+    pub content: Vec<u8>,
 }
 
 /// The readable form of a whole message; see [`readable`].
@@ -109,6 +127,23 @@ pub fn readable(raw: &[u8]) -> Readable {
             attachments: attachments(&message),
             from_html,
         }
+    })
+}
+
+/// Every attachment of the message (the ones [`readable`] lists, in the same order) with its
+/// content, for saving them to files.
+pub fn attachment_files(raw: &[u8]) -> Vec<AttachmentFile> {
+    guarded(Vec::new, || {
+        let Some(message) = parse(raw) else {
+            return Vec::new();
+        };
+        attachment_parts(&message)
+            .map(|part| AttachmentFile {
+                attachment: attachment(part),
+                suggested_name: suggested_name(part),
+                content: content(&message, part),
+            })
+            .collect()
     })
 }
 
@@ -256,7 +291,7 @@ fn body_text(message: &Message<'_>) -> (String, bool) {
             _ => None,
         })
     {
-        return (html_to_text(html), true);
+        return (html::to_text(html), true);
     }
     match broken_body(message) {
         Some(text) => (text.to_owned(), false),
@@ -278,24 +313,76 @@ fn broken_body<'a>(message: &'a Message<'_>) -> Option<&'a str> {
 }
 
 fn attachments(message: &Message<'_>) -> Vec<Attachment> {
-    if broken_body(message).is_some() {
-        return Vec::new();
-    }
+    attachment_parts(message).map(attachment).collect()
+}
+
+/// The parts that are attachments, not the text or HTML body itself.
+fn attachment_parts<'a, 'x>(
+    message: &'a Message<'x>,
+) -> impl Iterator<Item = &'a MessagePart<'x>> + 'a {
+    let broken = broken_body(message).is_some();
     message
         .attachments
         .iter()
-        .filter(|id| !message.text_body.contains(id) && !message.html_body.contains(id))
+        .filter(move |id| {
+            !broken && !message.text_body.contains(id) && !message.html_body.contains(id)
+        })
         .filter_map(|&id| message.part(id))
-        .map(attachment)
-        .collect()
+}
+
+/// The part's own file name, display-safe, if it has a non-empty one.
+fn file_name(part: &MessagePart<'_>) -> Option<String> {
+    part.attachment_name()
+        .map(clean_line)
+        .filter(|name| !name.is_empty())
+}
+
+/// The subject of an attached message, display-safe (`""` when it has none).
+fn attached_subject(nested: &Message<'_>) -> String {
+    summary_of(nested.raw_message.as_ref(), nested).subject
+}
+
+fn suggested_name(part: &MessagePart<'_>) -> String {
+    match (file_name(part), &part.body) {
+        (Some(name), _) => name,
+        (None, PartType::Message(nested)) => match attached_subject(nested) {
+            subject if subject.is_empty() => String::new(),
+            subject => format!("{subject}.eml"),
+        },
+        (None, _) => String::new(),
+    }
+}
+
+/// The bytes the sender attached. A text part is decoded again from the raw message, because
+/// `mail-parser` has already converted its charset to UTF-8.
+fn content(message: &Message<'_>, part: &MessagePart<'_>) -> Vec<u8> {
+    match &part.body {
+        PartType::Binary(bytes) | PartType::InlineBinary(bytes) => bytes.to_vec(),
+        PartType::Message(nested) => nested.raw_message().to_vec(),
+        PartType::Text(text) | PartType::Html(text) => {
+            let raw = message
+                .raw_message
+                .get(part.offset_body as usize..part.offset_end as usize);
+            let decoded = raw.and_then(|raw| match part.encoding {
+                Encoding::None => Some(raw.to_vec()),
+                Encoding::QuotedPrintable => quoted_printable_decode(raw),
+                Encoding::Base64 => base64_decode(raw),
+            });
+            decoded.unwrap_or_else(|| text.as_bytes().to_vec())
+        }
+        PartType::Multipart(_) => Vec::new(),
+    }
 }
 
 fn attachment(part: &MessagePart<'_>) -> Attachment {
-    let name = part
-        .attachment_name()
-        .map(clean_line)
-        .filter(|name| !name.is_empty())
-        .unwrap_or_else(|| "(unnamed)".to_owned());
+    let name = match (&part.body, file_name(part)) {
+        (PartType::Message(nested), _) => match attached_subject(nested) {
+            subject if subject.is_empty() => "message: (no subject)".to_owned(),
+            subject => format!("message: \"{subject}\""),
+        },
+        (_, Some(name)) => name,
+        (_, None) => "(unnamed)".to_owned(),
+    };
     let content_type = match part.content_type() {
         Some(ct) => match ct.subtype() {
             Some(subtype) => format!("{}/{}", ct.ctype(), subtype),
@@ -312,9 +399,8 @@ fn attachment(part: &MessagePart<'_>) -> Attachment {
     let size = match &part.body {
         PartType::Text(text) | PartType::Html(text) => text.len(),
         PartType::Binary(bytes) | PartType::InlineBinary(bytes) => bytes.len(),
-        PartType::Message(_) | PartType::Multipart(_) => {
-            part.offset_end.saturating_sub(part.offset_body) as usize
-        }
+        PartType::Message(nested) => nested.raw_message().len(),
+        PartType::Multipart(_) => part.offset_end.saturating_sub(part.offset_body) as usize,
     };
     Attachment {
         name,
@@ -383,13 +469,21 @@ mod tests {
     const ATTACHMENT: &[u8] = include_bytes!("../tests/fixtures/messages/04-attachment.eml");
     const ENCODED: &[u8] = include_bytes!("../tests/fixtures/messages/05-encoded-headers.eml");
     const MALFORMED: &[u8] = include_bytes!("../tests/fixtures/messages/06-malformed-headers.eml");
-    const ALL: [&[u8]; 6] = [
+    const HTML_BLOCKS: &[u8] = include_bytes!("../tests/fixtures/messages/read/html-blocks.eml");
+    const ATTACHED_MESSAGE: &[u8] =
+        include_bytes!("../tests/fixtures/messages/read/attached-message.eml");
+    const HOSTILE_NAMES: &[u8] =
+        include_bytes!("../tests/fixtures/messages/read/hostile-attachment-names.eml");
+    const ALL: [&[u8]; 9] = [
         PLAIN,
         ALTERNATIVE,
         HTML_ONLY,
         ATTACHMENT,
         ENCODED,
         MALFORMED,
+        HTML_BLOCKS,
+        ATTACHED_MESSAGE,
+        HOSTILE_NAMES,
     ];
 
     fn summary(from: &str, to: &str, cc: &str, subject: &str, date: &str) -> Summary {
@@ -470,8 +564,103 @@ mod tests {
         assert!(r.attachments.is_empty());
         assert_eq!(
             r.text,
-            "Scheduled maintenance The mail servers will be unavailable on Saturday from 22:00 \
-             to 23:30 (UTC\u{2212}4).\nCaf\u{e9} Wi-Fi is not affected.\n\u{2014} IT Service Desk"
+            "Scheduled maintenance\n\nThe mail servers will be unavailable on Saturday from \
+             22:00 to 23:30 (UTC\u{2212}4).\n\nCaf\u{e9} Wi-Fi is not affected.\n\n\
+             \u{2014} IT Service Desk"
+        );
+    }
+
+    #[test]
+    fn html_block_elements_become_line_breaks() {
+        let r = readable(HTML_BLOCKS);
+        assert!(r.from_html);
+        assert_eq!(
+            r.text,
+            "Planning meeting\n\nTuesday, 10:00 in room 4.\nBring your laptop.\n\nAgenda\n\n\
+             1. Last quarter\n2. Roadmap\n  - mobile\n  - web\n3. Questions\n\n\
+             Dial-in: +1 555 0100\nPIN: 4242\n\nRoom 4\nHost Dana\n\n\
+             > Plans are nothing; planning is everything.\n\n\u{2014} Dana"
+        );
+    }
+
+    #[test]
+    fn attached_message_is_listed_by_its_subject() {
+        let r = readable(ATTACHED_MESSAGE);
+        assert_eq!(r.text, "Bob, see Erin's answer below.");
+        let names: Vec<&str> = r.attachments.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["message: \"Re: hello\"", "menu.txt"]);
+        assert_eq!(r.attachments[0].content_type, "message/rfc822");
+        let files = attachment_files(ATTACHED_MESSAGE);
+        assert_eq!(files.len(), 2);
+        assert_eq!(files[0].suggested_name, "Re: hello.eml");
+        assert_eq!(files[0].attachment, r.attachments[0]);
+        let eml = String::from_utf8(files[0].content.clone()).unwrap();
+        assert!(
+            eml.starts_with("From: Erin Example <erin@example.com>\n"),
+            "{eml:?}"
+        );
+        assert!(eml.contains("notes, line 2\n--inner-boundary--"), "{eml:?}");
+        assert_eq!(r.attachments[0].size, files[0].content.len());
+        // The nested message is itself readable, with its own attachment.
+        let nested = readable(&files[0].content);
+        assert_eq!(nested.summary.subject, "Re: hello");
+        assert_eq!(nested.attachments[0].name, "notes.txt");
+        // Without a transfer encoding, the line break before the boundary is not content.
+        assert_eq!(
+            attachment_files(&files[0].content)[0].content,
+            b"notes, line 1\nnotes, line 2"
+        );
+        // A text attachment is saved in its own charset, not converted to UTF-8.
+        assert_eq!(files[1].suggested_name, "menu.txt");
+        assert_eq!(files[1].content, b"Caf\xe9 cr\xe8me");
+    }
+
+    #[test]
+    fn attached_message_without_subject() {
+        let raw = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
+            Content-Type: message/rfc822\r\n\r\nFrom: x@example.org\r\n\r\nbody\r\n--b--\r\n";
+        assert_eq!(readable(raw).attachments[0].name, "message: (no subject)");
+        assert_eq!(attachment_files(raw)[0].suggested_name, "");
+    }
+
+    #[test]
+    fn attachment_files_match_the_listing_and_decode_content() {
+        let files = attachment_files(ATTACHMENT);
+        let listed = readable(ATTACHMENT).attachments;
+        assert_eq!(
+            files.iter().map(|f| &f.attachment).collect::<Vec<_>>(),
+            listed.iter().collect::<Vec<_>>()
+        );
+        assert_eq!(files[0].suggested_name, "invoice-2024-05.pdf");
+        assert!(files[0].content.starts_with(b"%PDF-1.4\n"));
+        assert_eq!(files[0].content.len(), 331);
+        assert_eq!(
+            files[1].content,
+            b"date,amount,currency\n2024-05-01,12.50,EUR\n2024-05-02,7.99,EUR\n"
+        );
+        assert!(attachment_files(PLAIN).is_empty());
+        assert!(attachment_files(MALFORMED).is_empty());
+    }
+
+    #[test]
+    fn hostile_attachment_names_are_display_safe_but_unchanged_otherwise() {
+        let names: Vec<String> = attachment_files(HOSTILE_NAMES)
+            .into_iter()
+            .map(|f| f.suggested_name)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "../../etc/passwd",
+                "/abs/x",
+                "CON",
+                "line break .txt",
+                "]0;owned[31mred.txt",
+                "a.pdf",
+                "a.pdf",
+                "...",
+                ".bashrc",
+            ]
         );
     }
 
@@ -714,6 +903,7 @@ mod tests {
                 let s = summarize(prefix);
                 let r = readable(prefix);
                 let _ = all_headers(prefix);
+                let _ = attachment_files(prefix);
                 for field in [&s.from, &s.to, &s.cc, &s.subject, &s.date] {
                     assert!(!field.chars().any(char::is_control), "{field:?}");
                 }
@@ -736,6 +926,7 @@ mod tests {
                     let _ = summarize(&corrupted);
                     let _ = readable(&corrupted);
                     let _ = all_headers(&corrupted);
+                    let _ = attachment_files(&corrupted);
                 }
                 corrupted[pos] = raw[pos];
             }

@@ -521,3 +521,240 @@ fn fetch_all_progress_bar_fits_an_80_column_terminal_and_stops_at_100_percent() 
         assert!(octets(done) <= octets(&total), "past 100%: {bar:?}");
     }
 }
+
+/// A mailbox of the messages `read` takes apart: HTML blocks, an attached message, hostile
+/// attachment names (fixtures in `read/`, outside the demo mailbox), and the invoice.
+fn attachments_mailbox() -> User {
+    let messages: Vec<Vec<u8>> = [
+        "read/html-blocks.eml",
+        "read/attached-message.eml",
+        "read/hostile-attachment-names.eml",
+        "04-attachment.eml",
+    ]
+    .iter()
+    .map(|f| Dovecot::fixture(f))
+    .collect();
+    let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+    dovecot().add_user(&refs)
+}
+
+/// Every file under `root`, as paths relative to it, sorted.
+fn tree(root: &std::path::Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() && !path.is_symlink() {
+                pending.push(path);
+            } else {
+                let relative = path.strip_prefix(root).unwrap();
+                found.push(relative.to_str().unwrap().to_owned());
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn read_html_block_elements_become_line_breaks() {
+    let user = attachments_mailbox();
+    let out = run(&user, &["read", "1"]).expect_code(0).stdout;
+    assert!(
+        out.contains(
+            "[this message has only HTML; shown as plain text]\n\nPlanning meeting\n\n\
+             Tuesday, 10:00 in room 4.\nBring your laptop.\n\nAgenda\n\n1. Last quarter\n\
+             2. Roadmap\n  - mobile\n  - web\n3. Questions\n\nDial-in: +1 555 0100\nPIN: 4242\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("> Plans are nothing; planning is everything.\n\n— Dana\n"),
+        "{out}"
+    );
+    assert!(!out.contains("color"), "style shown: {out}");
+}
+
+#[test]
+fn read_lists_an_attached_message_by_its_subject() {
+    let user = attachments_mailbox();
+    let out = run(&user, &["read", "2"]).expect_code(0).stdout;
+    assert!(out.contains("Bob, see Erin's answer below.\n"), "{out}");
+    assert!(
+        out.ends_with(
+            "\nAttachments:\n  message: \"Re: hello\"  (message/rfc822, 534 bytes)\n  \
+             menu.txt  (text/plain, 12 bytes)\n"
+        ),
+        "{out}"
+    );
+}
+
+#[test]
+fn read_save_attachments_writes_each_file_once_inside_the_directory() {
+    let user = attachments_mailbox();
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("a").join("b");
+    std::fs::create_dir_all(&dir).unwrap();
+    let dir_arg = dir.to_str().unwrap();
+    let outcome = run(&user, &["read", "4", "--save-attachments", dir_arg]).expect_code(0);
+    assert_eq!(
+        outcome.stdout,
+        format!("{dir_arg}/invoice-2024-05.pdf\n{dir_arg}/expenses.csv\n")
+    );
+    assert_eq!(outcome.stderr, "");
+    let pdf = std::fs::read(dir.join("invoice-2024-05.pdf")).unwrap();
+    assert!(pdf.starts_with(b"%PDF-1.4\n") && pdf.len() == 331);
+    assert_eq!(
+        std::fs::read(dir.join("expenses.csv")).unwrap(),
+        b"date,amount,currency\n2024-05-01,12.50,EUR\n2024-05-02,7.99,EUR\n"
+    );
+    // Again: nothing is replaced, the second copies get numbered names.
+    let again = run(&user, &["read", "4", "--save-attachments", dir_arg]).expect_code(0);
+    assert_eq!(
+        again.stdout,
+        format!("{dir_arg}/invoice-2024-05-1.pdf\n{dir_arg}/expenses-1.csv\n")
+    );
+    assert_eq!(
+        std::fs::read(dir.join("invoice-2024-05-1.pdf")).unwrap(),
+        pdf
+    );
+    assert_eq!(tree(root.path()).len(), 4, "{:?}", tree(root.path()));
+}
+
+#[test]
+fn read_save_attachments_with_hostile_names_stays_inside_the_directory() {
+    let user = attachments_mailbox();
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("a").join("b");
+    std::fs::create_dir_all(&dir).unwrap();
+    // A symbolic link where an attachment would go is never followed.
+    let outside = root.path().join("outside");
+    std::fs::write(&outside, "keep").unwrap();
+    std::os::unix::fs::symlink(&outside, dir.join("x")).unwrap();
+    let outcome = pop3(&user)
+        .args(["read", "3", "--save-attachments"])
+        .args([dir.as_os_str()])
+        .run()
+        .expect_code(0);
+    let saved: Vec<String> = outcome
+        .stdout
+        .lines()
+        .map(|line| {
+            let path = std::path::Path::new(line);
+            assert_eq!(path.parent(), Some(dir.as_path()), "{line}");
+            path.file_name().unwrap().to_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(
+        saved,
+        [
+            "passwd",
+            "x-1",
+            "_CON",
+            "line break .txt",
+            "]0;owned[31mred.txt",
+            "a.pdf",
+            "a-1.pdf",
+            "attachment",
+            "bashrc",
+        ]
+    );
+    assert!(!outcome.stdout.contains('\x1b'));
+    for (name, content) in [
+        ("passwd", "passwd content"),
+        ("x-1", "absolute"),
+        ("_CON", "device name"),
+        ("line break .txt", "newline"),
+        ("]0;owned[31mred.txt", "escape"),
+        ("a.pdf", "first a"),
+        ("a-1.pdf", "second a"),
+        ("attachment", "dots"),
+        ("bashrc", "hidden"),
+    ] {
+        assert_eq!(std::fs::read_to_string(dir.join(name)).unwrap(), content);
+    }
+    assert_eq!(std::fs::read_to_string(&outside).unwrap(), "keep");
+    let mut expected: Vec<String> = saved.iter().map(|n| format!("a/b/{n}")).collect();
+    expected.extend(["a/b/x".to_owned(), "outside".to_owned()]);
+    expected.sort();
+    assert_eq!(tree(root.path()), expected);
+}
+
+#[test]
+fn read_save_attachments_saves_an_attached_message_as_eml() {
+    let user = attachments_mailbox();
+    let dir = tempfile::tempdir().unwrap();
+    let outcome = pop3(&user)
+        .args(["read", "2", "--save-attachments"])
+        .args([dir.path().as_os_str()])
+        .run()
+        .expect_code(0);
+    assert_eq!(outcome.stdout.lines().count(), 2, "{}", outcome.stdout);
+    let eml = std::fs::read_to_string(dir.path().join("Re: hello.eml")).unwrap();
+    assert!(
+        eml.starts_with("From: Erin Example <erin@example.com>\r\n"),
+        "{eml}"
+    );
+    assert!(eml.ends_with("--inner-boundary--\r\n"), "{eml:?}");
+    // Saved in its own charset (ISO-8859-1), not converted.
+    assert_eq!(
+        std::fs::read(dir.path().join("menu.txt")).unwrap(),
+        b"Caf\xe9 cr\xe8me"
+    );
+}
+
+#[test]
+fn read_save_attachments_refuses_a_missing_directory_and_reports_io_errors() {
+    let user = attachments_mailbox();
+    let root = tempfile::tempdir().unwrap();
+    let missing = root.path().join("missing");
+    let outcome = pop3(&user)
+        .args(["read", "4", "--save-attachments"])
+        .args([missing.as_os_str()])
+        .run()
+        .expect_code(74);
+    assert_eq!(
+        outcome.stderr,
+        format!(
+            "pop3: cannot save attachments in {}: no such directory (create it first)\n",
+            missing.display()
+        )
+    );
+    assert!(!missing.exists());
+    let file = root.path().join("file");
+    std::fs::write(&file, "").unwrap();
+    let outcome = pop3(&user)
+        .args(["read", "4", "--save-attachments"])
+        .args([file.as_os_str()])
+        .run()
+        .expect_code(74);
+    assert!(
+        outcome.stderr.contains("not a directory"),
+        "{}",
+        outcome.stderr
+    );
+    // A directory in which nothing can be created (even by root).
+    let outcome = run(&user, &["read", "4", "--save-attachments", "/proc/self"]).expect_code(74);
+    assert!(
+        outcome
+            .stderr
+            .starts_with("pop3: cannot write /proc/self: "),
+        "{}",
+        outcome.stderr
+    );
+    assert_eq!(outcome.stderr.lines().count(), 1, "{}", outcome.stderr);
+    // --save-attachments is a mode of its own.
+    run(&user, &["read", "4", "--raw", "--save-attachments", "/tmp"]).expect_code(64);
+    // A message without attachments: said on stderr, nothing on stdout.
+    let dir = tempfile::tempdir().unwrap();
+    let outcome = pop3(&user)
+        .args(["read", "1", "--save-attachments"])
+        .args([dir.path().as_os_str()])
+        .run()
+        .expect_code(0);
+    assert_eq!(
+        (outcome.stdout.as_str(), outcome.stderr.as_str()),
+        ("", "message 1 has no attachments\n")
+    );
+}
