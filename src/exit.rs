@@ -1,6 +1,7 @@
 //! Exit codes (sysexits.h), so that scripts and cron can tell failures apart, and the mapping
 //! from errors to them. The README lists them.
 
+use crate::commands::fetch::FetchError;
 use crate::config::ConfigError;
 use crate::connect::ConnectError;
 use crate::pop3;
@@ -91,6 +92,9 @@ pub fn classify(error: &anyhow::Error) -> ExitCode {
         if let Some(e) = cause.downcast_ref::<pop3::Error>() {
             return protocol_code(e);
         }
+        if let Some(e) = cause.downcast_ref::<FetchError>() {
+            return fetch_code(e);
+        }
         if cause.is::<crate::store::state::StateError>() {
             return ExitCode::IoError;
         }
@@ -165,5 +169,31 @@ fn protocol_code(error: &pop3::Error) -> ExitCode {
         }
         pop3::Error::InvalidArgument { .. } => ExitCode::Usage,
         pop3::Error::Sink(_) => ExitCode::IoError,
+    }
+}
+
+fn fetch_code(error: &FetchError) -> ExitCode {
+    match error {
+        FetchError::MdaWithoutCommand | FetchError::AllAccountsWithAccount => ExitCode::Usage,
+        FetchError::Busy { .. }
+        | FetchError::QuitUnconfirmed { .. }
+        | FetchError::Withheld { .. } => ExitCode::TempFail,
+        FetchError::Lock(_) | FetchError::State(_) => ExitCode::IoError,
+        FetchError::Deliver(e) => deliver_code(e),
+        FetchError::NoUidlNorTop => ExitCode::Unavailable,
+        FetchError::Interrupted(e) => protocol_code(e),
+    }
+}
+
+fn deliver_code(error: &crate::store::deliver::DeliverError) -> ExitCode {
+    use crate::store::deliver::DeliverError;
+    match error {
+        // A full disk does not cure itself by waiting; other write failures (an MDA that
+        // failed, for one) may.
+        DeliverError::Write(_) if error.is_disk_full() => ExitCode::IoError,
+        DeliverError::Write(_) => ExitCode::TempFail,
+        DeliverError::Open { .. } | DeliverError::Commit(_) | DeliverError::State(_) => {
+            ExitCode::IoError
+        }
     }
 }

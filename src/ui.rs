@@ -1,6 +1,8 @@
 //! Presentation helpers: sizes for people, and stderr messages. stdout carries data only;
 //! progress, prompts, warnings and errors go to stderr.
 
+pub mod progress;
+
 /// How every command says that the maildrop holds no message.
 pub const EMPTY_MAILBOX: &str = "the mailbox is empty";
 

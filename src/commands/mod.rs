@@ -174,7 +174,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Browse => browse::run(&context),
         Command::FetchAll(args) => {
             let summary = fetch::run(&context, args)?;
-            report_fetch(&context, &summary);
+            fetch::report_summary(&context, &summary);
             Ok(())
         }
         Command::Accounts(_)
@@ -188,42 +188,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// The summary line: printed with -v, or on a terminal; cron (no terminal) gets silence.
-fn report_fetch(context: &Context, summary: &fetch::Summary) {
-    use std::io::IsTerminal;
-    let wanted = match context.verbosity {
-        Verbosity::Quiet => false,
-        Verbosity::Verbose => true,
-        Verbosity::Normal => std::io::stderr().is_terminal(),
-    };
-    if !wanted {
-        return;
-    }
-    if summary.empty {
-        eprintln!("{}: {}", context.account.name, crate::ui::EMPTY_MAILBOX);
-        return;
-    }
-    let mut line = format!(
-        "{}: fetched {} ({})",
-        context.account.name,
-        crate::ui::count(summary.fetched as u64, "message"),
-        crate::ui::human_size(summary.octets)
-    );
-    if summary.deleted > 0 {
-        line += &format!(", deleted {}", summary.deleted);
-    }
-    if summary.recognised > 0 {
-        line += &format!(
-            ", {} already delivered by an interrupted run",
-            summary.recognised
-        );
-    }
-    if summary.too_big > 0 {
-        line += &format!(", {} too big (left on the server)", summary.too_big);
-    }
-    eprintln!("{line}");
-}
-
 /// `fetch-all --all-accounts`: every account in its own thread (a few at a time); one failure
 /// does not stop the others, and the exit code is the worst of them.
 fn fetch_all_accounts(
@@ -233,11 +197,7 @@ fn fetch_all_accounts(
     args: &fetch::FetchArgs,
 ) -> anyhow::Result<()> {
     if global.account.is_some() {
-        return Err(crate::exit::Failure::new(
-            crate::exit::ExitCode::Usage,
-            "--all-accounts and --account exclude each other",
-        )
-        .into());
+        return Err(fetch::FetchError::AllAccountsWithAccount.into());
     }
     let names: Vec<String> = loaded.file.accounts.keys().cloned().collect();
     if names.is_empty() {
@@ -251,7 +211,7 @@ fn fetch_all_accounts(
     let mut worst = crate::exit::ExitCode::Success;
     for (context, result) in contexts.iter().zip(results) {
         match result {
-            Ok(summary) => report_fetch(context, &summary),
+            Ok(summary) => fetch::report_summary(context, &summary),
             Err(error) => {
                 worst = worse(worst, crate::exit::classify(&error));
                 eprintln!("pop3: {}", account_error(&context.account.name, &error));
@@ -304,7 +264,7 @@ fn fetch_every(
             .zip(due)
             .map(|(result, context)| match result {
                 Ok(summary) => {
-                    report_fetch(context, &summary);
+                    fetch::report_summary(context, &summary);
                     None
                 }
                 Err(error) => Some(account_error(&context.account.name, &error)),

@@ -1,15 +1,15 @@
-//! The per-account lock: `flock(2)` on a file beside the state file. The kernel releases it
-//! when the process dies however it dies, so there are never stale locks to clean up.
+//! The per-account lock: an exclusive lock on a file beside the state file (std's `File::lock`,
+//! which is `flock(2)` on Linux). The kernel releases it when the process dies however it dies,
+//! so there are never stale locks to clean up.
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// Held while one run works on an account; dropping it releases the lock.
 #[derive(Debug)]
-pub struct AccountLock {
+pub(crate) struct AccountLock {
     _file: File,
 }
 
@@ -31,7 +31,7 @@ pub enum LockError {
 
 impl AccountLock {
     /// Takes the lock at `path`; with `wait`, blocks until it is free, else fails at once.
-    pub fn acquire(path: &Path, wait: bool) -> Result<AccountLock, LockError> {
+    pub(crate) fn acquire(path: &Path, wait: bool) -> Result<AccountLock, LockError> {
         let io_error = |source| LockError::Io {
             path: path.to_owned(),
             source,
@@ -50,21 +50,19 @@ impl AccountLock {
             .mode(0o600)
             .open(path)
             .map_err(io_error)?;
-        let operation = if wait {
-            libc::LOCK_EX
-        } else {
-            libc::LOCK_EX | libc::LOCK_NB
-        };
+        if !wait {
+            return match file.try_lock() {
+                Ok(()) => Ok(AccountLock { _file: file }),
+                Err(std::fs::TryLockError::WouldBlock) => Err(LockError::Busy(path.to_owned())),
+                Err(std::fs::TryLockError::Error(error)) => Err(io_error(error)),
+            };
+        }
         loop {
-            // SAFETY: flock on a descriptor we own.
-            if unsafe { libc::flock(file.as_raw_fd(), operation) } == 0 {
-                return Ok(AccountLock { _file: file });
-            }
-            let error = io::Error::last_os_error();
-            match error.kind() {
-                io::ErrorKind::Interrupted => continue,
-                io::ErrorKind::WouldBlock => return Err(LockError::Busy(path.to_owned())),
-                _ => return Err(io_error(error)),
+            match file.lock() {
+                Ok(()) => return Ok(AccountLock { _file: file }),
+                // A signal woke the wait: keep waiting.
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error) => return Err(io_error(error)),
             }
         }
     }
@@ -85,5 +83,18 @@ mod tests {
         ));
         drop(first);
         AccountLock::acquire(&path, false).unwrap();
+    }
+
+    #[test]
+    fn a_waiting_run_takes_the_lock_once_the_holder_lets_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.lock");
+        let first = AccountLock::acquire(&path, false).unwrap();
+        let waiting = path.clone();
+        let waiter = std::thread::spawn(move || AccountLock::acquire(&waiting, true).is_ok());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(!waiter.is_finished(), "took a lock that was held");
+        drop(first);
+        assert!(waiter.join().unwrap());
     }
 }

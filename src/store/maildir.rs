@@ -1,4 +1,4 @@
-//! Maildir delivery (https://cr.yp.to/proto/maildir.html), in groups for speed:
+//! Maildir delivery (<https://cr.yp.to/proto/maildir.html>), in groups for speed:
 //! every message of a batch is written to `tmp/`, the whole batch is flushed to disk with one
 //! `syncfs(2)`, each file is renamed into `new/`, and `new/` itself is fsynced once.
 //!
@@ -21,7 +21,7 @@ const TAG_HEX_LEN: usize = 24;
 
 /// A Maildir opened for delivery. A clone can commit batches from another thread.
 #[derive(Debug, Clone)]
-pub struct Maildir {
+pub(crate) struct Maildir {
     root: PathBuf,
     hostname: String,
     pid: u32,
@@ -29,7 +29,7 @@ pub struct Maildir {
 }
 
 /// A message being written into `tmp/`.
-pub struct MaildirMessage {
+pub(crate) struct MaildirMessage {
     writer: LfWriter<BufWriter<File>>,
     tmp_path: PathBuf,
     new_path: PathBuf,
@@ -37,14 +37,14 @@ pub struct MaildirMessage {
 
 /// A complete message in `tmp/`, waiting for [`Maildir::commit`].
 #[derive(Debug)]
-pub struct Staged {
+pub(crate) struct Staged {
     tmp_path: PathBuf,
     new_path: PathBuf,
 }
 
 impl Maildir {
     /// Opens the Maildir at `root`, creating it (mode 0700) when missing.
-    pub fn open(root: &Path) -> io::Result<Maildir> {
+    pub(crate) fn open(root: &Path) -> io::Result<Maildir> {
         for sub in ["tmp", "new", "cur"] {
             fs::DirBuilder::new()
                 .recursive(true)
@@ -61,7 +61,7 @@ impl Maildir {
     }
 
     /// The tags of every message already in `new/` or `cur/` that this program delivered.
-    pub fn delivered_tags(&self) -> io::Result<HashSet<String>> {
+    pub(crate) fn delivered_tags(&self) -> io::Result<HashSet<String>> {
         let mut tags = HashSet::new();
         for sub in ["new", "cur"] {
             for entry in fs::read_dir(self.root.join(sub))? {
@@ -81,7 +81,7 @@ impl Maildir {
     /// Makes the directory entries of `new/` and `cur/` durable. A message found there by its
     /// tag may have been renamed in by a run killed before its own fsync of `new/`; only after
     /// this may it count as delivered (and be deleted from the server).
-    pub fn sync_dirs(&self) -> io::Result<()> {
+    pub(crate) fn sync_dirs(&self) -> io::Result<()> {
         for sub in ["new", "cur"] {
             File::open(self.root.join(sub))?.sync_all()?;
         }
@@ -89,7 +89,7 @@ impl Maildir {
     }
 
     /// Starts writing a message whose tag is `tag` (see [`tag_for`]).
-    pub fn start(&mut self, tag: &str) -> io::Result<MaildirMessage> {
+    pub(crate) fn start(&mut self, tag: &str) -> io::Result<MaildirMessage> {
         self.sequence += 1;
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -118,7 +118,7 @@ impl Maildir {
     /// Makes a batch durable and visible: one flush of the file system for all of the batch's
     /// data, a rename per message, one fsync of `new/`. Afterwards every message is in `new/`
     /// and on disk; before, none is visible to mail readers.
-    pub fn commit(&self, staged: &[Staged]) -> io::Result<()> {
+    pub(crate) fn commit(&self, staged: &[Staged]) -> io::Result<()> {
         if staged.is_empty() {
             return Ok(());
         }
@@ -137,7 +137,7 @@ impl Maildir {
     }
 
     /// Removes staged files that will not be committed.
-    pub fn discard(&self, staged: &[Staged]) {
+    pub(crate) fn discard(&self, staged: &[Staged]) {
         for message in staged {
             let _ = fs::remove_file(&message.tmp_path);
         }
@@ -146,12 +146,12 @@ impl Maildir {
 
 impl MaildirMessage {
     /// Appends message data (CRLF becomes LF).
-    pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
+    pub(crate) fn write(&mut self, data: &[u8]) -> io::Result<()> {
         self.writer.write_all(data)
     }
 
     /// Finishes writing; the message stays in `tmp/` until committed.
-    pub fn finish(self) -> io::Result<Staged> {
+    pub(crate) fn finish(self) -> io::Result<Staged> {
         let buffered = self.writer.finish()?;
         buffered.into_inner().map_err(|e| e.into_error())?;
         Ok(Staged {
@@ -161,7 +161,7 @@ impl MaildirMessage {
     }
 
     /// Gives up on this message and removes its temporary file.
-    pub fn abort(self) {
+    pub(crate) fn abort(self) {
         let _ = fs::remove_file(&self.tmp_path);
     }
 }
@@ -170,14 +170,14 @@ impl MaildirMessage {
 /// order the messages will arrive. Creating a file costs far more than writing a small message
 /// on some file systems (half a millisecond on a virtual disk); done beside the download, it no
 /// longer holds the download up. Files not used are removed when this is dropped.
-pub struct Precreator {
+pub(crate) struct Precreator {
     files: Option<std::sync::mpsc::Receiver<io::Result<(String, MaildirMessage)>>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Maildir {
     /// Starts creating, in order, the files for messages with these `tags`, keeping a few ready.
-    pub fn precreate(&self, tags: Vec<String>) -> Precreator {
+    pub(crate) fn precreate(&self, tags: Vec<String>) -> Precreator {
         const READY: usize = 32;
         let (sender, files) = std::sync::mpsc::sync_channel(READY);
         let mut maildir = self.clone();
@@ -205,7 +205,7 @@ impl Precreator {
     /// The file made for `tag`. Files made for earlier tags that were skipped (the server
     /// refused those messages) are removed on the way. `None` when there is none: the caller
     /// then creates one itself.
-    pub fn next(&mut self, tag: &str) -> Option<io::Result<MaildirMessage>> {
+    pub(crate) fn next(&mut self, tag: &str) -> Option<io::Result<MaildirMessage>> {
         loop {
             match self.files.as_ref()?.recv().ok()? {
                 Ok((made_for, message)) if made_for == tag => return Some(Ok(message)),
@@ -278,7 +278,7 @@ fn creator_pid(name: &str) -> Option<libc::pid_t> {
 
 /// The delivery tag of a message: derived from the account and the unique-id, and made of hex
 /// digits only, so a hostile unique-id such as `../../x` can never reach a file name.
-pub fn tag_for(account_key: &str, uid: &str) -> String {
+pub(crate) fn tag_for(account_key: &str, uid: &str) -> String {
     let digest = ring::digest::digest(
         &ring::digest::SHA256,
         format!("{account_key}\0{uid}").as_bytes(),

@@ -26,7 +26,7 @@ const STALE_DOT_LOCK: Duration = Duration::from_secs(600);
 
 /// An mbox file, locked for appending; dropping it unlocks.
 #[derive(Debug)]
-pub struct Mbox {
+pub(crate) struct Mbox {
     /// Never duplicated: POSIX drops a process's fcntl locks on a file as soon as *any*
     /// descriptor of it is closed, so there must be exactly one, closed last.
     file: File,
@@ -35,7 +35,7 @@ pub struct Mbox {
 
 /// What [`Mbox::recover`] found where an interrupted append started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Recovered {
+pub(crate) enum Recovered {
     /// The whole message is there: it was delivered.
     Complete,
     /// Only the start of it was there, at the end of the file; it was cut off again.
@@ -49,7 +49,7 @@ pub enum Recovered {
 
 impl Mbox {
     /// Opens (creating, mode 0600) and locks the mbox at `path`.
-    pub fn open_locked(path: &Path) -> io::Result<Mbox> {
+    pub(crate) fn open_locked(path: &Path) -> io::Result<Mbox> {
         if let Some(dir) = path.parent()
             && !dir.as_os_str().is_empty()
         {
@@ -83,7 +83,7 @@ impl Mbox {
     /// durably, for [`Mbox::recover`]). If the file does not end with the blank line that closes
     /// a message (another writer was killed mid-message), the missing line endings come first,
     /// so this message never merges into the torn one. On failure the message is cut off again.
-    pub fn append(
+    pub(crate) fn append(
         &mut self,
         spooled: &Spooled,
         pending: impl FnOnce(u64) -> io::Result<()>,
@@ -109,7 +109,7 @@ impl Mbox {
     /// Settles an append that a kill interrupted: it was to start at `offset` with the bytes
     /// of the spool file `spool`. A complete copy stays; a torn one (a prefix of the spool at
     /// the very end of the file) is cut off and flushed; anything else is left alone.
-    pub fn recover(&mut self, offset: u64, spool: &Path) -> io::Result<Recovered> {
+    pub(crate) fn recover(&mut self, offset: u64, spool: &Path) -> io::Result<Recovered> {
         let len = self.file.metadata()?.len();
         let mut spool = match File::open(spool) {
             Ok(file) => file,
@@ -308,7 +308,7 @@ fn separator_needed(file: &File, len: u64) -> io::Result<&'static [u8]> {
 
 /// Starts spooling a message for an mbox into the file `path` (created or emptied, mode
 /// 0600): its `From ` line, then the message quoted and with LF line endings.
-pub fn spool(path: &Path) -> io::Result<MboxMessage> {
+pub(crate) fn spool(path: &Path) -> io::Result<MboxMessage> {
     let file = OpenOptions::new()
         .write(true)
         .create(true)
@@ -324,32 +324,25 @@ pub fn spool(path: &Path) -> io::Result<MboxMessage> {
 }
 
 /// A message being spooled for an mbox.
-pub struct MboxMessage {
+pub(crate) struct MboxMessage {
     writer: LfWriter<Quoter<BufWriter<File>>>,
     path: PathBuf,
 }
 
 /// A complete message in its spool file, ready for [`Mbox::append`].
 #[derive(Debug)]
-pub struct Spooled {
+pub(crate) struct Spooled {
     path: PathBuf,
-}
-
-impl Spooled {
-    /// The spool file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
 }
 
 impl MboxMessage {
     /// Spools message data.
-    pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
+    pub(crate) fn write(&mut self, data: &[u8]) -> io::Result<()> {
         self.writer.write_all(data)
     }
 
     /// Ends the message: a final newline if it lacked one, then the blank separator line.
-    pub fn finish(self) -> io::Result<Spooled> {
+    pub(crate) fn finish(self) -> io::Result<Spooled> {
         let MboxMessage { writer, path } = self;
         let mut quoter = writer.finish()?;
         quoter.end_message()?;
@@ -358,7 +351,7 @@ impl MboxMessage {
     }
 
     /// Gives up on this message: the mbox never sees it.
-    pub fn abort(self) {
+    pub(crate) fn abort(self) {
         let MboxMessage { writer, path } = self;
         drop(writer);
         let _ = std::fs::remove_file(path);

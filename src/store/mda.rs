@@ -12,13 +12,13 @@ use std::process::{Command, Stdio};
 use super::LfWriter;
 
 /// A message being spooled for the delivery agent.
-pub struct MdaMessage {
+pub(crate) struct MdaMessage {
     spool: LfWriter<BufWriter<File>>,
     argv: Vec<String>,
 }
 
 /// Prepares delivery of one message to the agent `argv`.
-pub fn start(argv: &[String]) -> io::Result<MdaMessage> {
+pub(crate) fn start(argv: &[String]) -> io::Result<MdaMessage> {
     // Unlinked at once (tempfile()), so nothing is left behind whatever happens.
     let spool = tempfile::tempfile()?;
     Ok(MdaMessage {
@@ -29,13 +29,13 @@ pub fn start(argv: &[String]) -> io::Result<MdaMessage> {
 
 impl MdaMessage {
     /// Spools message data (CRLF becomes LF).
-    pub fn write(&mut self, data: &[u8]) -> io::Result<()> {
+    pub(crate) fn write(&mut self, data: &[u8]) -> io::Result<()> {
         self.spool.write_all(data)
     }
 
     /// Runs the agent on the complete message: `Ok` only when it exited with status 0. Its
     /// stdout goes to our stderr, so it can never mix with data on our stdout.
-    pub fn finish(self) -> io::Result<()> {
+    pub(crate) fn finish(self) -> io::Result<()> {
         let program = self.argv.join(" ");
         let mut spool = self
             .spool
@@ -59,7 +59,7 @@ impl MdaMessage {
     }
 
     /// Gives up on this message: the agent never sees it.
-    pub fn abort(self) {}
+    pub(crate) fn abort(self) {}
 }
 
 #[cfg(test)]

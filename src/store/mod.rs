@@ -1,13 +1,15 @@
-//! Local storage for `fetch-all`: delivery targets (Maildir, mbox, an MDA command), the
-//! per-account state of delivered unique-ids, and the per-account lock.
+//! Local storage for `fetch-all`: delivery targets (Maildir, mbox, an MDA command) behind one
+//! interface (`deliver`), the per-account state of delivered unique-ids, and the per-account
+//! lock.
 //!
 //! Messages arrive with CRLF line endings (RFC 1939); every target here receives them with LF,
 //! as Unix mail readers expect, and otherwise byte for byte.
 
+pub(crate) mod deliver;
 pub mod lock;
-pub mod maildir;
-pub mod mbox;
-pub mod mda;
+pub(crate) mod maildir;
+pub(crate) mod mbox;
+pub(crate) mod mda;
 pub mod smtp;
 pub mod state;
 

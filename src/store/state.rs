@@ -35,7 +35,7 @@ const HEADER: &str = "pop3-state 1";
 
 /// What the state knows about one message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// Unix time when it was delivered (first seen) — the clock for `keep_days`.
     pub first_seen: Option<u64>,
     /// Whether the "too big" report was already given.
@@ -68,7 +68,7 @@ pub enum StateError {
 
 /// An open state file.
 #[derive(Debug)]
-pub struct State {
+pub(crate) struct State {
     path: PathBuf,
     /// `None` for a read-only view (`--dry-run`), which must never write.
     journal: Option<File>,
@@ -80,7 +80,7 @@ pub struct State {
 }
 
 /// The file name for an account: readable, and safe whatever the user and host contain.
-pub fn file_name(host: &str, port: u16, user: &str) -> String {
+pub(crate) fn file_name(host: &str, port: u16, user: &str) -> String {
     let safe = |text: &str| -> String {
         text.chars()
             .map(|c| {
@@ -114,7 +114,7 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> StateError + '_ {
 
 impl State {
     /// Opens (or creates) the state file at `path`. The caller must hold the account lock.
-    pub fn open(path: &Path) -> Result<State, StateError> {
+    pub(crate) fn open(path: &Path) -> Result<State, StateError> {
         if let Some(dir) = path.parent() {
             fs::DirBuilder::new()
                 .recursive(true)
@@ -134,7 +134,7 @@ impl State {
 
     /// A read-only view of the state at `path` that creates and changes nothing (an empty
     /// state when there is no file yet). For `--dry-run` and `login-check`.
-    pub fn read_only(path: &Path) -> Result<State, StateError> {
+    pub(crate) fn read_only(path: &Path) -> Result<State, StateError> {
         State::load(path).map(|(state, _)| state)
     }
 
@@ -161,32 +161,27 @@ impl State {
     }
 
     /// How many delivered messages are remembered.
-    pub fn delivered_count(&self) -> usize {
+    pub(crate) fn delivered_count(&self) -> usize {
         self.entries
             .values()
             .filter(|e| e.first_seen.is_some())
             .count()
     }
 
-    /// The file's path.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// What is known about `uid`.
-    pub fn entry(&self, uid: &Uid) -> Option<Entry> {
+    pub(crate) fn entry(&self, uid: &Uid) -> Option<Entry> {
         self.entries.get(uid).copied()
     }
 
     /// Whether `uid` was delivered before.
-    pub fn is_delivered(&self, uid: &Uid) -> bool {
+    pub(crate) fn is_delivered(&self, uid: &Uid) -> bool {
         self.entries
             .get(uid)
             .is_some_and(|e| e.first_seen.is_some())
     }
 
     /// Records a batch of delivered messages durably (one append, one fsync).
-    pub fn record_delivered(&mut self, uids: &[Uid], now: u64) -> Result<(), StateError> {
+    pub(crate) fn record_delivered(&mut self, uids: &[Uid], now: u64) -> Result<(), StateError> {
         if uids.is_empty() {
             return Ok(());
         }
@@ -203,7 +198,7 @@ impl State {
     }
 
     /// Records that the "too big" report for `uid` was given.
-    pub fn record_size_reported(&mut self, uid: &Uid) -> Result<(), StateError> {
+    pub(crate) fn record_size_reported(&mut self, uid: &Uid) -> Result<(), StateError> {
         self.append(&format!("s {uid}\n"))?;
         self.appended = true;
         self.entries.entry(uid.clone()).or_default().size_reported = true;
@@ -211,12 +206,16 @@ impl State {
     }
 
     /// The mbox append that a killed run announced and never settled, if any.
-    pub fn pending_append(&self) -> Option<(Uid, u64)> {
+    pub(crate) fn pending_append(&self) -> Option<(Uid, u64)> {
         self.pending_append.clone()
     }
 
     /// Announces durably that `uid` is about to be appended to the mbox at `offset`.
-    pub fn record_append_pending(&mut self, uid: &Uid, offset: u64) -> Result<(), StateError> {
+    pub(crate) fn record_append_pending(
+        &mut self,
+        uid: &Uid,
+        offset: u64,
+    ) -> Result<(), StateError> {
         self.append(&format!("m {uid} {offset}\n"))?;
         self.appended = true;
         self.pending_append = Some((uid.clone(), offset));
@@ -225,7 +224,11 @@ impl State {
 
     /// Settles the announced mbox append durably: with `delivered`, records its message as
     /// delivered in the same write.
-    pub fn record_append_settled(&mut self, delivered: bool, now: u64) -> Result<(), StateError> {
+    pub(crate) fn record_append_settled(
+        &mut self,
+        delivered: bool,
+        now: u64,
+    ) -> Result<(), StateError> {
         let Some((uid, _)) = self.pending_append.clone() else {
             return Ok(());
         };
@@ -245,7 +248,7 @@ impl State {
 
     /// The spool file of mbox delivery: beside the state file, so that it is still there for
     /// the next run when a kill interrupts an append.
-    pub fn mbox_spool_path(&self) -> PathBuf {
+    pub(crate) fn mbox_spool_path(&self) -> PathBuf {
         let name = self.path.file_name().unwrap_or_default().to_string_lossy();
         self.path.with_file_name(format!(".{name}.mbox-spool"))
     }
@@ -264,7 +267,7 @@ impl State {
 
     /// Forgets the entries `keep` rejects (e.g. messages that left the server) and rewrites the
     /// file as a compact snapshot — unless nothing changed, so an idle run writes nothing.
-    pub fn compact(&mut self, keep: impl Fn(&Uid) -> bool) -> Result<(), StateError> {
+    pub(crate) fn compact(&mut self, keep: impl Fn(&Uid) -> bool) -> Result<(), StateError> {
         if self.journal.is_none() {
             return Ok(());
         }

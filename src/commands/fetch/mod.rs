@@ -1,0 +1,292 @@
+//! `pop3 fetch-all`: download every message not downloaded before, deliver it, and delete it
+//! from the server per the account's policy — never losing one and never delivering one twice.
+//!
+//! The order of events for each batch is what makes that true:
+//! 1. RETR the messages (one pipelined stream for the whole run), streaming each into the
+//!    target (Maildir `tmp/`, or a local spool file for the mbox and the MDA);
+//! 2. make the batch durable (Maildir: one `syncfs`, renames into `new/`, one fsync of `new/`;
+//!    mbox: announce the append in the state journal, append under the lock, one fsync; MDA:
+//!    its exit status);
+//! 3. append the batch's unique-ids to the state journal and fsync it;
+//! 4. only then queue DELE for the batch, in the same stream as the RETRs still to come;
+//! 5. deletions count as done only after `+OK` to QUIT.
+//!
+//! Step 3, and step 2 for a Maildir, run on a committer thread while the download goes on. A
+//! crash between 2 and 3 leaves messages delivered but not recorded; Maildir file names carry a
+//! tag derived from the unique-id, so the next run recognises them instead of fetching again.
+//! An mbox or an MDA cannot be searched like that, so there every message is its own batch and
+//! the download waits for it to be recorded before the next one is delivered. The mbox append
+//! is announced first (offset in the journal), so the next run settles an interrupted one
+//! (`deliver::recover_interrupted`); an MDA cannot tell whether it delivered, so a kill between its
+//! exit and the record re-delivers that one message.
+//!
+//! The code: `plan` lists the maildrop and chooses what to fetch and delete (the identity
+//! rule lives there), `stream` runs the pipelined download and the committer thread,
+//! `report` says what happened; delivery itself is `store::deliver`, one interface for
+//! every target. Failures are `FetchError`s, mapped to exit codes in `exit::classify`.
+
+mod plan;
+mod report;
+mod stream;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::pop3::{self, Command, Uid};
+use crate::store::deliver::{self, DeliverError, Delivery};
+use crate::store::lock::{AccountLock, LockError};
+use crate::store::state::{State, StateError};
+use crate::ui::count;
+
+use super::{Context, Verbosity};
+
+pub(crate) use plan::state_path;
+pub(crate) use report::summary as report_summary;
+
+/// Arguments of `fetch-all`.
+#[derive(Debug, Clone, Args)]
+pub struct FetchArgs {
+    /// Delete messages from the server once delivered (overrides the config)
+    #[arg(long, conflicts_with = "keep")]
+    pub delete: bool,
+    /// Keep messages on the server (overrides delete and keep_days)
+    #[arg(long)]
+    pub keep: bool,
+    /// Download every message again, whatever was downloaded before
+    #[arg(long)]
+    pub all: bool,
+    /// Fetch every configured account, several at once
+    #[arg(long)]
+    pub all_accounts: bool,
+    /// Show what would be fetched and deleted, and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// If another run holds the account, wait for it instead of exiting with 75
+    #[arg(long)]
+    pub wait: bool,
+    /// Keep running: fetch, then again every INTERVAL (e.g. 5m, 30s, 1h) until SIGTERM/SIGINT
+    #[arg(long, value_name = "INTERVAL", value_parser = super::daemon::parse_interval, conflicts_with = "dry_run")]
+    pub every: Option<std::time::Duration>,
+    /// Deliver into this Maildir for this run
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["mbox", "mda"])]
+    pub maildir: Option<PathBuf>,
+    /// Append to this mbox file for this run
+    #[arg(long, value_name = "FILE", conflicts_with = "mda")]
+    pub mbox: Option<PathBuf>,
+    /// Pipe each message to this command for this run (split at spaces, e.g. "procmail -d al")
+    #[arg(long, value_name = "COMMAND")]
+    pub mda: Option<String>,
+}
+
+/// What one run did.
+#[derive(Debug, Default)]
+pub(crate) struct Summary {
+    /// Messages delivered.
+    pub(crate) fetched: usize,
+    /// Octets delivered (as received).
+    pub(crate) octets: u64,
+    /// Messages deleted from the server (QUIT confirmed).
+    pub(crate) deleted: usize,
+    /// Messages found already delivered by an interrupted run.
+    pub(crate) recognised: usize,
+    /// Messages left on the server because they are too big.
+    pub(crate) too_big: usize,
+    /// The maildrop held no message at all.
+    pub(crate) empty: bool,
+}
+
+/// Why `fetch-all` failed for an account. Each message is the one line the user sees; the
+/// exit code of each is chosen in `exit::classify`.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum FetchError {
+    /// `--mda ""`.
+    #[error("--mda needs a command")]
+    MdaWithoutCommand,
+    /// `--all-accounts` with `--account`.
+    #[error("--all-accounts and --account exclude each other")]
+    AllAccountsWithAccount,
+    /// Another run holds the account.
+    #[error("account {account}: {cause}")]
+    Busy {
+        /// The account's name.
+        account: String,
+        /// The lock's error.
+        cause: LockError,
+    },
+    /// The account's lock could not be taken.
+    #[error("{0}")]
+    Lock(LockError),
+    /// The state file could not be read or written.
+    #[error("{0}")]
+    State(StateError),
+    /// Delivery failed; what was not delivered stays on the server.
+    #[error("{0}")]
+    Deliver(DeliverError),
+    /// Without UIDL and TOP nothing identifies a message across runs.
+    #[error(
+        "the server has neither UIDL nor TOP, so pop3 cannot tell which messages it already fetched; use --delete (or delete = true) with this server"
+    )]
+    NoUidlNorTop,
+    /// The connection broke off during the download.
+    #[error("the download was interrupted; undelivered messages stay on the server")]
+    Interrupted(#[source] pop3::Error),
+    /// The QUIT reply did not come, so the deletions did not happen.
+    #[error(
+        "{account}: the server did not confirm QUIT ({cause}): the {} marked for deletion stay on the server and will be deleted next time; nothing was lost",
+        count(*.marked as u64, "message")
+    )]
+    QuitUnconfirmed {
+        /// The account's name.
+        account: String,
+        /// Why QUIT failed.
+        cause: pop3::Error,
+        /// Messages whose DELE the server had accepted.
+        marked: usize,
+    },
+    /// Messages stay on the server against the user's wish (see `report::withheld_report`).
+    #[error("{account}: {report}")]
+    Withheld {
+        /// The account's name.
+        account: String,
+        /// Which messages, and why.
+        report: String,
+    },
+}
+
+/// Runs `fetch-all` for one account.
+pub(crate) fn run(context: &Context, args: &FetchArgs) -> anyhow::Result<Summary> {
+    let account = &context.account;
+    let policy = plan::Policy::new(account, args)?;
+    let state_path = state_path(account);
+    // A dry run takes no lock and writes nothing, not even a new state file.
+    let _lock = if args.dry_run {
+        None
+    } else {
+        Some(lock(context, &state_path, args.wait)?)
+    };
+    let mut state = if args.dry_run {
+        State::read_only(&state_path)
+    } else {
+        State::open(&state_path)
+    }
+    .map_err(FetchError::State)?;
+    let mut summary = Summary::default();
+    if !args.dry_run
+        && let Some(interrupted) =
+            deliver::recover_interrupted(&policy.target, &mut state).map_err(FetchError::Deliver)?
+    {
+        report::interrupted_append(context, &policy.target, &interrupted);
+        summary.recognised +=
+            usize::from(interrupted.found == crate::store::mbox::Recovered::Complete);
+    }
+
+    let mut connection =
+        context.connect_prefetching(&[Command::List(None), Command::Uidl(None)])?;
+    let plan::Listing {
+        messages: listing,
+        unidentified,
+    } = match plan::listing_with_uids(&mut connection, policy.delete, context) {
+        Ok(listing) => listing,
+        Err(error) => {
+            // Nothing was marked: leave politely.
+            let _ = connection.session.quit();
+            return Err(error);
+        }
+    };
+    summary.empty = listing.is_empty() && unidentified.is_empty();
+    let plan = plan::plan(context, args, &policy, &listing, &mut state, &mut summary)?;
+    if args.dry_run {
+        report::dry_run(context, &policy.target, &plan, &unidentified, policy.delete)?;
+        let _ = connection.session.quit();
+        return Ok(summary);
+    }
+
+    let delivery = Delivery::open(
+        &policy.target,
+        &plan::account_key(account),
+        state.mbox_spool_path(),
+    )
+    .map_err(FetchError::Deliver)?;
+    let outcome = stream::download(
+        &mut connection,
+        context,
+        &plan.wanted,
+        plan.old_deletions,
+        policy.delete,
+        delivery,
+        &mut state,
+        &mut summary,
+    )?;
+    let refused: Vec<String> = outcome
+        .refused
+        .iter()
+        .map(|(i, status)| {
+            let message = &plan.wanted[*i];
+            format!("message {} ({}): {status}", message.number, message.uid)
+        })
+        .collect();
+    let marked = outcome.marked;
+
+    let quit = connection.session.quit();
+    let deletions_confirmed = quit.is_ok();
+    if deletions_confirmed {
+        summary.deleted = marked.len();
+    }
+    // Forget messages that left the server, and those whose deletion the server confirmed (a
+    // refused DELE leaves the message known, so it is not downloaded again).
+    let deleted_uids: HashSet<&Uid> = if deletions_confirmed {
+        listing
+            .iter()
+            .filter(|m| marked.contains(&m.number))
+            .map(|m| &m.key)
+            .collect()
+    } else {
+        HashSet::new()
+    };
+    let compacted = if unidentified.is_empty() {
+        let on_server: HashSet<&Uid> = listing.iter().map(|c| &c.key).collect();
+        state.compact(|uid| on_server.contains(uid) && !deleted_uids.contains(uid))
+    } else {
+        // Some messages could not be identified: forget nothing but what was deleted.
+        state.compact(|uid| !deleted_uids.contains(uid))
+    };
+    compacted.map_err(FetchError::State)?;
+
+    if let Err(cause) = quit
+        && !marked.is_empty()
+    {
+        return Err(FetchError::QuitUnconfirmed {
+            account: account.name.clone(),
+            cause,
+            marked: marked.len(),
+        }
+        .into());
+    }
+    if let Some(report) = report::withheld_report(&refused, &unidentified) {
+        return Err(FetchError::Withheld {
+            account: account.name.clone(),
+            report,
+        }
+        .into());
+    }
+    Ok(summary)
+}
+
+/// Takes the account's lock, beside its state file.
+fn lock(
+    context: &Context,
+    state_path: &std::path::Path,
+    wait: bool,
+) -> Result<AccountLock, FetchError> {
+    let mut lock_path = state_path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    AccountLock::acquire(&PathBuf::from(lock_path), wait).map_err(|cause| match cause {
+        LockError::Busy(_) => FetchError::Busy {
+            account: context.account.name.clone(),
+            cause,
+        },
+        other => FetchError::Lock(other),
+    })
+}

@@ -1,0 +1,208 @@
+//! What `fetch-all` tells people: the progress bar, warnings on the way, the dry-run listing,
+//! the report of messages left on the server against the user's wish, and the summary line.
+
+use std::io::{IsTerminal, Write};
+
+use crate::pop3::{MessageNumber, StatusLine};
+use crate::store::deliver::{Interrupted, Target};
+use crate::store::mbox::Recovered;
+use crate::ui::progress::TransferProgress;
+use crate::ui::{EMPTY_MAILBOX, count, human_size};
+
+use super::plan::{Candidate, Plan};
+use super::{Context, Summary, Verbosity};
+
+/// How many withheld messages of each kind the report names one by one.
+const REPORTED_BY_NAME: usize = 10;
+
+/// The progress bar of the download: on a terminal, unless quiet or there is nothing to fetch.
+pub(super) fn progress(context: &Context, wanted: &[Candidate]) -> TransferProgress {
+    if context.verbosity == Verbosity::Quiet
+        || !std::io::stderr().is_terminal()
+        || wanted.is_empty()
+    {
+        return TransferProgress::hidden();
+    }
+    TransferProgress::new(
+        format!(
+            "{}: {}",
+            context.account.name,
+            count(wanted.len() as u64, "message")
+        ),
+        wanted.iter().map(|c| c.size).sum(),
+    )
+}
+
+/// Says that `message` stays on the server because it is larger than `limit`; `false` (and
+/// silence) when quiet, so that the report is still given once on a later run.
+pub(super) fn too_big(context: &Context, message: &Candidate, limit: u64) -> bool {
+    if context.verbosity == Verbosity::Quiet {
+        return false;
+    }
+    eprintln!(
+        "pop3: {}: message {} ({}) is larger than max_message_size ({}); it stays on the server",
+        context.account.name,
+        message.number,
+        human_size(message.size),
+        human_size(limit)
+    );
+    true
+}
+
+/// The server refused a DELE: not fatal, the message stays known and is deleted on a later run.
+pub(super) fn dele_refused(number: MessageNumber, status: &StatusLine) {
+    let status = crate::message::display_safe(&status.to_string());
+    eprintln!("pop3: DELE {number} refused: {status}");
+}
+
+/// Warns when an mbox append a killed run left could not be recognised in the mbox.
+pub(super) fn interrupted_append(context: &Context, target: &Target, interrupted: &Interrupted) {
+    if interrupted.found != Recovered::Unrecognised {
+        return;
+    }
+    let Target::Mbox(path) = target else {
+        return;
+    };
+    eprintln!(
+        "pop3: {}: {} changed since a run was interrupted while appending message {}; it is delivered again",
+        context.account.name,
+        path.display(),
+        interrupted.key
+    );
+}
+
+/// The `--dry-run` listing on stdout: what would be fetched, skipped, left and deleted.
+pub(super) fn dry_run(
+    context: &Context,
+    target: &Target,
+    plan: &Plan,
+    unidentified: &[String],
+    delete: bool,
+) -> std::io::Result<()> {
+    let name = &context.account.name;
+    let mut out = std::io::stdout().lock();
+    let octets: u64 = plan.wanted.iter().map(|c| c.size).sum();
+    writeln!(
+        out,
+        "{name}: would fetch {} ({}) into {target}",
+        count(plan.wanted.len() as u64, "message"),
+        human_size(octets),
+    )?;
+    for message in &plan.wanted {
+        writeln!(
+            out,
+            "  fetch {:>6}  {:>9}  {}",
+            message.number,
+            human_size(message.size),
+            message.uid
+        )?;
+    }
+    for message in &plan.too_big {
+        writeln!(
+            out,
+            "  skip  {:>6}  {:>9}  {}  (larger than max_message_size)",
+            message.number,
+            human_size(message.size),
+            message.uid
+        )?;
+    }
+    for why in unidentified {
+        writeln!(out, "  leave {why}  (cannot be identified safely)")?;
+    }
+    let mut deleting = plan.old_deletions.clone();
+    if delete {
+        deleting.extend(plan.wanted.iter().map(|c| c.number));
+    }
+    deleting.sort();
+    let numbers: Vec<String> = deleting.iter().map(|n| n.to_string()).collect();
+    writeln!(
+        out,
+        "{name}: would delete {} from the server{}",
+        count(deleting.len() as u64, "message"),
+        if numbers.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", numbers.join(" "))
+        }
+    )
+}
+
+/// One line naming the messages left on the server against the user's wish, and why: those
+/// the server refused to send, and those pop3 could not identify (it never guesses). `None`
+/// when nothing was withheld. Past [`REPORTED_BY_NAME`] of a kind only a count follows, so a
+/// broken listing of a million messages still gives one readable line.
+pub(super) fn withheld_report(refused: &[String], unidentified: &[String]) -> Option<String> {
+    let named = |items: &[String]| {
+        let mut text = items
+            .iter()
+            .take(REPORTED_BY_NAME)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("; ");
+        if items.len() > REPORTED_BY_NAME {
+            text.push_str(&format!("; and {} more", items.len() - REPORTED_BY_NAME));
+        }
+        text
+    };
+    let mut parts = Vec::new();
+    if !refused.is_empty() {
+        parts.push(format!("the server refused to send {}", named(refused)));
+    }
+    if !unidentified.is_empty() {
+        parts.push(format!("could not safely identify {}", named(unidentified)));
+    }
+    (!parts.is_empty()).then(|| format!("{}; they stay on the server", parts.join("; ")))
+}
+
+/// The summary line: printed with -v, or on a terminal; cron (no terminal) gets silence.
+pub(crate) fn summary(context: &Context, summary: &Summary) {
+    let wanted = match context.verbosity {
+        Verbosity::Quiet => false,
+        Verbosity::Verbose => true,
+        Verbosity::Normal => std::io::stderr().is_terminal(),
+    };
+    if !wanted {
+        return;
+    }
+    if summary.empty {
+        eprintln!("{}: {EMPTY_MAILBOX}", context.account.name);
+        return;
+    }
+    let mut line = format!(
+        "{}: fetched {} ({})",
+        context.account.name,
+        count(summary.fetched as u64, "message"),
+        human_size(summary.octets)
+    );
+    if summary.deleted > 0 {
+        line += &format!(", deleted {}", summary.deleted);
+    }
+    if summary.recognised > 0 {
+        line += &format!(
+            ", {} already delivered by an interrupted run",
+            summary.recognised
+        );
+    }
+    if summary.too_big > 0 {
+        line += &format!(", {} too big (left on the server)", summary.too_big);
+    }
+    eprintln!("{line}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_withheld_report_names_a_few_and_counts_the_rest() {
+        assert_eq!(withheld_report(&[], &[]), None);
+        let many: Vec<String> = (1..=25).map(|i| format!("message {i} (x)")).collect();
+        let report = withheld_report(&[], &many).unwrap();
+        assert!(
+            report.starts_with("could not safely identify message 1 (x)"),
+            "{report}"
+        );
+        assert!(report.contains("message 10 (x); and 15 more;"), "{report}");
+        assert!(!report.contains("refused"), "{report}");
+    }
+}

@@ -1,0 +1,350 @@
+//! The pipelined exchange of a run: RETR every wanted message, stream each into the
+//! [`Delivery`], hand the finished ones to the committer thread every batch (the target's
+//! [`Delivery::batch_limit`] messages, or [`BATCH_OCTETS`] octets, and at the end), and queue
+//! their DELE once it reports them durable and recorded. A Maildir download never waits for
+//! the disk; an mbox or MDA one waits for each message to be recorded
+//! ([`Delivery::waits_for_commit`]).
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::mpsc::{Receiver, Sender};
+
+use crate::connect::Connection;
+use crate::pop3::client::PipelineDriver;
+use crate::pop3::{Command, MessageNumber, Reply, StatusLine, Uid};
+use crate::store::deliver::{Batch, DeliverError, Delivery, Message};
+use crate::store::state::State;
+use crate::store::{UtcTime, unix_now};
+use crate::ui::progress::TransferProgress;
+
+use super::plan::Candidate;
+use super::{Context, FetchError, Summary};
+
+/// A batch also ends after this many octets, so a crash never costs much re-downloading.
+const BATCH_OCTETS: u64 = 64 << 20;
+
+/// What the exchange did besides delivering (delivered messages are counted in the summary).
+pub(super) struct Outcome {
+    /// Messages the server refused to send, with its answer (indexes into the wanted list).
+    pub(super) refused: Vec<(usize, StatusLine)>,
+    /// Messages whose DELE the server accepted (deleted once QUIT is confirmed).
+    pub(super) marked: HashSet<MessageNumber>,
+}
+
+/// Downloads and delivers `wanted`, deleting `old_deletions` (and, with `delete`, each message
+/// once recorded) in the same stream. Whatever arrived complete is kept, even when the
+/// exchange broke off; the first delivery failure, else the network's, is the error.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn download(
+    connection: &mut Connection,
+    context: &Context,
+    wanted: &[Candidate],
+    old_deletions: Vec<MessageNumber>,
+    delete: bool,
+    mut delivery: Delivery,
+    state: &mut State,
+    summary: &mut Summary,
+) -> Result<Outcome, FetchError> {
+    let account = &context.account;
+    let window = connection.pipeline_window();
+    let mut progress = super::report::progress(context, wanted);
+    delivery.expect(wanted.iter().map(|c| &c.key));
+    let (jobs, job_queue) = std::sync::mpsc::channel();
+    let (result_sender, results) = std::sync::mpsc::channel();
+    let (result, mut fetcher) = std::thread::scope(|scope| {
+        let state = &mut *state;
+        scope.spawn(move || run_committer(job_queue, result_sender, state));
+        let mut fetcher = Fetcher {
+            wanted,
+            next_retr: 0,
+            deletions: old_deletions.into(),
+            delete_after_delivery: delete,
+            delivery,
+            received_header: account.add_received_header.then(|| {
+                format!(
+                    "Received: from {host} by pop3 (fetch-all) with POP3 for <{user}>;\n\t{date}\n",
+                    host = account.host,
+                    user = account.user,
+                    date = UtcTime::from_unix(unix_now()).rfc5322()
+                )
+            }),
+            progress: &mut progress,
+            in_flight: None,
+            uncommitted: Vec::new(),
+            uncommitted_octets: 0,
+            jobs: Some(jobs),
+            results,
+            pending_commits: 0,
+            refused: Vec::new(),
+            marked: HashSet::new(),
+            failure: None,
+            summary,
+        };
+        let result = connection.session.pipeline_with(window, &mut fetcher);
+        if let Some(message) = fetcher.in_flight.take() {
+            message.abort();
+        }
+        // Whatever arrived complete is kept, even when the exchange broke off.
+        fetcher.finish();
+        (result, fetcher)
+    });
+    let failure = fetcher.failure.take();
+    let outcome = Outcome {
+        refused: std::mem::take(&mut fetcher.refused),
+        marked: std::mem::take(&mut fetcher.marked),
+    };
+    drop(fetcher);
+    crate::store::deliver::clean_up(state);
+    progress.finish();
+    if let Some(failure) = failure {
+        return Err(FetchError::Deliver(failure));
+    }
+    result.map_err(FetchError::Interrupted)?;
+    Ok(outcome)
+}
+
+/// Drives the exchange (see the module documentation).
+struct Fetcher<'a> {
+    wanted: &'a [Candidate],
+    next_retr: usize,
+    /// DELE commands ready to go: for messages already durable and recorded.
+    deletions: VecDeque<MessageNumber>,
+    delete_after_delivery: bool,
+    delivery: Delivery,
+    /// `Received:` header text to put above each message, when configured.
+    received_header: Option<String>,
+    progress: &'a mut TransferProgress,
+    in_flight: Option<Message>,
+    /// Indexes (into `wanted`) delivered but not yet handed to the committer.
+    uncommitted: Vec<usize>,
+    uncommitted_octets: u64,
+    /// To the committer thread, and its answers.
+    jobs: Option<Sender<CommitJob>>,
+    results: Receiver<CommitResult>,
+    /// Batches handed over and not yet answered.
+    pending_commits: usize,
+    /// Messages the server refused to send.
+    refused: Vec<(usize, StatusLine)>,
+    /// Messages whose DELE the server accepted (deleted once QUIT is confirmed).
+    marked: HashSet<MessageNumber>,
+    /// The first delivery failure. It is kept here because [`PipelineDriver::next_command`],
+    /// which learns of the committer's failures, can only stop the exchange, not return one;
+    /// `on_reply` stores its own here too, so the first failure wins whoever saw it.
+    failure: Option<DeliverError>,
+    summary: &'a mut Summary,
+}
+
+/// What a pipelined command was for.
+enum Job {
+    Retr(usize),
+    Dele(MessageNumber),
+}
+
+/// A batch on its way to the committer thread.
+struct CommitJob {
+    batch: Batch,
+    /// Indexes into the wanted messages.
+    indexes: Vec<usize>,
+    keys: Vec<Uid>,
+}
+
+/// The committer's answer for one batch, in order.
+type CommitResult = Result<Vec<usize>, DeliverError>;
+
+/// The committer thread: makes each batch durable, then records it in the state, then reports
+/// it (after which its DELEs may be sent). It runs beside the download so the network never
+/// waits for the disk.
+fn run_committer(jobs: Receiver<CommitJob>, results: Sender<CommitResult>, state: &mut State) {
+    for job in jobs {
+        let result = job.batch.commit(&job.keys, state).map(|()| job.indexes);
+        let failed = result.is_err();
+        if results.send(result).is_err() || failed {
+            // After a failure nothing more is made durable: those messages are not recorded.
+            return;
+        }
+    }
+}
+
+impl Fetcher<'_> {
+    /// Hands the delivered messages to the committer thread.
+    fn commit(&mut self) {
+        if self.uncommitted.is_empty() {
+            return;
+        }
+        let indexes = std::mem::take(&mut self.uncommitted);
+        self.uncommitted_octets = 0;
+        let job = CommitJob {
+            batch: self.delivery.take_batch(),
+            keys: indexes
+                .iter()
+                .map(|&i| self.wanted[i].key.clone())
+                .collect(),
+            indexes,
+        };
+        let sent = self
+            .jobs
+            .as_ref()
+            .is_some_and(|jobs| jobs.send(job).is_ok());
+        if sent {
+            self.pending_commits += 1;
+        }
+    }
+
+    /// Takes in the committer's answers; with `wait`, until every batch is answered.
+    fn collect_results(&mut self, wait: bool) {
+        while self.pending_commits > 0 {
+            let result = if wait {
+                self.results.recv().ok()
+            } else {
+                self.results.try_recv().ok()
+            };
+            let Some(result) = result else {
+                if wait {
+                    // The committer stopped (after a failure it already reported).
+                    self.pending_commits = 0;
+                }
+                return;
+            };
+            self.pending_commits -= 1;
+            match result {
+                Ok(indexes) => {
+                    let delivered: Vec<&Candidate> =
+                        indexes.iter().map(|&i| &self.wanted[i]).collect();
+                    self.summary.fetched += delivered.len();
+                    self.summary.octets += delivered.iter().map(|c| c.size).sum::<u64>();
+                    if self.delete_after_delivery {
+                        self.deletions.extend(delivered.iter().map(|c| c.number));
+                    }
+                }
+                Err(failure) => {
+                    self.failure.get_or_insert(failure);
+                }
+            }
+        }
+    }
+
+    /// Finishes: hands over what is complete and waits until everything handed over is
+    /// durable and recorded (or has failed).
+    fn finish(&mut self) {
+        self.commit();
+        self.jobs = None;
+        self.collect_results(true);
+    }
+
+    /// Keeps the failure and stops the exchange.
+    fn fail(&mut self, failure: DeliverError) -> std::io::Error {
+        self.failure.get_or_insert(failure);
+        stopped()
+    }
+
+    /// Starts delivering the message at `index`, with the `Received:` header when configured.
+    fn start(&mut self, index: usize) -> Result<Message, DeliverError> {
+        let mut message = self.delivery.start(&self.wanted[index].key)?;
+        if let Some(header) = &self.received_header {
+            message.write(header.as_bytes())?;
+        }
+        Ok(message)
+    }
+
+    /// The message at `index` ended: it waits for its batch, which is handed over when full.
+    fn end(&mut self, index: usize) -> Result<(), DeliverError> {
+        if let Some(message) = self.in_flight.take() {
+            self.delivery.finish(message)?;
+            self.uncommitted.push(index);
+            self.uncommitted_octets += self.wanted[index].size;
+        }
+        let last = index + 1 == self.wanted.len();
+        if last
+            || self.uncommitted.len() >= self.delivery.batch_limit()
+            || self.uncommitted_octets >= BATCH_OCTETS
+        {
+            self.commit();
+            if self.delivery.waits_for_commit() {
+                self.collect_results(true);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What `on_reply` returns to stop the exchange; the failure itself is in `Fetcher::failure`.
+fn stopped() -> std::io::Error {
+    std::io::Error::other("delivery stopped")
+}
+
+impl<'c> PipelineDriver<'c> for Fetcher<'_> {
+    type Tag = Job;
+
+    fn next_command(&mut self, idle: bool) -> Option<(Command<'c>, Job)> {
+        // Nothing left to download but batches still being committed: their DELEs are all
+        // that remains, so wait for them.
+        let downloads_done = self.next_retr == self.wanted.len() && self.in_flight.is_none();
+        self.collect_results(idle && downloads_done);
+        if self.failure.is_some() {
+            return None;
+        }
+        if let Some(number) = self.deletions.pop_front() {
+            return Some((Command::Dele(number), Job::Dele(number)));
+        }
+        // A stop (SIGTERM or SIGINT under --every) takes effect between messages: nothing more
+        // is asked for, and what arrives is delivered and committed as usual.
+        if crate::signals::stop_requested() {
+            return None;
+        }
+        let index = self.next_retr;
+        let message = self.wanted.get(index)?;
+        self.next_retr += 1;
+        Some((Command::Retr(message.number), Job::Retr(index)))
+    }
+
+    fn on_reply(&mut self, job: &Job, reply: Reply<'_>) -> std::io::Result<()> {
+        if self.failure.is_some() {
+            return Err(stopped());
+        }
+        let index = match job {
+            Job::Dele(number) => {
+                match reply {
+                    Reply::Accepted(_) => {
+                        self.marked.insert(*number);
+                    }
+                    // Not fatal: the message stays known and is deleted on a later run.
+                    Reply::Refused(status) => super::report::dele_refused(*number, status),
+                    _ => {}
+                }
+                return Ok(());
+            }
+            Job::Retr(index) => *index,
+        };
+        match reply {
+            Reply::Accepted(_) => {
+                self.progress.start(self.wanted[index].size);
+                match self.start(index) {
+                    Ok(message) => self.in_flight = Some(message),
+                    Err(e) => return Err(self.fail(e)),
+                }
+            }
+            Reply::Data(data) => {
+                self.progress.received(data.len() as u64);
+                if let Some(message) = self.in_flight.as_mut()
+                    && let Err(e) = message.write(data)
+                {
+                    return Err(self.fail(e));
+                }
+            }
+            Reply::End => {
+                self.progress.end();
+                if let Err(e) = self.end(index) {
+                    return Err(self.fail(e));
+                }
+            }
+            Reply::Refused(status) => {
+                self.progress.start(self.wanted[index].size);
+                self.progress.end();
+                self.refused.push((index, status.clone()));
+                if index + 1 == self.wanted.len() {
+                    self.commit();
+                }
+            }
+        }
+        Ok(())
+    }
+}

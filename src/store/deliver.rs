@@ -1,0 +1,380 @@
+//! The one delivery interface of `fetch-all`. Whatever the target (a Maildir, an mbox, an MDA
+//! command; LMTP/SMTP through `super::smtp` is meant to become one more `Target`), a run
+//! opens a `Delivery`, streams each message into a `Message` (`start`, `write`, `finish`)
+//! and hands the finished ones over as a `Batch`, which `Batch::commit` makes durable and
+//! records in the state journal. Only then may the server delete them.
+//!
+//! The target sets the policy: how many messages may wait for their commit
+//! (`Delivery::batch_limit`), whether the download waits for each commit
+//! (`Delivery::waits_for_commit`), and what a run settles before it downloads anything
+//! (`recover_interrupted` for an mbox append, `already_delivered` for a Maildir).
+//!
+//! Errors are this module's own (`DeliverError`); the command layer maps them to exit codes.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+
+use super::maildir::{self, Maildir, MaildirMessage, Precreator, Staged};
+use super::mbox::{self, Mbox, MboxMessage, Recovered, Spooled};
+use super::mda::{self, MdaMessage};
+use super::state::{State, StateError};
+use super::unix_now;
+use crate::pop3::Uid;
+
+/// Messages per durable batch for a target that recognises its own deliveries (a Maildir): one
+/// flush, one state append and one DELE round per batch.
+const BATCH_MESSAGES: usize = 200;
+
+/// Where a run delivers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// A Maildir (created when missing).
+    Maildir(PathBuf),
+    /// An mbox file (mboxrd quoting).
+    Mbox(PathBuf),
+    /// A command that reads one message on stdin (never empty).
+    Mda(Vec<String>),
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Maildir(dir) => write!(f, "Maildir {}", dir.display()),
+            Target::Mbox(file) => write!(f, "mbox {}", file.display()),
+            Target::Mda(argv) => write!(f, "mda `{}`", argv.join(" ")),
+        }
+    }
+}
+
+/// Why a delivery failed. The cause is part of the one-line message, so it is not chained.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DeliverError {
+    /// The target could not be opened or searched before the download.
+    #[error("cannot deliver to {target}: {cause}")]
+    Open {
+        /// The target.
+        target: Target,
+        /// What failed.
+        cause: io::Error,
+    },
+    /// Writing a message into the target (or running the MDA) failed.
+    #[error("delivery failed: {0}; undelivered messages stay on the server")]
+    Write(io::Error),
+    /// Making a batch durable failed.
+    #[error("cannot deliver: {0}; undelivered messages stay on the server")]
+    Commit(io::Error),
+    /// The state journal could not be written.
+    #[error("{0}")]
+    State(StateError),
+}
+
+impl DeliverError {
+    /// Whether it failed for lack of disk space, which waiting does not cure.
+    pub(crate) fn is_disk_full(&self) -> bool {
+        match self {
+            DeliverError::Write(cause) => cause.raw_os_error() == Some(libc::ENOSPC),
+            _ => false,
+        }
+    }
+}
+
+/// A delivery in progress for one run.
+pub(crate) enum Delivery {
+    /// Messages go to `tmp/`, a batch at a time into `new/`.
+    Maildir {
+        maildir: Maildir,
+        account_key: String,
+        staged: Vec<Staged>,
+        upcoming: Option<Precreator>,
+    },
+    /// Each message is spooled, then appended under the lock by [`Batch::commit`].
+    Mbox {
+        path: PathBuf,
+        spool_path: PathBuf,
+        spooled: Option<Spooled>,
+    },
+    /// Each message is spooled, then piped to the command.
+    Mda(Vec<String>),
+}
+
+/// A message being delivered.
+pub(crate) enum Message {
+    Maildir(MaildirMessage),
+    Mbox(MboxMessage),
+    Mda(MdaMessage),
+}
+
+impl Delivery {
+    /// Opens `target` for a run of the account `account_key`; `mbox_spool` is where an mbox
+    /// message waits for its append ([`State::mbox_spool_path`]).
+    pub(crate) fn open(
+        target: &Target,
+        account_key: &str,
+        mbox_spool: PathBuf,
+    ) -> Result<Delivery, DeliverError> {
+        Ok(match target {
+            Target::Maildir(root) => Delivery::Maildir {
+                maildir: Maildir::open(root).map_err(|cause| DeliverError::Open {
+                    target: target.clone(),
+                    cause,
+                })?,
+                account_key: account_key.to_owned(),
+                staged: Vec::new(),
+                upcoming: None,
+            },
+            Target::Mbox(path) => Delivery::Mbox {
+                path: path.clone(),
+                spool_path: mbox_spool,
+                spooled: None,
+            },
+            Target::Mda(argv) => Delivery::Mda(argv.clone()),
+        })
+    }
+
+    /// Announces the messages to come, in order, so the target can prepare for them (a
+    /// Maildir creates their files ahead, beside the download).
+    pub(crate) fn expect<'u>(&mut self, keys: impl Iterator<Item = &'u Uid>) {
+        if let Delivery::Maildir {
+            maildir,
+            account_key,
+            upcoming,
+            ..
+        } = self
+        {
+            let tags = keys
+                .map(|key| maildir::tag_for(account_key, key.as_str()))
+                .collect();
+            *upcoming = Some(maildir.precreate(tags));
+        }
+    }
+
+    /// Starts delivering the message known by `key` (see the identity rule in `fetch-all`).
+    pub(crate) fn start(&mut self, key: &Uid) -> Result<Message, DeliverError> {
+        let started = match self {
+            Delivery::Maildir {
+                maildir,
+                account_key,
+                upcoming,
+                ..
+            } => {
+                let tag = maildir::tag_for(account_key, key.as_str());
+                match upcoming.as_mut().and_then(|files| files.next(&tag)) {
+                    Some(file) => file.map(Message::Maildir),
+                    None => maildir.start(&tag).map(Message::Maildir),
+                }
+            }
+            Delivery::Mbox { spool_path, .. } => mbox::spool(spool_path).map(Message::Mbox),
+            Delivery::Mda(argv) => mda::start(argv).map(Message::Mda),
+        };
+        started.map_err(DeliverError::Write)
+    }
+
+    /// Completes a message: it waits (Maildir `tmp/`, mbox spool) for the next [`Batch`], or
+    /// the MDA has taken it.
+    pub(crate) fn finish(&mut self, message: Message) -> Result<(), DeliverError> {
+        let finished = match (self, message) {
+            (Delivery::Maildir { staged, .. }, Message::Maildir(m)) => {
+                m.finish().map(|file| staged.push(file))
+            }
+            (Delivery::Mbox { spooled, .. }, Message::Mbox(m)) => {
+                m.finish().map(|file| *spooled = Some(file))
+            }
+            (_, Message::Mda(m)) => m.finish(),
+            (_, Message::Mbox(_)) => unreachable!("an mbox message belongs to an mbox"),
+            (_, Message::Maildir(_)) => unreachable!("a Maildir message belongs to a Maildir"),
+        };
+        finished.map_err(DeliverError::Write)
+    }
+
+    /// Hands over what the finished messages still need to become durable.
+    pub(crate) fn take_batch(&mut self) -> Batch {
+        match self {
+            Delivery::Maildir {
+                maildir, staged, ..
+            } => Batch::Maildir {
+                maildir: maildir.clone(),
+                staged: std::mem::take(staged),
+            },
+            Delivery::Mbox { path, spooled, .. } => match spooled.take() {
+                Some(spooled) => Batch::Mbox {
+                    path: path.clone(),
+                    spooled,
+                },
+                None => Batch::Recorded,
+            },
+            Delivery::Mda(_) => Batch::Recorded,
+        }
+    }
+
+    /// How many finished messages may wait for their commit. A Maildir recognises what an
+    /// interrupted run delivered, so it commits in large batches; an mbox or an MDA cannot, so
+    /// each message is recorded right after delivery.
+    pub(crate) fn batch_limit(&self) -> usize {
+        match self {
+            Delivery::Maildir { .. } => BATCH_MESSAGES,
+            Delivery::Mbox { .. } | Delivery::Mda(_) => 1,
+        }
+    }
+
+    /// Whether the download waits for each commit before the next message is delivered: an
+    /// mbox or an MDA cannot tell later what it already has, so no unrecorded backlog may build
+    /// up behind the download.
+    pub(crate) fn waits_for_commit(&self) -> bool {
+        !matches!(self, Delivery::Maildir { .. })
+    }
+}
+
+impl Message {
+    /// Message data as received (CRLF line endings; each target converts).
+    pub(crate) fn write(&mut self, data: &[u8]) -> Result<(), DeliverError> {
+        match self {
+            Message::Maildir(m) => m.write(data),
+            Message::Mbox(m) => m.write(data),
+            Message::Mda(m) => m.write(data),
+        }
+        .map_err(DeliverError::Write)
+    }
+
+    /// Gives up on this message: the target never shows it.
+    pub(crate) fn abort(self) {
+        match self {
+            Message::Maildir(m) => m.abort(),
+            Message::Mbox(m) => m.abort(),
+            Message::Mda(m) => m.abort(),
+        }
+    }
+}
+
+/// Finished messages on their way to becoming durable and recorded; safe to send to another
+/// thread.
+pub(crate) enum Batch {
+    /// Files in `tmp/`, to be flushed and renamed into `new/`.
+    Maildir {
+        maildir: Maildir,
+        staged: Vec<Staged>,
+    },
+    /// One spooled message to append (a batch of one: [`Delivery::batch_limit`]).
+    Mbox { path: PathBuf, spooled: Spooled },
+    /// The target already holds them (an MDA took each one): only the record is left.
+    Recorded,
+}
+
+impl Batch {
+    /// Makes the batch durable, then records `keys` (its messages, in order) as delivered.
+    /// Maildir: one syncfs, renames, one fsync of `new/` (the files are removed on failure).
+    /// mbox: see [`append_to_mbox`].
+    pub(crate) fn commit(self, keys: &[Uid], state: &mut State) -> Result<(), DeliverError> {
+        match self {
+            Batch::Maildir { maildir, staged } => {
+                let result = maildir.commit(&staged);
+                if result.is_err() {
+                    maildir.discard(&staged);
+                }
+                result.map_err(DeliverError::Commit)?;
+            }
+            Batch::Mbox { path, spooled } => {
+                return append_to_mbox(&path, &spooled, &keys[0], state);
+            }
+            Batch::Recorded => {}
+        }
+        state
+            .record_delivered(keys, unix_now())
+            .map_err(DeliverError::State)
+    }
+}
+
+/// Appends one spooled message to the mbox, locked only for the copy: announced in the state
+/// journal before its first byte, settled (recorded as delivered) after the mbox is flushed
+/// and before the lock is released.
+fn append_to_mbox(
+    path: &std::path::Path,
+    spooled: &Spooled,
+    key: &Uid,
+    state: &mut State,
+) -> Result<(), DeliverError> {
+    let mut mbox = Mbox::open_locked(path).map_err(DeliverError::Commit)?;
+    let appended = mbox.append(spooled, |offset| {
+        state
+            .record_append_pending(key, offset)
+            .map_err(|e| io::Error::other(e.to_string()))
+    });
+    let settled = state.record_append_settled(appended.is_ok(), unix_now());
+    appended.map_err(DeliverError::Commit)?;
+    settled.map_err(DeliverError::State)
+}
+
+/// An mbox append that a killed run announced and [`recover_interrupted`] settled.
+#[derive(Debug)]
+pub(crate) struct Interrupted {
+    /// The message it was appending.
+    pub(crate) key: Uid,
+    /// What was found where the append started.
+    pub(crate) found: Recovered,
+}
+
+/// Settles what a killed run left half done, before anything is downloaded (under the account
+/// lock). mbox: a complete copy of the announced append is recorded as delivered, a torn one
+/// is cut off the end of the mbox. Other targets leave nothing to settle.
+pub(crate) fn recover_interrupted(
+    target: &Target,
+    state: &mut State,
+) -> Result<Option<Interrupted>, DeliverError> {
+    let Target::Mbox(path) = target else {
+        return Ok(None);
+    };
+    let Some((key, offset)) = state.pending_append() else {
+        return Ok(None);
+    };
+    let open_error = |cause| DeliverError::Open {
+        target: target.clone(),
+        cause,
+    };
+    let mut mbox = Mbox::open_locked(path).map_err(open_error)?;
+    let found = mbox
+        .recover(offset, &state.mbox_spool_path())
+        .map_err(open_error)?;
+    state
+        .record_append_settled(found == Recovered::Complete, unix_now())
+        .map_err(DeliverError::State)?;
+    drop(mbox);
+    let _ = std::fs::remove_file(state.mbox_spool_path());
+    Ok(Some(Interrupted { key, found }))
+}
+
+/// Removes the mbox spool of this run, unless an interrupted append may still need it for
+/// [`recover_interrupted`].
+pub(crate) fn clean_up(state: &State) {
+    if state.pending_append().is_none() {
+        let _ = std::fs::remove_file(state.mbox_spool_path());
+    }
+}
+
+/// Which of `keys` the target already holds although the state does not know them: a Maildir
+/// recognises what a run killed before recording it delivered by the tag in its file names
+/// (and makes those entries durable before they may count). Empty for targets that cannot tell.
+pub(crate) fn already_delivered(
+    target: &Target,
+    account_key: &str,
+    keys: &[&Uid],
+) -> Result<HashSet<Uid>, DeliverError> {
+    let Target::Maildir(root) = target else {
+        return Ok(HashSet::new());
+    };
+    let open_error = |cause| DeliverError::Open {
+        target: target.clone(),
+        cause,
+    };
+    let maildir = Maildir::open(root).map_err(open_error)?;
+    let tags = maildir.delivered_tags().map_err(open_error)?;
+    let known: HashSet<Uid> = keys
+        .iter()
+        .filter(|key| tags.contains(&maildir::tag_for(account_key, key.as_str())))
+        .map(|&key| key.clone())
+        .collect();
+    if !known.is_empty() {
+        maildir.sync_dirs().map_err(open_error)?;
+    }
+    Ok(known)
+}
