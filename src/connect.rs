@@ -291,7 +291,11 @@ fn await_greeting(tcp: &TcpStream, account: &Account) -> Result<(), ConnectError
     let remaining = account.timeout.saturating_sub(started.elapsed());
     if !remaining.is_zero() {
         let probe = remaining.min(TLS_PROBE_TIMEOUT);
-        if transport::speaks_tls(&account.host, account.port, probe) {
+        // The probe takes the same way as the session (through the proxy, if any): a direct
+        // connection could leak the server's name or be blocked where only the proxy gets out.
+        if let Ok(tcp) = open_tcp(account, probe)
+            && transport::speaks_tls(tcp, &account.host)
+        {
             return Err(ConnectError::ImplicitTlsPort {
                 host: account.host.clone(),
                 port: account.port,
@@ -348,6 +352,15 @@ fn sasl_payload(parts: &[&str]) -> Zeroizing<String> {
     encoded
 }
 
+/// A TCP connection to the account's server, through its proxy if it has one, with `timeout`
+/// for connecting and for every read and write.
+fn open_tcp(account: &Account, timeout: Duration) -> Result<TcpStream, ConnectError> {
+    Ok(match &account.proxy {
+        Some(proxy) => crate::proxy::connect(proxy, &account.host, account.port, timeout)?,
+        None => transport::connect_tcp(&account.host, account.port, timeout)?,
+    })
+}
+
 /// Connects, secures and logs in: one attempt, no fallbacks that weaken security.
 ///
 /// `prefetch` names the commands the caller will send first (e.g. LIST and UIDL): when the
@@ -366,10 +379,7 @@ pub fn open(
         host: host.to_owned(),
         error,
     };
-    let tcp = match &account.proxy {
-        Some(proxy) => crate::proxy::connect(proxy, host, account.port, account.timeout)?,
-        None => transport::connect_tcp(host, account.port, account.timeout)?,
-    };
+    let tcp = open_tcp(account, account.timeout)?;
     if let Ok(peer) = tcp.peer_addr() {
         progress(Progress::Connected(peer));
     }

@@ -456,14 +456,11 @@ impl Write for FirstBytes<'_> {
     }
 }
 
-/// Whether `host:port` answers a TLS handshake within `timeout`: the test that tells an
-/// implicit-TLS port (silent until the client speaks TLS) from a slow plain server. The probe
-/// verifies no certificate (it only asks whether TLS is spoken), sends nothing but the
-/// handshake and is closed at once.
-pub fn speaks_tls(host: &str, port: u16, timeout: Duration) -> bool {
-    let Ok(tcp) = connect_tcp(host, port, timeout) else {
-        return false;
-    };
+/// Whether the server at the other end of `tcp` (a fresh connection to `host`, with its
+/// timeouts set) answers a TLS handshake: the test that tells an implicit-TLS port (silent until
+/// the client speaks TLS) from a slow plain server. The probe verifies no certificate (it only
+/// asks whether TLS is spoken), sends nothing but the handshake and is closed at once.
+pub fn speaks_tls(tcp: TcpStream, host: &str) -> bool {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let Ok(builder) = ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(rustls::DEFAULT_VERSIONS)
