@@ -197,16 +197,14 @@ fn password(account: &Account) -> Result<Secret, ConnectError> {
         }
         PasswordSource::Command(argv) => run_secret_command(argv, "password_command", "password"),
         PasswordSource::Prompt => {
-            use std::io::IsTerminal;
-            if !std::io::stdin().is_terminal() {
+            if !crate::ui::stdin_is_terminal() {
                 return Err(ConnectError::Password(format!(
                     "no password for {}@{}: not on a terminal, so set password_command, password_env or password_file",
                     account.user, account.host
                 )));
             }
             let prompt = format!("Password for {}@{}: ", account.user, account.host);
-            rpassword::prompt_password(prompt)
-                .map(Secret::new)
+            crate::ui::prompt_password(&prompt)
                 .map_err(|e| ConnectError::Password(format!("cannot read the password: {e}")))
         }
     }

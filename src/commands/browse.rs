@@ -15,7 +15,7 @@ use crate::pop3::{Command, MessageNumber};
 use crate::ui::{ask, count, stdin_is_terminal};
 
 use super::Context;
-use super::top::{HeaderReply, fetch_headers};
+use super::shared::top::{HeaderReply, fetch_headers};
 
 /// Set once QUIT is under way: from then on Ctrl-C can no longer promise that nothing was deleted.
 static COMMITTING: AtomicBool = AtomicBool::new(false);

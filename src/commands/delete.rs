@@ -11,8 +11,8 @@ use crate::pop3::{Command, Reply};
 use crate::ui::{ask, count, stdin_is_terminal};
 
 use super::Context;
-use super::select::{self, MessageArgs};
-use super::top::{HeaderReply, fetch_headers};
+use super::shared::select::{self, MessageArgs};
+use super::shared::top::{HeaderReply, fetch_headers};
 
 /// Arguments of `delete`.
 #[derive(Debug, Args)]

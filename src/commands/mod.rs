@@ -1,4 +1,5 @@
-//! The subcommands, one module each. [`run`] resolves the command line and the config file
+//! The subcommands, one module each; [`shared`] holds the helpers several of them use
+//! (message selection, header fetching). [`run`] resolves the command line and the config file
 //! once into a [`Context`]; commands receive that and nothing else.
 
 pub mod accounts;
@@ -10,10 +11,12 @@ pub mod import;
 mod list;
 mod login_check;
 pub mod read;
-pub mod select;
+pub mod shared;
 mod shell;
 mod stat;
-mod top;
+
+// `fetch` reaches the header helper as `super::top`.
+use shared::top;
 
 use anyhow::Context as _;
 
@@ -184,11 +187,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// The summary line: printed with -v, or on a terminal; cron (no terminal) gets silence.
 fn report_fetch(context: &Context, summary: &fetch::Summary) {
-    use std::io::IsTerminal;
     let wanted = match context.verbosity {
         Verbosity::Quiet => false,
         Verbosity::Verbose => true,
-        Verbosity::Normal => std::io::stderr().is_terminal(),
+        Verbosity::Normal => crate::ui::stderr_is_terminal(),
     };
     if !wanted {
         return;

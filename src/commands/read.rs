@@ -12,7 +12,7 @@ use crate::message;
 use crate::ui::human_size;
 
 use super::Context;
-use super::select::{self, MessageArgs, MessageSpec};
+use super::shared::select::{self, MessageArgs, MessageSpec};
 
 /// Arguments of `read`.
 #[derive(Debug, Args)]
