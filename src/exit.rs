@@ -1,8 +1,11 @@
 //! Exit codes (sysexits.h), so that scripts and cron can tell failures apart, and the mapping
 //! from errors to them. The README lists them.
 
+use crate::commands::CommandError;
+use crate::commands::shared::select::SelectError;
 use crate::config::ConfigError;
 use crate::connect::ConnectError;
+use crate::import::ImportError;
 use crate::pop3;
 use crate::transport::TransportError;
 
@@ -53,7 +56,8 @@ impl ExitCode {
     }
 }
 
-/// A failure that already knows its exit code (used by commands for their own errors).
+/// A failure that already knows its exit code. Prefer a typed error mapped in [`classify`];
+/// `fetch-all` still builds these while its refactoring is under way.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
 pub struct Failure {
@@ -79,6 +83,15 @@ pub fn classify(error: &anyhow::Error) -> ExitCode {
         if let Some(failure) = cause.downcast_ref::<Failure>() {
             return failure.code;
         }
+        if let Some(e) = cause.downcast_ref::<CommandError>() {
+            return command_code(e);
+        }
+        if let Some(e) = cause.downcast_ref::<SelectError>() {
+            return select_code(e);
+        }
+        if let Some(e) = cause.downcast_ref::<ImportError>() {
+            return import_code(e);
+        }
         if cause.is::<ConfigError>() {
             return ExitCode::Config;
         }
@@ -96,6 +109,47 @@ pub fn classify(error: &anyhow::Error) -> ExitCode {
         }
     }
     ExitCode::Software
+}
+
+fn command_code(error: &CommandError) -> ExitCode {
+    match error {
+        CommandError::NoSuchSubcommand { .. }
+        | CommandError::ReadRange
+        | CommandError::AllAccountsWithAccount
+        | CommandError::DeleteWhat
+        | CommandError::DeleteUnconfirmed
+        | CommandError::ImportOneFile { .. } => ExitCode::Usage,
+        CommandError::TooBigToShow { .. } => ExitCode::Unavailable,
+        CommandError::CannotWrite { .. } => ExitCode::IoError,
+        CommandError::SomeAccountsFailed { worst } => *worst,
+        CommandError::WorkerPanicked | CommandError::ImportedConfigInvalid(_) => ExitCode::Software,
+        CommandError::ConfigCheck { .. } | CommandError::NoConfigDir => ExitCode::Config,
+        CommandError::DeleteRefused { .. } | CommandError::ReplyTooLong { .. } => {
+            ExitCode::Protocol
+        }
+        // QUIT unconfirmed: whether the server committed is unknown, so look again later.
+        CommandError::DeletionUnknown { .. } | CommandError::BrowseQuitUnconfirmed { .. } => {
+            ExitCode::TempFail
+        }
+        CommandError::Import(e) => import_code(e),
+    }
+}
+
+fn select_code(error: &SelectError) -> ExitCode {
+    match error {
+        e if e.is_usage() => ExitCode::Usage,
+        SelectError::NoUidl => ExitCode::Unavailable,
+        _ => ExitCode::NoSuchMessage,
+    }
+}
+
+fn import_code(error: &ImportError) -> ExitCode {
+    match error {
+        ImportError::NoConfig { .. } | ImportError::Parse { .. } => ExitCode::Config,
+        ImportError::Read { .. } | ImportError::State(_) | ImportError::Lock(_) => {
+            ExitCode::IoError
+        }
+    }
 }
 
 fn connect_code(error: &ConnectError) -> ExitCode {

@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod browse;
 pub mod delete;
+mod error;
 pub mod fetch;
 pub mod headers;
 pub mod import;
@@ -15,6 +16,7 @@ pub mod shared;
 mod shell;
 mod stat;
 
+pub(crate) use error::CommandError;
 // `fetch` reaches the header helper as `super::top`.
 use shared::top;
 
@@ -229,11 +231,7 @@ fn fetch_all_accounts(
     args: &fetch::FetchArgs,
 ) -> anyhow::Result<()> {
     if global.account.is_some() {
-        return Err(crate::exit::Failure::new(
-            crate::exit::ExitCode::Usage,
-            "--all-accounts and --account exclude each other",
-        )
-        .into());
+        return Err(CommandError::AllAccountsWithAccount.into());
     }
     let names: Vec<String> = loaded.file.accounts.keys().cloned().collect();
     if names.is_empty() {
@@ -256,7 +254,7 @@ fn fetch_all_accounts(
     }
     match worst {
         crate::exit::ExitCode::Success => Ok(()),
-        code => Err(crate::exit::Failure::new(code, "some accounts failed (see above)").into()),
+        worst => Err(CommandError::SomeAccountsFailed { worst }.into()),
     }
 }
 
@@ -302,7 +300,7 @@ pub(crate) fn check_connections(
     }
     match worst {
         crate::exit::ExitCode::Success => Ok(()),
-        code => Err(crate::exit::Failure::new(code, "some accounts failed (see above)").into()),
+        worst => Err(CommandError::SomeAccountsFailed { worst }.into()),
     }
 }
 
@@ -371,13 +369,11 @@ fn in_parallel<T: Send>(
                 .map(|context| scope.spawn(|| work(context)))
                 .collect();
             for handle in handles {
-                results.push(handle.join().unwrap_or_else(|_| {
-                    Err(crate::exit::Failure::new(
-                        crate::exit::ExitCode::Software,
-                        "internal error; please report it",
-                    )
-                    .into())
-                }));
+                results.push(
+                    handle
+                        .join()
+                        .unwrap_or_else(|_| Err(CommandError::WorkerPanicked.into())),
+                );
             }
         });
     }

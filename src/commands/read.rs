@@ -7,12 +7,11 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Args;
 
-use crate::exit::{ExitCode, Failure};
 use crate::message;
 use crate::ui::human_size;
 
-use super::Context;
 use super::shared::select::{self, MessageArgs, MessageSpec};
+use super::{CommandError, Context};
 
 /// Arguments of `read`.
 #[derive(Debug, Args)]
@@ -42,7 +41,7 @@ pub fn run(context: &Context, args: &ReadArgs) -> anyhow::Result<()> {
         uid: args.uid,
     })?;
     if let [MessageSpec::Range(..)] = specs.as_slice() {
-        return Err(Failure::new(ExitCode::Usage, "read takes one message, not a range").into());
+        return Err(CommandError::ReadRange.into());
     }
     let mut connection = context.connect_prefetching(&select::prefetch(&specs, false))?;
     let selected = select::resolve(&mut connection, &specs, false)?;
@@ -82,15 +81,9 @@ fn retr_for_display(
     number: crate::pop3::MessageNumber,
     listed_size: u64,
 ) -> anyhow::Result<Vec<u8>> {
-    let too_big = || {
-        Failure::new(
-            ExitCode::Unavailable,
-            format!(
-                "message {number} is larger than {}, too big to show; \
-                 save it with --output FILE or write it with --raw",
-                human_size(MAX_READABLE_SIZE)
-            ),
-        )
+    let too_big = || CommandError::TooBigToShow {
+        number,
+        limit: MAX_READABLE_SIZE,
     };
     if listed_size > MAX_READABLE_SIZE {
         return Err(too_big().into());
@@ -125,8 +118,10 @@ fn save(
         _ => std::path::Path::new("."),
     };
     let cannot_write = || format!("cannot write {}", path.display());
-    let file = tempfile::NamedTempFile::new_in(dir)
-        .map_err(|e| Failure::new(ExitCode::IoError, format!("{}: {e}", cannot_write())))?;
+    let file = tempfile::NamedTempFile::new_in(dir).map_err(|error| CommandError::CannotWrite {
+        path: path.to_owned(),
+        error,
+    })?;
     let mut writer = std::io::BufWriter::new(file);
     let size = session.retr(number, &mut |data| writer.write_all(data))?;
     let file = writer
@@ -134,11 +129,9 @@ fn save(
         .map_err(|e| e.into_error())
         .with_context(cannot_write)?;
     file.as_file().sync_all().with_context(cannot_write)?;
-    file.persist(path).map_err(|e| {
-        Failure::new(
-            ExitCode::IoError,
-            format!("{}: {}", cannot_write(), e.error),
-        )
+    file.persist(path).map_err(|e| CommandError::CannotWrite {
+        path: path.to_owned(),
+        error: e.error,
     })?;
     Ok(size)
 }

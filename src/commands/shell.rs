@@ -23,13 +23,10 @@ pub fn help(path: &[String]) -> anyhow::Result<()> {
     command.build(); // names subcommands "pop3 NAME" in their usage lines
     for name in path {
         let Some(sub) = command.find_subcommand(name) else {
-            return Err(crate::exit::Failure::new(
-                crate::exit::ExitCode::Usage,
-                format!(
-                    "{} has no subcommand {name:?}; see `pop3 help`",
-                    command.get_bin_name().unwrap_or("pop3")
-                ),
-            )
+            return Err(super::CommandError::NoSuchSubcommand {
+                bin: command.get_bin_name().unwrap_or("pop3").to_owned(),
+                name: name.clone(),
+            }
             .into());
         };
         command = sub.clone();

@@ -33,7 +33,6 @@ pub(crate) fn terminal_width() -> Option<usize> {
     terminal_size::terminal_size().map(|(terminal_size::Width(w), _)| usize::from(w))
 }
 
-
 /// Whether stderr is a terminal, i.e. a person watches progress and summaries (cron does not).
 pub(crate) fn stderr_is_terminal() -> bool {
     std::io::stderr().is_terminal()
