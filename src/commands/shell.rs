@@ -133,9 +133,8 @@ pub fn man() -> anyhow::Result<()> {
     }
     writeln!(
         text,
-        ".SH \"EXIT STATUS\"\n0 success; 64 usage; 65 no such message; 68 unknown host; 69 unavailable; \
-         70 internal error; 74 local I/O error; 75 temporary failure; 76 protocol or TLS error; \
-         77 login refused; 78 configuration error."
+        ".SH \"EXIT STATUS\"\n{}",
+        crate::exit::ExitCode::man_table()
     )?;
     page.render_version_section(&mut text)?;
     let mut out = std::io::stdout().lock();
