@@ -120,7 +120,7 @@ impl ExitCode {
 /// `fetch-all` still builds these while its refactoring is under way.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
-pub struct Failure {
+pub(crate) struct Failure {
     /// The exit code.
     pub code: ExitCode,
     /// One line saying what is wrong and what to do.

@@ -17,16 +17,20 @@
 //! Dependencies point one way: `main -> commands -> connect -> {transport, pop3, config}`.
 //! `pop3`, `transport` and `ui` import none of the others.
 
+// The library serves the binary and its contributors, so its docs are built with
+// `--document-private-items` (see .ci/run), where links to crate-private items resolve.
+#![allow(rustdoc::private_intra_doc_links)]
+
 pub mod cli;
 pub mod commands;
 pub mod config;
-pub mod connect;
+pub(crate) mod connect;
 pub mod exit;
-pub mod import;
+pub(crate) mod import;
 pub mod message;
 pub mod pop3;
-pub mod proxy;
-pub mod secret;
+pub(crate) mod proxy;
+pub(crate) mod secret;
 pub mod store;
-pub mod transport;
+pub(crate) mod transport;
 pub mod ui;

@@ -63,7 +63,7 @@ pub struct Readable {
 }
 
 /// Summary of a message from its header bytes (what `TOP n 0` returns) or a whole message.
-pub fn summarize(raw: &[u8]) -> Summary {
+pub(crate) fn summarize(raw: &[u8]) -> Summary {
     guarded(Summary::default, || match parse(raw) {
         Some(message) => summary_of(raw, &message),
         None => Summary::default(),
@@ -72,7 +72,7 @@ pub fn summarize(raw: &[u8]) -> Summary {
 
 /// Every header of the message in order, name and decoded value (unfolded, RFC 2047 decoded,
 /// control characters stripped), for `headers --json`.
-pub fn all_headers(raw: &[u8]) -> Vec<(String, String)> {
+pub(crate) fn all_headers(raw: &[u8]) -> Vec<(String, String)> {
     guarded(Vec::new, || {
         let Some(message) = parse(raw) else {
             return Vec::new();
@@ -91,7 +91,7 @@ pub fn all_headers(raw: &[u8]) -> Vec<(String, String)> {
 /// when there is only HTML, a plain-text rendering of it (`from_html` is then true); when there is
 /// no text at all, an empty string. The attachments are every part that is an attachment,
 /// including inline images, but not the text or HTML body parts themselves.
-pub fn readable(raw: &[u8]) -> Readable {
+pub(crate) fn readable(raw: &[u8]) -> Readable {
     let empty = || Readable {
         summary: summarize(raw),
         text: String::new(),

@@ -2,17 +2,17 @@
 //! (message selection, header fetching). [`run`] resolves the command line and the config file
 //! once into a [`Context`]; commands receive that and nothing else.
 
-pub mod accounts;
-pub mod browse;
-pub mod delete;
+pub(crate) mod accounts;
+pub(crate) mod browse;
+pub(crate) mod delete;
 mod error;
-pub mod fetch;
-pub mod headers;
-pub mod import;
+pub(crate) mod fetch;
+pub(crate) mod headers;
+pub(crate) mod import;
 mod list;
 mod login_check;
-pub mod read;
-pub mod shared;
+pub(crate) mod read;
+pub(crate) mod shared;
 mod shell;
 mod stat;
 
@@ -30,7 +30,7 @@ use crate::pop3::client::{Direction, Tracer};
 
 /// How chatty to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verbosity {
+pub(crate) enum Verbosity {
     /// Errors only.
     Quiet,
     /// Results and warnings.
@@ -40,7 +40,7 @@ pub enum Verbosity {
 }
 
 /// Everything a command needs, resolved once.
-pub struct Context {
+pub(crate) struct Context {
     /// The account to use.
     pub account: Account,
     /// How chatty to be.

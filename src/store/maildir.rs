@@ -1,4 +1,4 @@
-//! Maildir delivery (https://cr.yp.to/proto/maildir.html), in groups for speed:
+//! Maildir delivery (<https://cr.yp.to/proto/maildir.html>), in groups for speed:
 //! every message of a batch is written to `tmp/`, the whole batch is flushed to disk with one
 //! `syncfs(2)`, each file is renamed into `new/`, and `new/` itself is fsynced once.
 //!
