@@ -726,6 +726,13 @@ mod tests {
         }
     }
 
+    fn assert_one_safe_line(text: &str, pos: usize, byte: u8) {
+        assert!(
+            !text.chars().any(is_unsafe),
+            "byte {byte:#x} at {pos}: unsafe or multi-line {text:?}"
+        );
+    }
+
     #[test]
     fn no_panic_on_corrupted_bytes() {
         for raw in ALL {
@@ -733,9 +740,34 @@ mod tests {
             for pos in 0..raw.len() {
                 for byte in [b'\n', b'"', b'=', b'-', b';', b'<', 0xff] {
                     corrupted[pos] = byte;
-                    let _ = summarize(&corrupted);
-                    let _ = readable(&corrupted);
-                    let _ = all_headers(&corrupted);
+                    // Whatever the damage, every string that comes back is display-safe:
+                    // single lines for headers, no control but \n and \t in the body.
+                    let summary = summarize(&corrupted);
+                    let Readable {
+                        summary: full,
+                        text,
+                        attachments,
+                        from_html: _,
+                    } = readable(&corrupted);
+                    for field in [&summary, &full]
+                        .into_iter()
+                        .flat_map(|s| [&s.from, &s.to, &s.cc, &s.subject, &s.date])
+                    {
+                        assert_one_safe_line(field, pos, byte);
+                    }
+                    for (name, value) in all_headers(&corrupted) {
+                        assert_one_safe_line(&name, pos, byte);
+                        assert_one_safe_line(&value, pos, byte);
+                    }
+                    for attachment in &attachments {
+                        assert_one_safe_line(&attachment.name, pos, byte);
+                        assert_one_safe_line(&attachment.content_type, pos, byte);
+                    }
+                    assert!(
+                        text.chars()
+                            .all(|c| c == '\n' || c == '\t' || !is_unsafe(c)),
+                        "byte {byte:#x} at {pos}: unsafe body text {text:?}"
+                    );
                 }
                 corrupted[pos] = raw[pos];
             }
