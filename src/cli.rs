@@ -9,16 +9,16 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 use crate::config::{AuthMethod, Settings, TlsMode};
 
 /// The help heading of the flags that say how to reach and log in to the server.
-pub const CONNECTION: &str = "Connection options";
+pub(crate) const CONNECTION: &str = "Connection options";
 /// The help heading of the flags every subcommand takes (config file, account, verbosity).
-pub const GLOBAL: &str = "Global options";
+pub(crate) const GLOBAL: &str = "Global options";
 
 /// Subcommands that never connect: their help does not list the connection flags (they are
 /// still accepted, so a shell alias carrying `--host` keeps working).
 const OFFLINE: [&str; 5] = ["accounts", "completions", "man", "config", "help"];
 
 /// The full command definition, as parsed and as shown by help, completions and the man page.
-pub fn command() -> clap::Command {
+pub(crate) fn command() -> clap::Command {
     let command = Cli::command();
     // Global flags are copied into every subcommand that lacks them when the command is built;
     // a hidden copy of each connection flag in the offline subcommands keeps them out of their
@@ -63,15 +63,15 @@ impl Cli {
 pub struct Cli {
     /// Settings shared by every subcommand.
     #[command(flatten)]
-    pub global: GlobalArgs,
+    pub(crate) global: GlobalArgs,
     /// What to do.
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 /// Flags accepted by every subcommand; each overrides the config file.
 #[derive(Debug, Args)]
-pub struct GlobalArgs {
+pub(crate) struct GlobalArgs {
     /// Config file [default: ~/.config/pop3/config.toml]
     #[arg(long, global = true, value_name = "FILE", env = "POP3_CONFIG", help_heading = GLOBAL)]
     pub config: Option<PathBuf>,
@@ -145,7 +145,7 @@ impl GlobalArgs {
 /// A path given on the command line is relative to the current directory, as for any other
 /// program (the config layer would otherwise take it relative to the config file's folder).
 /// A leading `~` is left for the config layer to expand.
-pub fn from_current_dir(path: &std::path::Path) -> PathBuf {
+pub(crate) fn from_current_dir(path: &std::path::Path) -> PathBuf {
     if path.is_relative() && !path.starts_with("~") {
         std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
     } else {
@@ -155,7 +155,7 @@ pub fn from_current_dir(path: &std::path::Path) -> PathBuf {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Check that the settings work: connection, TLS, login, capabilities, message count
     LoginCheck,
     /// Show the number of messages and their total size
@@ -197,14 +197,14 @@ pub enum Command {
 
 /// `pop3 config ...`.
 #[derive(Debug, Subcommand)]
-pub enum ConfigCommand {
+pub(crate) enum ConfigCommand {
     /// Check the config file and show an account's effective settings (secrets masked)
     Check(CheckArgs),
 }
 
 /// Arguments of `config check`.
 #[derive(Debug, Args)]
-pub struct CheckArgs {
+pub(crate) struct CheckArgs {
     /// Also log in to every account (in parallel) and report one line per account
     #[arg(long)]
     pub connect: bool,
@@ -212,7 +212,7 @@ pub struct CheckArgs {
 
 /// Arguments of `accounts`.
 #[derive(Debug, Args)]
-pub struct AccountsArgs {
+pub(crate) struct AccountsArgs {
     /// Print only the account names, one a line (for shell completion)
     #[arg(long)]
     pub names: bool,
@@ -220,7 +220,7 @@ pub struct AccountsArgs {
 
 /// Output format flags.
 #[derive(Debug, Args)]
-pub struct JsonArgs {
+pub(crate) struct JsonArgs {
     /// Print JSON for scripts
     #[arg(long)]
     pub json: bool,

@@ -43,7 +43,7 @@ impl std::fmt::Display for TlsMode {
 
 impl TlsMode {
     /// The port used when none is configured.
-    pub fn default_port(self) -> u16 {
+    pub(crate) fn default_port(self) -> u16 {
         match self {
             TlsMode::Implicit => 995,
             TlsMode::Starttls | TlsMode::None => 110,
@@ -176,7 +176,7 @@ impl<'de> Deserialize<'de> for ByteSize {
 impl Settings {
     /// `self` with every key that `over` sets replaced. Password sources form one group: a layer
     /// naming any source replaces all sources of the layers beneath it.
-    pub fn overlay(self, over: Settings) -> Settings {
+    pub(crate) fn overlay(self, over: Settings) -> Settings {
         let over_has_password = over.has_password_source();
         let over_has_target = over.has_target();
         let (command, env, file, password) = if over_has_password {
@@ -295,7 +295,7 @@ pub enum PasswordSource {
 }
 
 /// Built-in default for `timeout`.
-pub const DEFAULT_TIMEOUT_SECS: u64 = 60;
+pub(crate) const DEFAULT_TIMEOUT_SECS: u64 = 60;
 
 /// A fully resolved account: everything needed to connect and log in.
 #[derive(Debug, Clone)]
@@ -371,7 +371,7 @@ pub enum DeliveryTarget {
 }
 
 /// The platform's state directory for pop3 (`~/.local/state/pop3` on Linux).
-pub fn default_state_dir() -> PathBuf {
+pub(crate) fn default_state_dir() -> PathBuf {
     dirs::state_dir()
         .or_else(dirs::data_local_dir)
         .unwrap_or_else(|| PathBuf::from("."))
@@ -446,7 +446,7 @@ fn known_accounts(known: &[String]) -> String {
 
 /// The file to read: `--config`, else `POP3_CONFIG` (clap folds both into `explicit`), else the
 /// platform default. Returns the path and whether it was asked for explicitly.
-pub fn config_path(explicit: Option<&Path>) -> Option<(PathBuf, bool)> {
+pub(crate) fn config_path(explicit: Option<&Path>) -> Option<(PathBuf, bool)> {
     match explicit {
         Some(path) => Some((path.to_owned(), true)),
         None => dirs::config_dir().map(|dir| (dir.join("pop3").join("config.toml"), false)),
@@ -466,7 +466,7 @@ pub struct LoadedConfig {
 
 /// Reads the configuration file. A missing default file is not an error (everything can come
 /// from the command line); a missing explicit one is.
-pub fn load(explicit: Option<&Path>) -> Result<LoadedConfig, ConfigError> {
+pub(crate) fn load(explicit: Option<&Path>) -> Result<LoadedConfig, ConfigError> {
     let Some((path, is_explicit)) = config_path(explicit) else {
         return Ok(LoadedConfig::default());
     };
@@ -535,7 +535,7 @@ fn assigns_secret(line: &str) -> bool {
 }
 
 /// Whether group or others may read `path`.
-pub fn readable_by_others(path: &Path) -> bool {
+pub(crate) fn readable_by_others(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o044 != 0)
 }
@@ -781,7 +781,7 @@ fn build_account(
 
 /// Expands a leading `~/` to the home directory; a relative path is taken relative to the
 /// directory of the config file (so it does not depend on where cron starts the program).
-pub fn expand_path(path: &Path, base_dir: Option<&Path>) -> PathBuf {
+pub(crate) fn expand_path(path: &Path, base_dir: Option<&Path>) -> PathBuf {
     if let Ok(rest) = path.strip_prefix("~")
         && let Some(home) = dirs::home_dir()
     {

@@ -139,10 +139,6 @@ pub struct Connection {
     pub session: Session<Stream>,
     /// Capabilities as announced after login.
     pub capabilities: Capabilities,
-    /// The greeting.
-    pub greeting: Greeting,
-    /// TLS details, when encrypted.
-    pub tls: Option<TlsInfo>,
 }
 
 /// Whether the account logs in with an OAuth2 token rather than a password: when asked to, or
@@ -197,16 +193,14 @@ fn password(account: &Account) -> Result<Secret, ConnectError> {
         }
         PasswordSource::Command(argv) => run_secret_command(argv, "password_command", "password"),
         PasswordSource::Prompt => {
-            use std::io::IsTerminal;
-            if !std::io::stdin().is_terminal() {
+            if !crate::ui::stdin_is_terminal() {
                 return Err(ConnectError::Password(format!(
                     "no password for {}@{}: not on a terminal, so set password_command, password_env or password_file",
                     account.user, account.host
                 )));
             }
             let prompt = format!("Password for {}@{}: ", account.user, account.host);
-            rpassword::prompt_password(prompt)
-                .map(Secret::new)
+            crate::ui::prompt_password(&prompt)
                 .map_err(|e| ConnectError::Password(format!("cannot read the password: {e}")))
         }
     }
@@ -385,12 +379,10 @@ pub fn open(
     }
     // The connector loads the trusted roots; only build it when TLS is used.
     let connector = || TlsConnector::new(account.ca_file.as_deref(), &account.tls_options);
-    let mut tls_info = None;
     let stream = match account.tls {
         TlsMode::Implicit => {
             let tls = connector()?.handshake(tcp, host)?;
-            let info = tls_info.insert(tls.info());
-            progress(Progress::Tls(info));
+            progress(Progress::Tls(&tls.info()));
             Stream::Tls(Box::new(tls))
         }
         TlsMode::Starttls | TlsMode::None => {
@@ -432,8 +424,7 @@ pub fn open(
             )),
             other => other.into(),
         })?;
-        let info = tls_info.insert(tls.info());
-        progress(Progress::Tls(info));
+        progress(Progress::Tls(&tls.info()));
         client = Client::resume(Stream::Tls(Box::new(tls)), tracer);
         // RFC 2595 §4: capabilities may differ once TLS is active; forget the old list.
         capabilities = client.capa().map_err(protocol)?;
@@ -525,8 +516,6 @@ pub fn open(
     Ok(Connection {
         session,
         capabilities,
-        greeting,
-        tls: tls_info,
     })
 }
 

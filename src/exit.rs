@@ -1,9 +1,13 @@
-//! Exit codes (sysexits.h), so that scripts and cron can tell failures apart, and the mapping
-//! from errors to them. The README lists them.
+//! Exit codes (sysexits.h), so that scripts and cron can tell failures apart, and the one
+//! mapping from errors to them ([`classify`]). The man page's table is generated from
+//! [`ExitCode::ALL`]; the tables in README.md and docs/troubleshooting.md are checked against it.
 
+use crate::commands::CommandError;
 use crate::commands::fetch::FetchError;
+use crate::commands::shared::select::SelectError;
 use crate::config::ConfigError;
 use crate::connect::ConnectError;
+use crate::import::ImportError;
 use crate::pop3;
 use crate::transport::TransportError;
 
@@ -37,6 +41,65 @@ pub enum ExitCode {
 }
 
 impl ExitCode {
+    /// Every exit code, in numeric order: the source of the man page's EXIT STATUS section,
+    /// and what the tables in README.md and docs/troubleshooting.md are checked against.
+    pub const ALL: [ExitCode; 11] = [
+        ExitCode::Success,
+        ExitCode::Usage,
+        ExitCode::NoSuchMessage,
+        ExitCode::NoHost,
+        ExitCode::Unavailable,
+        ExitCode::Software,
+        ExitCode::IoError,
+        ExitCode::TempFail,
+        ExitCode::Protocol,
+        ExitCode::AuthFailed,
+        ExitCode::Config,
+    ];
+
+    /// The sysexits.h name (`EX_USAGE`), `None` for success.
+    pub fn sysexits_name(self) -> Option<&'static str> {
+        Some(match self {
+            ExitCode::Success => return None,
+            ExitCode::Usage => "EX_USAGE",
+            ExitCode::NoSuchMessage => "EX_DATAERR",
+            ExitCode::NoHost => "EX_NOHOST",
+            ExitCode::Unavailable => "EX_UNAVAILABLE",
+            ExitCode::Software => "EX_SOFTWARE",
+            ExitCode::IoError => "EX_IOERR",
+            ExitCode::TempFail => "EX_TEMPFAIL",
+            ExitCode::Protocol => "EX_PROTOCOL",
+            ExitCode::AuthFailed => "EX_NOPERM",
+            ExitCode::Config => "EX_CONFIG",
+        })
+    }
+
+    /// A few words saying what the code means, for the man page.
+    pub fn summary(self) -> &'static str {
+        match self {
+            ExitCode::Success => "success",
+            ExitCode::Usage => "usage",
+            ExitCode::NoSuchMessage => "no such message",
+            ExitCode::NoHost => "unknown host",
+            ExitCode::Unavailable => "unavailable",
+            ExitCode::Software => "internal error",
+            ExitCode::IoError => "local I/O error",
+            ExitCode::TempFail => "temporary failure",
+            ExitCode::Protocol => "protocol or TLS error",
+            ExitCode::AuthFailed => "login refused",
+            ExitCode::Config => "configuration error",
+        }
+    }
+
+    /// The man page's EXIT STATUS text: `0 success; 64 usage; …; 78 configuration error.`
+    pub fn man_table() -> String {
+        let entries: Vec<String> = ExitCode::ALL
+            .iter()
+            .map(|code| format!("{} {}", *code as u8, code.summary()))
+            .collect();
+        format!("{}.", entries.join("; "))
+    }
+
     /// How serious the failure is, to pick the worst of several (`--all-accounts`): a bug or
     /// a local disk problem outranks a wrong setting, which outranks a server problem, which
     /// outranks "try again later".
@@ -54,31 +117,17 @@ impl ExitCode {
     }
 }
 
-/// A failure that already knows its exit code (used by commands for their own errors).
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct Failure {
-    /// The exit code.
-    pub code: ExitCode,
-    /// One line saying what is wrong and what to do.
-    pub message: String,
-}
-
-impl Failure {
-    /// A failure with this code and message.
-    pub fn new(code: ExitCode, message: impl Into<String>) -> Failure {
-        Failure {
-            code,
-            message: message.into(),
-        }
-    }
-}
-
 /// The exit code for an error: the first error in the chain that has a known meaning decides.
 pub fn classify(error: &anyhow::Error) -> ExitCode {
     for cause in error.chain() {
-        if let Some(failure) = cause.downcast_ref::<Failure>() {
-            return failure.code;
+        if let Some(e) = cause.downcast_ref::<CommandError>() {
+            return command_code(e);
+        }
+        if let Some(e) = cause.downcast_ref::<SelectError>() {
+            return select_code(e);
+        }
+        if let Some(e) = cause.downcast_ref::<ImportError>() {
+            return import_code(e);
         }
         if cause.is::<ConfigError>() {
             return ExitCode::Config;
@@ -100,6 +149,49 @@ pub fn classify(error: &anyhow::Error) -> ExitCode {
         }
     }
     ExitCode::Software
+}
+
+fn command_code(error: &CommandError) -> ExitCode {
+    match error {
+        CommandError::NoSuchSubcommand { .. }
+        | CommandError::ReadRange
+        | CommandError::AllAccountsWithAccount
+        | CommandError::DeleteWhat
+        | CommandError::DeleteUnconfirmed
+        | CommandError::ImportOneFile { .. } => ExitCode::Usage,
+        CommandError::TooBigToShow { .. } => ExitCode::Unavailable,
+        CommandError::CannotWrite { .. }
+        | CommandError::CannotSaveIn { .. }
+        | CommandError::NoFreeName { .. } => ExitCode::IoError,
+        CommandError::SomeAccountsFailed { worst } => *worst,
+        CommandError::WorkerPanicked | CommandError::ImportedConfigInvalid(_) => ExitCode::Software,
+        CommandError::ConfigCheck { .. } | CommandError::NoConfigDir => ExitCode::Config,
+        CommandError::DeleteRefused { .. } | CommandError::ReplyTooLong { .. } => {
+            ExitCode::Protocol
+        }
+        // QUIT unconfirmed: whether the server committed is unknown, so look again later.
+        CommandError::DeletionUnknown { .. } | CommandError::BrowseQuitUnconfirmed { .. } => {
+            ExitCode::TempFail
+        }
+        CommandError::Import(e) => import_code(e),
+    }
+}
+
+fn select_code(error: &SelectError) -> ExitCode {
+    match error {
+        e if e.is_usage() => ExitCode::Usage,
+        SelectError::NoUidl => ExitCode::Unavailable,
+        _ => ExitCode::NoSuchMessage,
+    }
+}
+
+fn import_code(error: &ImportError) -> ExitCode {
+    match error {
+        ImportError::NoConfig { .. } | ImportError::Parse { .. } => ExitCode::Config,
+        ImportError::Read { .. } | ImportError::State(_) | ImportError::Lock(_) => {
+            ExitCode::IoError
+        }
+    }
 }
 
 fn connect_code(error: &ConnectError) -> ExitCode {
@@ -174,7 +266,7 @@ fn protocol_code(error: &pop3::Error) -> ExitCode {
 
 fn fetch_code(error: &FetchError) -> ExitCode {
     match error {
-        FetchError::MdaWithoutCommand | FetchError::AllAccountsWithAccount => ExitCode::Usage,
+        FetchError::MdaWithoutCommand => ExitCode::Usage,
         FetchError::Busy { .. }
         | FetchError::QuitUnconfirmed { .. }
         | FetchError::Withheld { .. } => ExitCode::TempFail,
@@ -195,5 +287,63 @@ fn deliver_code(error: &crate::store::deliver::DeliverError) -> ExitCode {
         DeliverError::Open { .. } | DeliverError::Commit(_) | DeliverError::State(_) => {
             ExitCode::IoError
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_lists_every_code_once_in_numeric_order() {
+        let numbers: Vec<u8> = ExitCode::ALL.iter().map(|c| *c as u8).collect();
+        assert!(numbers.windows(2).all(|w| w[0] < w[1]), "{numbers:?}");
+    }
+
+    #[test]
+    fn the_man_page_table_is_generated_from_the_enum() {
+        assert_eq!(
+            ExitCode::man_table(),
+            "0 success; 64 usage; 65 no such message; 68 unknown host; 69 unavailable; \
+             70 internal error; 74 local I/O error; 75 temporary failure; 76 protocol or TLS error; \
+             77 login refused; 78 configuration error."
+        );
+    }
+
+    /// The `| code | name | when |` rows of the first table under `heading` in `doc`.
+    fn documented_codes(doc: &str, heading: &str) -> Vec<(u8, String)> {
+        let section = doc
+            .split_once(heading)
+            .unwrap_or_else(|| panic!("no {heading:?}"))
+            .1;
+        section
+            .lines()
+            .skip_while(|line| !line.starts_with('|'))
+            .take_while(|line| line.starts_with('|'))
+            .filter_map(|line| {
+                let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+                Some((cells.get(1)?.parse().ok()?, cells.get(2)?.to_string()))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_exit_code_tables_in_the_docs_match_the_enum() {
+        let expected: Vec<(u8, String)> = ExitCode::ALL
+            .iter()
+            .map(|c| (*c as u8, c.sysexits_name().unwrap_or("").to_owned()))
+            .collect();
+        let readme = include_str!("../README.md");
+        assert_eq!(
+            documented_codes(readme, "## Exit codes"),
+            expected,
+            "README.md"
+        );
+        let troubleshooting = include_str!("../docs/troubleshooting.md");
+        assert_eq!(
+            documented_codes(troubleshooting, "## Exit codes"),
+            expected,
+            "docs/troubleshooting.md"
+        );
     }
 }

@@ -81,7 +81,7 @@ pub struct Readable {
 }
 
 /// Summary of a message from its header bytes (what `TOP n 0` returns) or a whole message.
-pub fn summarize(raw: &[u8]) -> Summary {
+pub(crate) fn summarize(raw: &[u8]) -> Summary {
     guarded(Summary::default, || match parse(raw) {
         Some(message) => summary_of(raw, &message),
         None => Summary::default(),
@@ -90,7 +90,7 @@ pub fn summarize(raw: &[u8]) -> Summary {
 
 /// Every header of the message in order, name and decoded value (unfolded, RFC 2047 decoded,
 /// control characters stripped), for `headers --json`.
-pub fn all_headers(raw: &[u8]) -> Vec<(String, String)> {
+pub(crate) fn all_headers(raw: &[u8]) -> Vec<(String, String)> {
     guarded(Vec::new, || {
         let Some(message) = parse(raw) else {
             return Vec::new();
@@ -109,7 +109,7 @@ pub fn all_headers(raw: &[u8]) -> Vec<(String, String)> {
 /// when there is only HTML, a plain-text rendering of it (`from_html` is then true); when there is
 /// no text at all, an empty string. The attachments are every part that is an attachment,
 /// including inline images, but not the text or HTML body parts themselves.
-pub fn readable(raw: &[u8]) -> Readable {
+pub(crate) fn readable(raw: &[u8]) -> Readable {
     let empty = || Readable {
         summary: summarize(raw),
         text: String::new(),
@@ -916,6 +916,13 @@ mod tests {
         }
     }
 
+    fn assert_one_safe_line(text: &str, pos: usize, byte: u8) {
+        assert!(
+            !text.chars().any(is_unsafe),
+            "byte {byte:#x} at {pos}: unsafe or multi-line {text:?}"
+        );
+    }
+
     #[test]
     fn no_panic_on_corrupted_bytes() {
         for raw in ALL {
@@ -923,10 +930,35 @@ mod tests {
             for pos in 0..raw.len() {
                 for byte in [b'\n', b'"', b'=', b'-', b';', b'<', 0xff] {
                     corrupted[pos] = byte;
-                    let _ = summarize(&corrupted);
-                    let _ = readable(&corrupted);
-                    let _ = all_headers(&corrupted);
+                    // Whatever the damage, every string that comes back is display-safe:
+                    // single lines for headers, no control but \n and \t in the body.
+                    let summary = summarize(&corrupted);
+                    let Readable {
+                        summary: full,
+                        text,
+                        attachments,
+                        from_html: _,
+                    } = readable(&corrupted);
+                    for field in [&summary, &full]
+                        .into_iter()
+                        .flat_map(|s| [&s.from, &s.to, &s.cc, &s.subject, &s.date])
+                    {
+                        assert_one_safe_line(field, pos, byte);
+                    }
+                    for (name, value) in all_headers(&corrupted) {
+                        assert_one_safe_line(&name, pos, byte);
+                        assert_one_safe_line(&value, pos, byte);
+                    }
+                    for attachment in &attachments {
+                        assert_one_safe_line(&attachment.name, pos, byte);
+                        assert_one_safe_line(&attachment.content_type, pos, byte);
+                    }
                     let _ = attachment_files(&corrupted);
+                    assert!(
+                        text.chars()
+                            .all(|c| c == '\n' || c == '\t' || !is_unsafe(c)),
+                        "byte {byte:#x} at {pos}: unsafe body text {text:?}"
+                    );
                 }
                 corrupted[pos] = raw[pos];
             }

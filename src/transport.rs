@@ -616,21 +616,6 @@ pub enum Stream {
     Tls(Box<TlsStream>),
 }
 
-impl Stream {
-    /// TLS details, or `None` for a plain connection.
-    pub fn tls_info(&self) -> Option<TlsInfo> {
-        match self {
-            Stream::Plain(_) => None,
-            Stream::Tls(tls) => Some(tls.info()),
-        }
-    }
-
-    /// Whether the connection is encrypted.
-    pub fn is_encrypted(&self) -> bool {
-        matches!(self, Stream::Tls(_))
-    }
-}
-
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {

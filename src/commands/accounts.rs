@@ -98,7 +98,7 @@ pub fn check(
         for problem in &problems {
             eprintln!("pop3: {problem}");
         }
-        return Err(crate::exit::Failure::new(crate::exit::ExitCode::Config, last).into());
+        return Err(super::CommandError::ConfigCheck { problem: last }.into());
     }
     if args.connect {
         let summary = format!(

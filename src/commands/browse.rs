@@ -9,13 +9,12 @@
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::exit::{ExitCode, Failure};
 use crate::message;
 use crate::pop3::{Command, MessageNumber};
 use crate::ui::{ask, count, stdin_is_terminal};
 
-use super::Context;
-use super::top::{HeaderReply, fetch_headers};
+use super::shared::top::{HeaderReply, fetch_headers};
+use super::{CommandError, Context};
 
 /// Set once QUIT is under way: from then on Ctrl-C can no longer promise that nothing was deleted.
 static COMMITTING: AtomicBool = AtomicBool::new(false);
@@ -172,10 +171,6 @@ pub fn run(context: &Context) -> anyhow::Result<()> {
             writeln!(out, "Deleted {}.", count(marked.len() as u64, "message"))?;
             Ok(())
         }
-        Err(e) => Err(Failure::new(
-            ExitCode::TempFail,
-            format!("nothing was deleted: the server did not confirm QUIT ({e})"),
-        )
-        .into()),
+        Err(error) => Err(CommandError::BrowseQuitUnconfirmed { error }.into()),
     }
 }

@@ -5,14 +5,13 @@ use std::io::Write;
 
 use clap::Args;
 
-use crate::exit::{ExitCode, Failure};
 use crate::message;
 use crate::pop3::{Command, Reply};
 use crate::ui::{ask, count, stdin_is_terminal};
 
-use super::Context;
-use super::select::{self, MessageArgs};
-use super::top::{HeaderReply, fetch_headers};
+use super::shared::select::{self, MessageArgs};
+use super::shared::top::{HeaderReply, fetch_headers};
+use super::{CommandError, Context};
 
 /// Arguments of `delete`.
 #[derive(Debug, Args)]
@@ -28,19 +27,11 @@ pub struct DeleteArgs {
 /// Runs `delete`.
 pub fn run(context: &Context, args: &DeleteArgs) -> anyhow::Result<()> {
     if args.select.messages.is_empty() {
-        return Err(Failure::new(
-            ExitCode::Usage,
-            "name the messages to delete, e.g. `pop3 delete 3 5-7` (see `pop3 list`)",
-        )
-        .into());
+        return Err(CommandError::DeleteWhat.into());
     }
     let specs = select::parse_specs(&args.select)?;
     if !args.yes && !stdin_is_terminal() {
-        return Err(Failure::new(
-            ExitCode::Usage,
-            "refusing to delete without confirmation: stdin is not a terminal; pass --yes to delete anyway",
-        )
-        .into());
+        return Err(CommandError::DeleteUnconfirmed.into());
     }
     let mut connection = context.connect_prefetching(&select::prefetch(&specs, false))?;
     let selected = select::resolve(&mut connection, &specs, false)?;
@@ -92,14 +83,7 @@ pub fn run(context: &Context, args: &DeleteArgs) -> anyhow::Result<()> {
         // All or nothing: unmark everything rather than commit a partial deletion.
         let _ = connection.session.rset();
         let _ = connection.session.quit();
-        return Err(Failure::new(
-            ExitCode::Protocol,
-            format!(
-                "the server refused to delete {}; nothing was deleted",
-                refused.join(", ")
-            ),
-        )
-        .into());
+        return Err(CommandError::DeleteRefused { refused }.into());
     }
     match connection.session.quit() {
         Ok(_) => {
@@ -114,16 +98,10 @@ pub fn run(context: &Context, args: &DeleteArgs) -> anyhow::Result<()> {
         }
         // RFC 1939 §6: the server may have committed before its reply was lost, so we cannot
         // know; saying "nothing was deleted" could make the user delete something else.
-        Err(e) => Err(Failure::new(
-            ExitCode::TempFail,
-            format!(
-                "the server did not confirm QUIT ({e}), so whether {} deleted is unknown; check with `pop3 list` before deleting again",
-                match numbers.len() {
-                    1 => "the message was".to_owned(),
-                    n => format!("the {n} messages were"),
-                }
-            ),
-        )
+        Err(error) => Err(CommandError::DeletionUnknown {
+            error,
+            count: numbers.len(),
+        }
         .into()),
     }
 }

@@ -9,8 +9,8 @@ use crate::message;
 use crate::ui::{compact_date, display_width, fit, human_size, terminal_width};
 
 use super::Context;
-use super::select::{self, MessageArgs};
-use super::top::{HeaderReply, fetch_headers};
+use super::shared::select::{self, MessageArgs};
+use super::shared::top::{HeaderReply, fetch_headers};
 
 /// Arguments of `headers`.
 #[derive(Debug, Args)]

@@ -5,9 +5,9 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+use super::CommandError;
 use crate::cli::GlobalArgs;
 use crate::config::{self, Settings};
-use crate::exit::{ExitCode, Failure};
 use crate::import::{self, ImportError, ImportedAccount, Tool};
 
 /// Arguments of `pop3 import`.
@@ -24,24 +24,15 @@ pub struct ImportArgs {
     pub write: bool,
 }
 
+/// Shown as one line: `ImportError`'s sources are already part of its message.
 fn failure(error: ImportError) -> anyhow::Error {
-    let code = match &error {
-        ImportError::NoConfig { .. } | ImportError::Parse { .. } => ExitCode::Config,
-        ImportError::Read { .. } | ImportError::State(_) | ImportError::Lock(_) => {
-            ExitCode::IoError
-        }
-    };
-    Failure::new(code, error.to_string()).into()
+    CommandError::Import(error).into()
 }
 
 /// Runs `pop3 import`.
 pub fn run(args: &ImportArgs, global: &GlobalArgs, quiet: bool) -> anyhow::Result<()> {
     if args.files.len() > 1 && args.tool != Tool::Getmail {
-        return Err(Failure::new(
-            ExitCode::Usage,
-            format!("{} has one config file", args.tool),
-        )
-        .into());
+        return Err(CommandError::ImportOneFile { tool: args.tool }.into());
     }
     let imported = import::read_tool(args.tool, &args.files).map_err(failure)?;
     let warn = |text: &str| {
@@ -49,8 +40,8 @@ pub fn run(args: &ImportArgs, global: &GlobalArgs, quiet: bool) -> anyhow::Resul
             eprintln!("pop3: warning: {text}");
         }
     };
-    let (path, _) = config::config_path(global.config.as_deref())
-        .ok_or_else(|| Failure::new(ExitCode::Config, "no config directory; pass --config FILE"))?;
+    let (path, _) =
+        config::config_path(global.config.as_deref()).ok_or(CommandError::NoConfigDir)?;
     let loaded = if path.exists() {
         config::load(Some(&path))?
     } else {
@@ -183,17 +174,10 @@ fn append(path: &Path, text: &str) -> anyhow::Result<()> {
         combined.push('\n');
     }
     combined.push_str(text);
-    config::parse(&combined, path).map_err(|e| {
-        Failure::new(
-            ExitCode::Software,
-            format!("the imported accounts do not parse ({e}); nothing written"),
-        )
-    })?;
-    let io = |e: std::io::Error| {
-        Failure::new(
-            ExitCode::IoError,
-            format!("cannot write {}: {e}", path.display()),
-        )
+    config::parse(&combined, path).map_err(CommandError::ImportedConfigInvalid)?;
+    let io = |error: std::io::Error| CommandError::CannotWrite {
+        path: path.to_owned(),
+        error,
     };
     let dir = path
         .parent()

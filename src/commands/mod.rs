@@ -1,20 +1,23 @@
-//! The subcommands, one module each. [`run`] resolves the command line and the config file
+//! The subcommands, one module each; [`shared`] holds the helpers several of them use
+//! (message selection, header fetching). [`run`] resolves the command line and the config file
 //! once into a [`Context`]; commands receive that and nothing else.
 
-pub mod accounts;
-pub mod browse;
+pub(crate) mod accounts;
+pub(crate) mod browse;
 mod daemon;
-pub mod delete;
-pub mod fetch;
-pub mod headers;
-pub mod import;
+pub(crate) mod delete;
+mod error;
+pub(crate) mod fetch;
+pub(crate) mod headers;
+pub(crate) mod import;
 mod list;
 mod login_check;
-pub mod read;
-pub mod select;
+pub(crate) mod read;
+pub(crate) mod shared;
 mod shell;
 mod stat;
-mod top;
+
+pub(crate) use error::CommandError;
 
 use anyhow::Context as _;
 
@@ -26,7 +29,7 @@ use crate::pop3::client::{Direction, Tracer};
 
 /// How chatty to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verbosity {
+pub(crate) enum Verbosity {
     /// Errors only.
     Quiet,
     /// Results and warnings.
@@ -36,7 +39,7 @@ pub enum Verbosity {
 }
 
 /// Everything a command needs, resolved once.
-pub struct Context {
+pub(crate) struct Context {
     /// The account to use.
     pub account: Account,
     /// How chatty to be.
@@ -197,7 +200,7 @@ fn fetch_all_accounts(
     args: &fetch::FetchArgs,
 ) -> anyhow::Result<()> {
     if global.account.is_some() {
-        return Err(fetch::FetchError::AllAccountsWithAccount.into());
+        return Err(CommandError::AllAccountsWithAccount.into());
     }
     let names: Vec<String> = loaded.file.accounts.keys().cloned().collect();
     if names.is_empty() {
@@ -220,7 +223,7 @@ fn fetch_all_accounts(
     }
     match worst {
         crate::exit::ExitCode::Success => Ok(()),
-        code => Err(crate::exit::Failure::new(code, "some accounts failed (see above)").into()),
+        worst => Err(CommandError::SomeAccountsFailed { worst }.into()),
     }
 }
 
@@ -316,7 +319,7 @@ pub(crate) fn check_connections(
     }
     match worst {
         crate::exit::ExitCode::Success => Ok(()),
-        code => Err(crate::exit::Failure::new(code, "some accounts failed (see above)").into()),
+        worst => Err(CommandError::SomeAccountsFailed { worst }.into()),
     }
 }
 
@@ -385,13 +388,11 @@ fn in_parallel<C: Sync, T: Send>(
                 .map(|context| scope.spawn(|| work(context)))
                 .collect();
             for handle in handles {
-                results.push(handle.join().unwrap_or_else(|_| {
-                    Err(crate::exit::Failure::new(
-                        crate::exit::ExitCode::Software,
-                        "internal error; please report it",
-                    )
-                    .into())
-                }));
+                results.push(
+                    handle
+                        .join()
+                        .unwrap_or_else(|_| Err(CommandError::WorkerPanicked.into())),
+                );
             }
         });
     }

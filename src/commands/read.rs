@@ -5,15 +5,13 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context as _;
 use clap::Args;
 
-use crate::exit::{ExitCode, Failure};
 use crate::message;
 use crate::ui::human_size;
 
-use super::Context;
-use super::select::{self, MessageArgs, MessageSpec};
+use super::shared::select::{self, MessageArgs, MessageSpec};
+use super::{CommandError, Context};
 
 /// Arguments of `read`.
 #[derive(Debug, Args)]
@@ -47,7 +45,7 @@ pub fn run(context: &Context, args: &ReadArgs) -> anyhow::Result<()> {
         uid: args.uid,
     })?;
     if let [MessageSpec::Range(..)] = specs.as_slice() {
-        return Err(Failure::new(ExitCode::Usage, "read takes one message, not a range").into());
+        return Err(CommandError::ReadRange.into());
     }
     // Before connecting: a typo in DIR must not cost a RETR (which may mark the message seen).
     if let Some(dir) = &args.save_attachments {
@@ -97,15 +95,9 @@ fn retr_for_display(
     number: crate::pop3::MessageNumber,
     listed_size: u64,
 ) -> anyhow::Result<Vec<u8>> {
-    let too_big = || {
-        Failure::new(
-            ExitCode::Unavailable,
-            format!(
-                "message {number} is larger than {}, too big to show or to take apart; \
-                 save it with --output FILE or write it with --raw",
-                human_size(MAX_READABLE_SIZE)
-            ),
-        )
+    let too_big = || CommandError::TooBigToShow {
+        number,
+        limit: MAX_READABLE_SIZE,
     };
     if listed_size > MAX_READABLE_SIZE {
         return Err(too_big().into());
@@ -139,22 +131,15 @@ fn save(
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => std::path::Path::new("."),
     };
-    let cannot_write = || format!("cannot write {}", path.display());
-    let file = tempfile::NamedTempFile::new_in(dir)
-        .map_err(|e| Failure::new(ExitCode::IoError, format!("{}: {e}", cannot_write())))?;
+    let file = tempfile::NamedTempFile::new_in(dir).map_err(|e| io_failure(path, e))?;
     let mut writer = std::io::BufWriter::new(file);
     let size = session.retr(number, &mut |data| writer.write_all(data))?;
+    // A failed flush or fsync is a local write error (74) like the others, not a bug.
     let file = writer
         .into_inner()
-        .map_err(|e| e.into_error())
-        .with_context(cannot_write)?;
-    file.as_file().sync_all().with_context(cannot_write)?;
-    file.persist(path).map_err(|e| {
-        Failure::new(
-            ExitCode::IoError,
-            format!("{}: {}", cannot_write(), e.error),
-        )
-    })?;
+        .map_err(|e| io_failure(path, e.into_error()))?;
+    file.as_file().sync_all().map_err(|e| io_failure(path, e))?;
+    file.persist(path).map_err(|e| io_failure(path, e.error))?;
     Ok(size)
 }
 
@@ -215,10 +200,10 @@ fn check_directory(dir: &Path) -> anyhow::Result<()> {
         }
         Err(e) => e.to_string(),
     };
-    Err(Failure::new(
-        ExitCode::IoError,
-        format!("cannot save attachments in {}: {problem}", dir.display()),
-    )
+    Err(CommandError::CannotSaveIn {
+        dir: dir.to_owned(),
+        problem,
+    }
     .into())
 }
 
@@ -247,11 +232,11 @@ fn save_attachments(raw: &[u8], dir: &Path) -> anyhow::Result<usize> {
     Ok(files.len())
 }
 
-fn io_failure(path: &Path, error: std::io::Error) -> Failure {
-    Failure::new(
-        ExitCode::IoError,
-        format!("cannot write {}: {error}", path.display()),
-    )
+fn io_failure(path: &Path, error: std::io::Error) -> CommandError {
+    CommandError::CannotWrite {
+        path: path.to_owned(),
+        error,
+    }
 }
 
 /// Writes `content` to a new file in `dir` called `name`, or `name` numbered (`a-1.pdf`, ...)
@@ -259,7 +244,7 @@ fn io_failure(path: &Path, error: std::io::Error) -> Failure {
 /// with `O_EXCL`), synced, then given its name with `renameat2(RENAME_NOREPLACE)` (or a hard
 /// link): so a file appears complete or not at all, an existing file is never replaced, and a
 /// symbolic link at the name is never followed (it counts as an existing file).
-fn save_new_file(dir: &Path, name: &str, content: &[u8]) -> Result<PathBuf, Failure> {
+fn save_new_file(dir: &Path, name: &str, content: &[u8]) -> Result<PathBuf, CommandError> {
     let mut temp = tempfile::Builder::new()
         .prefix(".pop3-attachment-")
         .tempfile_in(dir)
@@ -275,13 +260,11 @@ fn save_new_file(dir: &Path, name: &str, content: &[u8]) -> Result<PathBuf, Fail
             Err(e) => return Err(io_failure(&path, e.error)),
         }
     }
-    Err(Failure::new(
-        ExitCode::IoError,
-        format!(
-            "cannot save {name} in {}: {MAX_NAME_ATTEMPTS} files by that name already exist",
-            dir.display()
-        ),
-    ))
+    Err(CommandError::NoFreeName {
+        name: name.to_owned(),
+        dir: dir.to_owned(),
+        attempts: MAX_NAME_ATTEMPTS,
+    })
 }
 
 /// `name` for attempt 0, else with `-N` before its extension: `a.pdf`, `a-1.pdf`, `a-2.pdf`.
@@ -423,11 +406,14 @@ mod tests {
     #[test]
     fn save_new_file_reports_an_io_error() {
         let e = save_new_file(Path::new("/proc/self"), "x", b"x").unwrap_err();
-        assert_eq!(e.code, ExitCode::IoError);
+        let message = e.to_string();
+        assert_eq!(
+            crate::exit::classify(&e.into()),
+            crate::exit::ExitCode::IoError
+        );
         assert!(
-            e.message.starts_with("cannot write /proc/self: "),
-            "{}",
-            e.message
+            message.starts_with("cannot write /proc/self: "),
+            "{message}"
         );
     }
 }

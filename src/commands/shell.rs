@@ -23,13 +23,10 @@ pub fn help(path: &[String]) -> anyhow::Result<()> {
     command.build(); // names subcommands "pop3 NAME" in their usage lines
     for name in path {
         let Some(sub) = command.find_subcommand(name) else {
-            return Err(crate::exit::Failure::new(
-                crate::exit::ExitCode::Usage,
-                format!(
-                    "{} has no subcommand {name:?}; see `pop3 help`",
-                    command.get_bin_name().unwrap_or("pop3")
-                ),
-            )
+            return Err(super::CommandError::NoSuchSubcommand {
+                bin: command.get_bin_name().unwrap_or("pop3").to_owned(),
+                name: name.clone(),
+            }
             .into());
         };
         command = sub.clone();
@@ -136,9 +133,8 @@ pub fn man() -> anyhow::Result<()> {
     }
     writeln!(
         text,
-        ".SH \"EXIT STATUS\"\n0 success; 64 usage; 65 no such message; 68 unknown host; 69 unavailable; \
-         70 internal error; 74 local I/O error; 75 temporary failure; 76 protocol or TLS error; \
-         77 login refused; 78 configuration error."
+        ".SH \"EXIT STATUS\"\n{}",
+        crate::exit::ExitCode::man_table()
     )?;
     page.render_version_section(&mut text)?;
     let mut out = std::io::stdout().lock();

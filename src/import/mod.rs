@@ -118,6 +118,7 @@ impl ImportedAccount {
     }
 
     /// The value set for `key`, if any.
+    #[cfg(test)]
     pub fn get(&self, key: &str) -> Option<&toml::Value> {
         self.lines.iter().find_map(|line| match line {
             Line::Set(k, v) if *k == key => Some(v),

@@ -255,8 +255,10 @@ impl<S: Read + Write> Connection<S> {
 /// One event of a pipelined command's reply, in order: `Accepted`, then for multi-line replies
 /// any number of `Data` chunks and `End`; or just `Refused`.
 #[derive(Debug)]
-pub enum Reply<'a> {
+pub(crate) enum Reply<'a> {
     /// The server answered `+OK`.
+    // No caller reads the +OK text yet; the client's tests check it.
+    #[allow(dead_code)]
     Accepted(&'a StatusLine),
     /// A chunk of a multi-line response, byte-stuffing removed.
     Data(&'a [u8]),
@@ -268,7 +270,7 @@ pub enum Reply<'a> {
 
 /// Supplies the commands of a pipelined exchange and receives their replies
 /// ([`Session::pipeline_with`]). `Tag` identifies a command when its reply comes back.
-pub trait PipelineDriver<'c> {
+pub(crate) trait PipelineDriver<'c> {
     /// What identifies a command.
     type Tag;
     /// The next command to send, if there is one now (asked again later when `None`).
@@ -338,7 +340,7 @@ impl<S: Read + Write> Client<S> {
     }
 
     /// Resumes after a TLS upgrade: no greeting follows STLS (RFC 2595 §4).
-    pub fn resume(stream: S, tracer: Option<Tracer>) -> Client<S> {
+    pub(crate) fn resume(stream: S, tracer: Option<Tracer>) -> Client<S> {
         Client {
             connection: Connection::new(stream, tracer),
             after_login: Vec::new(),
@@ -351,7 +353,7 @@ impl<S: Read + Write> Client<S> {
     /// should the login fail, they are never read (they were answered with `-ERR` or not at
     /// all). Only for servers that announced PIPELINING, and only for logins that take one
     /// exchange: a SASL mechanism without an initial response ignores this.
-    pub fn send_after_login(&mut self, commands: &[Command<'static>]) {
+    pub(crate) fn send_after_login(&mut self, commands: &[Command<'static>]) {
         self.after_login = commands.to_vec();
     }
 
@@ -373,13 +375,13 @@ impl<S: Read + Write> Client<S> {
     }
 
     /// Asks for the capability list; a server without `CAPA` yields an empty list.
-    pub fn capa(&mut self) -> Result<Capabilities> {
+    pub(crate) fn capa(&mut self) -> Result<Capabilities> {
         capa(&mut self.connection)
     }
 
     /// Sends `STLS`. On `+OK` returns the bare stream and the tracer, ready for the TLS
     /// handshake; continue with [`Client::resume`] over the TLS stream.
-    pub fn stls(mut self) -> Result<(S, Option<Tracer>)> {
+    pub(crate) fn stls(mut self) -> Result<(S, Option<Tracer>)> {
         self.connection.command(Command::Stls)?;
         // Anything already received arrived before TLS: an attacker may have injected it.
         if self.connection.start != self.connection.end {
@@ -405,7 +407,12 @@ impl<S: Read + Write> Client<S> {
 
     /// Logs in with `APOP` (RFC 1939 §7): the secret itself is never sent, only an MD5 digest
     /// over the greeting's timestamp and the secret.
-    pub fn login_apop(mut self, user: &str, password: &str, timestamp: &str) -> Result<Session<S>> {
+    pub(crate) fn login_apop(
+        mut self,
+        user: &str,
+        password: &str,
+        timestamp: &str,
+    ) -> Result<Session<S>> {
         use md5::{Digest, Md5};
         let mut hasher = Md5::new();
         hasher.update(timestamp.as_bytes());
@@ -430,7 +437,7 @@ impl<S: Read + Write> Client<S> {
     /// Authenticates with a SASL mechanism (RFC 5034). `initial_response` is the base64
     /// payload sent on the `AUTH` line, if any; `respond` answers each base64 challenge with
     /// the next base64 line. Payloads are secrets: never traced, and wiped once sent.
-    pub fn authenticate(
+    pub(crate) fn authenticate(
         mut self,
         mechanism: &str,
         initial_response: Option<&str>,
@@ -484,7 +491,7 @@ pub struct Session<S> {
 
 impl<S: Read + Write> Session<S> {
     /// Asks for the capability list again: some servers announce more after login.
-    pub fn capa(&mut self) -> Result<Capabilities> {
+    pub(crate) fn capa(&mut self) -> Result<Capabilities> {
         capa(&mut self.connection)
     }
 
@@ -495,7 +502,7 @@ impl<S: Read + Write> Session<S> {
     }
 
     /// `LIST`: the scan listing of every message.
-    pub fn list(&mut self) -> Result<Vec<ScanListing>> {
+    pub(crate) fn list(&mut self) -> Result<Vec<ScanListing>> {
         self.connection.command(Command::List(None))?;
         let mut listings = Vec::new();
         self.connection.read_listing(SCAN_LISTING_LIMITS, |line| {
@@ -506,14 +513,8 @@ impl<S: Read + Write> Session<S> {
         Ok(listings)
     }
 
-    /// `LIST msg`: the scan listing of one message.
-    pub fn list_one(&mut self, number: MessageNumber) -> Result<ScanListing> {
-        let status = self.connection.command(Command::List(Some(number)))?;
-        response::parse_scan_listing(status.text.as_bytes())
-    }
-
     /// `UIDL`: the unique-id listing of every message.
-    pub fn uidl(&mut self) -> Result<Vec<UniqueIdListing>> {
+    pub(crate) fn uidl(&mut self) -> Result<Vec<UniqueIdListing>> {
         self.connection.command(Command::Uidl(None))?;
         let mut listings = Vec::new();
         self.connection
@@ -526,45 +527,28 @@ impl<S: Read + Write> Session<S> {
         Ok(listings)
     }
 
-    /// `UIDL msg`: the unique-id of one message.
-    pub fn uidl_one(&mut self, number: MessageNumber) -> Result<UniqueIdListing> {
-        let status = self.connection.command(Command::Uidl(Some(number)))?;
-        response::parse_unique_id_listing(status.text.as_bytes())
-    }
-
     /// `RETR msg`: streams the message (byte-stuffing removed) into `sink`; returns its size.
     pub fn retr(&mut self, number: MessageNumber, sink: &mut Sink<'_>) -> Result<u64> {
         self.connection.command(Command::Retr(number))?;
         self.connection.read_multiline(sink)
     }
 
-    /// `TOP msg lines`: streams the header and the first `lines` body lines into `sink`.
-    pub fn top(&mut self, number: MessageNumber, lines: u32, sink: &mut Sink<'_>) -> Result<u64> {
-        self.connection.command(Command::Top(number, lines))?;
-        self.connection.read_multiline(sink)
-    }
-
     /// `DELE msg`: marks a message as deleted; it is removed only by a successful
     /// [`Session::quit`].
-    pub fn dele(&mut self, number: MessageNumber) -> Result<()> {
+    pub(crate) fn dele(&mut self, number: MessageNumber) -> Result<()> {
         self.connection.command(Command::Dele(number)).map(drop)
     }
 
     /// `RSET`: unmarks every message marked as deleted.
-    pub fn rset(&mut self) -> Result<()> {
+    pub(crate) fn rset(&mut self) -> Result<()> {
         self.connection.command(Command::Rset).map(drop)
-    }
-
-    /// `NOOP`.
-    pub fn noop(&mut self) -> Result<()> {
-        self.connection.command(Command::Noop).map(drop)
     }
 
     /// Sends `commands`, keeping up to `window` of them unanswered (RFC 2449 §6.6
     /// PIPELINING; pass 1 for servers without it), and hands every reply to `on_reply` with the
     /// command's index, in order. A `-ERR` to one command does not stop the others; an error
     /// from `on_reply` stops everything and is returned as [`Error::Sink`].
-    pub fn pipeline(
+    pub(crate) fn pipeline(
         &mut self,
         commands: &[Command<'_>],
         window: usize,
@@ -600,7 +584,7 @@ impl<S: Read + Write> Session<S> {
     /// on, so that what is sent can depend on replies already handled (`fetch-all` sends the
     /// DELE of a message once it is safely stored, in the same stream as the next RETRs).
     /// The exchange ends when the driver has no command to offer and none is unanswered.
-    pub fn pipeline_with<'c, D: PipelineDriver<'c>>(
+    pub(crate) fn pipeline_with<'c, D: PipelineDriver<'c>>(
         &mut self,
         window: usize,
         driver: &mut D,

@@ -15,7 +15,8 @@ pub mod response;
 use std::fmt;
 
 pub use capability::Capabilities;
-pub use client::{Client, Reply, Session};
+pub(crate) use client::Reply;
+pub use client::{Client, Session};
 pub use command::Command;
 pub use response::{ResponseCode, StatusLine};
 

@@ -146,7 +146,7 @@ fn read_refused_by_the_server() {
         "{}",
         outcome.stderr
     );
-    server.finish_lenient();
+    server.finish();
 }
 
 #[test]
@@ -173,7 +173,7 @@ fn delete_says_the_outcome_is_unknown_when_quit_is_lost() {
         outcome.stderr
     );
     assert!(!outcome.stdout.contains("Deleted"), "{}", outcome.stdout);
-    server.finish_lenient();
+    server.finish();
 }
 
 #[test]

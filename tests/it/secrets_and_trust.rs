@@ -281,7 +281,7 @@ fn implicit_tls_against_a_plaintext_port_is_named_at_once() {
         "{}",
         outcome.stderr
     );
-    server.finish_lenient();
+    server.finish();
 }
 
 #[test]

@@ -104,9 +104,6 @@ pub(crate) enum FetchError {
     /// `--mda ""`.
     #[error("--mda needs a command")]
     MdaWithoutCommand,
-    /// `--all-accounts` with `--account`.
-    #[error("--all-accounts and --account exclude each other")]
-    AllAccountsWithAccount,
     /// Another run holds the account.
     #[error("account {account}: {cause}")]
     Busy {

@@ -12,8 +12,8 @@ use crate::store::deliver::{self, Target};
 use crate::store::state::State;
 use crate::store::unix_now as now;
 
-use super::super::top::{HeaderReply, fetch_headers_with_top};
 use super::{Context, FetchArgs, FetchError, Summary, report};
+use crate::commands::shared::top::{HeaderReply, fetch_headers_with_top};
 
 /// The account's effective policy for this run: the config file, overridden by the flags.
 pub(super) struct Policy {

@@ -1,7 +1,7 @@
 //! What `fetch-all` tells people: the progress bar, warnings on the way, the dry-run listing,
 //! the report of messages left on the server against the user's wish, and the summary line.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 
 use crate::pop3::{MessageNumber, StatusLine};
 use crate::store::deliver::{Interrupted, Target};
@@ -18,7 +18,7 @@ const REPORTED_BY_NAME: usize = 10;
 /// The progress bar of the download: on a terminal, unless quiet or there is nothing to fetch.
 pub(super) fn progress(context: &Context, wanted: &[Candidate]) -> TransferProgress {
     if context.verbosity == Verbosity::Quiet
-        || !std::io::stderr().is_terminal()
+        || !crate::ui::stderr_is_terminal()
         || wanted.is_empty()
     {
         return TransferProgress::hidden();
@@ -159,7 +159,7 @@ pub(crate) fn summary(context: &Context, summary: &Summary) {
     let wanted = match context.verbosity {
         Verbosity::Quiet => false,
         Verbosity::Verbose => true,
-        Verbosity::Normal => std::io::stderr().is_terminal(),
+        Verbosity::Normal => crate::ui::stderr_is_terminal(),
     };
     if !wanted {
         return;

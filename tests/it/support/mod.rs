@@ -2,6 +2,7 @@
 
 pub mod cli;
 pub mod dovecot;
+pub mod fetch;
 pub mod hostile;
 pub mod postfix;
 pub mod pty;

@@ -504,6 +504,33 @@ impl ScriptedServer {
         bytes
     }
 
+    /// For a client that must break off the script where `why` says (refusing a TLS handshake,
+    /// say): panics unless the script stopped with an error containing `why`, and returns every
+    /// byte the client sent.
+    pub fn finish_broken_off(self, why: &str) -> Vec<u8> {
+        let (bytes, error, transcript) = self.wait();
+        match error {
+            Some(error) if error.contains(why) => bytes,
+            other => panic!(
+                "scripted POP3 server: expected the client to break off ({why}), got {other:?}\n--- transcript ---\n{transcript}\n--- client sent ---\n{}\n---",
+                escaped(&bytes)
+            ),
+        }
+    }
+
+    /// For a client that must not connect at all (it refused before dialing): stops the server
+    /// at once and panics if a client connected.
+    pub fn finish_unconnected(self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        let (bytes, error, transcript) = self.wait();
+        assert_eq!(
+            error.as_deref(),
+            Some("stopped before a client connected"),
+            "--- transcript ---\n{transcript}"
+        );
+        assert!(bytes.is_empty(), "{}", escaped(&bytes));
+    }
+
     /// Like [`finish`](Self::finish) but never panics: returns the client's bytes and a
     /// description of what went wrong, if anything (including a timeout), followed by the
     /// transcript.

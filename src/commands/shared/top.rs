@@ -2,8 +2,8 @@
 //! the server allows it, with a fallback to `RETR` for servers without TOP (RFC 1939 lists TOP
 //! as optional).
 
+use crate::commands::CommandError;
 use crate::connect::Connection;
-use crate::exit::{ExitCode, Failure};
 use crate::pop3::{Command, MessageNumber, Reply, StatusLine};
 
 /// Headers longer than this are cut: nobody reads them, and a hostile server must not be able
@@ -118,13 +118,10 @@ fn run(
             Ok(())
         });
     match (result, too_long) {
-        (Err(_), Some(number)) => Err(Failure::new(
-            ExitCode::Protocol,
-            format!(
-                "the server's reply for message {number} goes on beyond {}; giving up",
-                crate::ui::human_size(max_reply)
-            ),
-        )
+        (Err(_), Some(number)) => Err(CommandError::ReplyTooLong {
+            number,
+            limit: max_reply,
+        }
         .into()),
         (result, _) => {
             result?;

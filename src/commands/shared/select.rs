@@ -7,7 +7,6 @@ use std::collections::{HashMap, HashSet};
 use clap::Args;
 
 use crate::connect::Connection;
-use crate::exit::{ExitCode, Failure};
 use crate::pop3::{Command, MessageNumber, Uid};
 
 /// Which messages a command acts on.
@@ -43,35 +42,110 @@ pub struct Selected {
     pub uid: Option<Uid>,
 }
 
-fn usage(message: String) -> Failure {
-    Failure::new(ExitCode::Usage, message)
+/// Why messages named on the command line cannot be selected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SelectError {
+    /// Message numbers start at 1.
+    #[error("invalid message number \"0\": messages are numbered from 1")]
+    ZeroNumber,
+    /// Not a number at all.
+    #[error(
+        "invalid message number {0:?}: give a number like 3, a range like 3-7, or use --uid for unique ids"
+    )]
+    InvalidNumber(String),
+    /// A malformed or backwards range.
+    #[error("invalid range {text:?}: {why}")]
+    InvalidRange {
+        /// The range as given.
+        text: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// Not a unique id (RFC 1939 §7: 1 to 70 printable characters).
+    #[error("invalid unique id {0:?}")]
+    InvalidUid(String),
+    /// `--uid` on a server without UIDL.
+    #[error(
+        "the server does not support unique ids (UIDL), so --uid cannot be used; name messages by number"
+    )]
+    NoUidl,
+    /// A number the scan listing lacks.
+    #[error("no message {number}: {}", match .count {
+        0 => "the mailbox is empty".to_owned(),
+        1 => "the mailbox has 1 message".to_owned(),
+        n => format!("the mailbox has messages 1 to {n}"),
+    })]
+    NoSuchNumber {
+        /// The number asked for.
+        number: u32,
+        /// How many messages the mailbox has.
+        count: usize,
+    },
+    /// A unique id the unique-id listing lacks.
+    #[error("no message with unique id {0:?} on the server")]
+    NoSuchUid(String),
+    /// A unique id whose message the scan listing lacks.
+    #[error(
+        "the server's unique-id listing gives {uid:?} to message {number}, which its scan listing (LIST) lacks; try again later, or name the message by number"
+    )]
+    DanglingUid {
+        /// The unique id.
+        uid: String,
+        /// The message UIDL gives it to.
+        number: MessageNumber,
+    },
+    /// A unique id several messages share.
+    #[error("unique id {uid:?} is shared by messages {}; name one by number", list(.numbers))]
+    AmbiguousUid {
+        /// The unique id.
+        uid: String,
+        /// Every message that holds it.
+        numbers: Vec<MessageNumber>,
+    },
 }
 
-fn parse_number(text: &str) -> Result<u32, Failure> {
+impl SelectError {
+    /// Whether the command line itself is wrong (rather than the mailbox lacking a message).
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            SelectError::ZeroNumber
+                | SelectError::InvalidNumber(_)
+                | SelectError::InvalidRange { .. }
+                | SelectError::InvalidUid(_)
+        )
+    }
+}
+
+fn list(numbers: &[MessageNumber]) -> String {
+    let listed: Vec<String> = numbers.iter().map(|n| n.to_string()).collect();
+    listed.join(", ")
+}
+
+fn parse_number(text: &str) -> Result<u32, SelectError> {
     match text.parse::<u32>() {
-        Ok(0) => Err(usage(
-            "invalid message number \"0\": messages are numbered from 1".into(),
-        )),
+        Ok(0) => Err(SelectError::ZeroNumber),
         Ok(n) => Ok(n),
-        Err(_) => Err(usage(format!(
-            "invalid message number {text:?}: give a number like 3, a range like 3-7, or use --uid for unique ids"
-        ))),
+        Err(_) => Err(SelectError::InvalidNumber(text.to_owned())),
     }
 }
 
 /// Parses the command line's message names.
-pub fn parse_specs(args: &MessageArgs) -> Result<Vec<MessageSpec>, Failure> {
+pub fn parse_specs(args: &MessageArgs) -> Result<Vec<MessageSpec>, SelectError> {
     args.messages
         .iter()
         .map(|text| {
             if args.uid {
                 return Uid::parse(text)
                     .map(|_| MessageSpec::Uid(text.clone()))
-                    .ok_or_else(|| usage(format!("invalid unique id {text:?}")));
+                    .ok_or_else(|| SelectError::InvalidUid(text.clone()));
             }
             match text.split_once('-') {
                 Some((first, last)) => {
-                    let bad_range = |why: &str| usage(format!("invalid range {text:?}: {why}"));
+                    let bad_range = |why| SelectError::InvalidRange {
+                        text: text.clone(),
+                        why,
+                    };
                     let bound = |part: &str| {
                         part.parse::<u32>()
                             .ok()
@@ -90,8 +164,6 @@ pub fn parse_specs(args: &MessageArgs) -> Result<Vec<MessageSpec>, Failure> {
         .collect()
 }
 
-/// Resolves `specs` (all messages when empty) in this session, in the order given, without
-/// duplicates. `want_uids` also fetches unique ids when the server has them.
 /// The commands [`resolve`] will send first, to pipeline behind the login.
 pub fn prefetch(specs: &[MessageSpec], want_uids: bool) -> Vec<Command<'static>> {
     let by_uid = specs.iter().any(|s| matches!(s, MessageSpec::Uid(_)));
@@ -102,6 +174,8 @@ pub fn prefetch(specs: &[MessageSpec], want_uids: bool) -> Vec<Command<'static>>
     commands
 }
 
+/// Resolves `specs` (all messages when empty) in this session, in the order given, without
+/// duplicates. `want_uids` also fetches unique ids when the server has them.
 pub fn resolve(
     connection: &mut Connection,
     specs: &[MessageSpec],
@@ -110,11 +184,7 @@ pub fn resolve(
     let by_uid = specs.iter().any(|s| matches!(s, MessageSpec::Uid(_)));
     let has_uidl = connection.capabilities.uidl() || !connection.capabilities.is_known();
     if by_uid && connection.capabilities.is_known() && !connection.capabilities.uidl() {
-        return Err(Failure::new(
-            ExitCode::Unavailable,
-            "the server does not support unique ids (UIDL), so --uid cannot be used; name messages by number",
-        )
-        .into());
+        return Err(SelectError::NoUidl.into());
     }
     let scan = connection.session.list()?;
     let uids = if by_uid || (want_uids && has_uidl) {
@@ -163,14 +233,7 @@ pub fn resolve(
     }
     let count = in_order.len();
     let highest = in_order.iter().map(|n| n.get()).max().unwrap_or(0);
-    let no_such = |n: u32| {
-        let has = match count {
-            0 => "the mailbox is empty".to_owned(),
-            1 => "the mailbox has 1 message".to_owned(),
-            _ => format!("the mailbox has messages 1 to {count}"),
-        };
-        Failure::new(ExitCode::NoSuchMessage, format!("no message {n}: {has}"))
-    };
+    let no_such = |number: u32| SelectError::NoSuchNumber { number, count };
     let lookup = |n: u32| {
         MessageNumber::new(n)
             .filter(|number| size_by_number.contains_key(number))
@@ -207,23 +270,18 @@ fn by_unique_id(
     text: &str,
     numbers_by_uid: &HashMap<&str, Vec<MessageNumber>>,
     size_by_number: &HashMap<MessageNumber, u64>,
-) -> Result<MessageNumber, Failure> {
-    let no_such = |why: String| Failure::new(ExitCode::NoSuchMessage, why);
+) -> Result<MessageNumber, SelectError> {
     match numbers_by_uid.get(text).map(Vec::as_slice) {
-        None | Some([]) => Err(no_such(format!(
-            "no message with unique id {text:?} on the server"
-        ))),
+        None | Some([]) => Err(SelectError::NoSuchUid(text.to_owned())),
         Some([number]) if size_by_number.contains_key(number) => Ok(*number),
-        Some([number]) => Err(no_such(format!(
-            "the server's unique-id listing gives {text:?} to message {number}, which its scan listing (LIST) lacks; try again later, or name the message by number"
-        ))),
-        Some(numbers) => {
-            let listed: Vec<String> = numbers.iter().map(|n| n.to_string()).collect();
-            Err(no_such(format!(
-                "unique id {text:?} is shared by messages {}; name one by number",
-                listed.join(", ")
-            )))
-        }
+        Some([number]) => Err(SelectError::DanglingUid {
+            uid: text.to_owned(),
+            number: *number,
+        }),
+        Some(numbers) => Err(SelectError::AmbiguousUid {
+            uid: text.to_owned(),
+            numbers: numbers.to_vec(),
+        }),
     }
 }
 
@@ -231,7 +289,7 @@ fn by_unique_id(
 mod tests {
     use super::*;
 
-    fn specs(list: &[&str], uid: bool) -> Result<Vec<MessageSpec>, Failure> {
+    fn specs(list: &[&str], uid: bool) -> Result<Vec<MessageSpec>, SelectError> {
         parse_specs(&MessageArgs {
             messages: list.iter().map(|s| s.to_string()).collect(),
             uid,
@@ -254,8 +312,8 @@ mod tests {
     fn bad_numbers_are_usage_errors() {
         for bad in ["0", "abc", "-1", "7-3", "3-", "1.5", "99999999999"] {
             let err = specs(&[bad], false).unwrap_err();
-            assert_eq!(err.code, ExitCode::Usage, "{bad}");
-            assert!(err.message.contains(bad), "{bad}: {}", err.message);
+            assert!(err.is_usage(), "{bad}");
+            assert!(err.to_string().contains(bad), "{bad}: {err}");
         }
         assert!(specs(&["has space"], true).is_err());
     }
@@ -272,19 +330,14 @@ mod tests {
         let sizes: HashMap<MessageNumber, u64> = [(n(1), 10), (n(2), 20), (n(3), 30)].into();
         assert_eq!(by_unique_id("one", &numbers_by_uid, &sizes).unwrap(), n(2));
         let shared = by_unique_id("dup", &numbers_by_uid, &sizes).unwrap_err();
-        assert_eq!(shared.code, ExitCode::NoSuchMessage);
+        assert!(!shared.is_usage());
         assert!(
-            shared.message.contains("shared by messages 1, 3"),
-            "{}",
-            shared.message
+            shared.to_string().contains("shared by messages 1, 3"),
+            "{shared}"
         );
         let dangling = by_unique_id("dangling", &numbers_by_uid, &sizes).unwrap_err();
-        assert_eq!(dangling.code, ExitCode::NoSuchMessage);
-        assert!(
-            dangling.message.contains("message 9"),
-            "{}",
-            dangling.message
-        );
+        assert!(!dangling.is_usage());
+        assert!(dangling.to_string().contains("message 9"), "{dangling}");
         assert!(by_unique_id("none", &numbers_by_uid, &sizes).is_err());
     }
 

@@ -1,10 +1,7 @@
-//! Presentation helpers: sizes for people, and stderr messages. stdout carries data only;
-//! progress, prompts, warnings and errors go to stderr.
-
-pub mod progress;
+//! Text for people: sizes, counts, columns cut to a terminal's width, compact dates.
 
 /// How every command says that the maildrop holds no message.
-pub const EMPTY_MAILBOX: &str = "the mailbox is empty";
+pub(crate) const EMPTY_MAILBOX: &str = "the mailbox is empty";
 
 /// Formats a size in octets for people: `512 bytes`, `24.1 KiB`, `3.0 MiB`.
 pub fn human_size(octets: u64) -> String {
@@ -26,7 +23,7 @@ pub fn human_size(octets: u64) -> String {
 }
 
 /// `1 message`, `3 messages`.
-pub fn count(n: u64, singular: &str) -> String {
+pub(crate) fn count(n: u64, singular: &str) -> String {
     if n == 1 {
         format!("1 {singular}")
     } else {
@@ -34,44 +31,14 @@ pub fn count(n: u64, singular: &str) -> String {
     }
 }
 
-/// Prints `prompt` on stderr and reads one line from stdin, without its line ending.
-/// `None` means end of input.
-pub fn ask(prompt: &str) -> std::io::Result<Option<String>> {
-    use std::io::{BufRead, Write};
-    let mut stderr = std::io::stderr().lock();
-    write!(stderr, "{prompt}")?;
-    stderr.flush()?;
-    let mut line = String::new();
-    if std::io::stdin().lock().read_line(&mut line)? == 0 {
-        return Ok(None);
-    }
-    Ok(Some(line.trim_end_matches(['\r', '\n']).to_owned()))
-}
-
-/// Whether stdin is a terminal, i.e. a person can answer questions.
-pub fn stdin_is_terminal() -> bool {
-    use std::io::IsTerminal;
-    std::io::stdin().is_terminal()
-}
-
-/// The width of the terminal on stdout, or `None` when stdout is not a terminal (then nothing
-/// is cut: a script reading the output wants all of it).
-pub fn terminal_width() -> Option<usize> {
-    use std::io::IsTerminal;
-    if !std::io::stdout().is_terminal() {
-        return None;
-    }
-    terminal_size::terminal_size().map(|(terminal_size::Width(w), _)| usize::from(w))
-}
-
 /// How many terminal columns `text` takes.
-pub fn display_width(text: &str) -> usize {
+pub(crate) fn display_width(text: &str) -> usize {
     unicode_width::UnicodeWidthStr::width(text)
 }
 
 /// Cuts `text` to at most `width` terminal columns, ending in `…` when cut, and pads it with
 /// spaces to exactly `width` columns. Wide (e.g. CJK) characters count as two columns.
-pub fn fit(text: &str, width: usize) -> String {
+pub(crate) fn fit(text: &str, width: usize) -> String {
     use unicode_width::UnicodeWidthChar;
     let mut out = String::new();
     let mut used = 0;
@@ -97,7 +64,7 @@ pub fn fit(text: &str, width: usize) -> String {
 
 /// `Sat, 21 Nov 2026 10:00:00 +0000` becomes `21 Nov 2026 10:00`, for narrow columns; other
 /// forms are returned unchanged.
-pub fn compact_date(date: &str) -> String {
+pub(crate) fn compact_date(date: &str) -> String {
     let words: Vec<&str> = date.split_whitespace().collect();
     let words = match words.first() {
         Some(first) if first.ends_with(',') => &words[1..],

@@ -1,0 +1,13 @@
+//! Everything that faces a person: text formatting and the terminal (prompts, the password
+//! prompt, terminal checks). stdout carries data only; progress, prompts, warnings and errors
+//! go to stderr. `ui` is a leaf: it imports no other module of the crate but [`crate::secret`].
+
+pub(crate) mod progress;
+mod terminal;
+mod text;
+
+pub(crate) use terminal::{
+    ask, prompt_password, stderr_is_terminal, stdin_is_terminal, terminal_width,
+};
+pub use text::human_size;
+pub(crate) use text::{EMPTY_MAILBOX, compact_date, count, display_width, fit};

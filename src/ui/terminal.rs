@@ -1,0 +1,44 @@
+//! The terminal: questions on stderr, answers from stdin, the password prompt, and whether a
+//! person is there to see or answer at all.
+
+use std::io::IsTerminal;
+
+use crate::secret::Secret;
+
+/// Prints `prompt` on stderr and reads one line from stdin, without its line ending.
+/// `None` means end of input.
+pub(crate) fn ask(prompt: &str) -> std::io::Result<Option<String>> {
+    use std::io::{BufRead, Write};
+    let mut stderr = std::io::stderr().lock();
+    write!(stderr, "{prompt}")?;
+    stderr.flush()?;
+    let mut line = String::new();
+    if std::io::stdin().lock().read_line(&mut line)? == 0 {
+        return Ok(None);
+    }
+    Ok(Some(line.trim_end_matches(['\r', '\n']).to_owned()))
+}
+
+/// Whether stdin is a terminal, i.e. a person can answer questions.
+pub(crate) fn stdin_is_terminal() -> bool {
+    std::io::stdin().is_terminal()
+}
+
+/// The width of the terminal on stdout, or `None` when stdout is not a terminal (then nothing
+/// is cut: a script reading the output wants all of it).
+pub(crate) fn terminal_width() -> Option<usize> {
+    if !std::io::stdout().is_terminal() {
+        return None;
+    }
+    terminal_size::terminal_size().map(|(terminal_size::Width(w), _)| usize::from(w))
+}
+
+/// Whether stderr is a terminal, i.e. a person watches progress and summaries (cron does not).
+pub(crate) fn stderr_is_terminal() -> bool {
+    std::io::stderr().is_terminal()
+}
+
+/// Asks for a password on the terminal without echoing it.
+pub(crate) fn prompt_password(prompt: &str) -> std::io::Result<Secret> {
+    rpassword::prompt_password(prompt).map(Secret::new)
+}

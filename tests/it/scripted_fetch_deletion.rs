@@ -1,0 +1,296 @@
+//! `pop3 fetch-all` deleting: DELE only after delivery, deletions real only after QUIT, batches,
+//! `keep_days`, refused DELEs.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+
+use crate::support::fetch::*;
+use crate::support::scripted::{ScriptedServer, login_script, text_of};
+
+#[test]
+fn delete_mode_deletes_only_after_delivery_and_forgets_after_quit() {
+    let fixture = Fixture::new();
+    // When the first DELE reaches the server, every message must already be in new/ and
+    // recorded in the state: the client is blocked waiting for the DELE replies, so what is on
+    // disk now is what a crash at this moment would leave.
+    /// Files in new/ and tmp/, and the unique-ids in the state.
+    type Snapshot = (usize, usize, BTreeSet<String>);
+    let snapshot: Arc<Mutex<Option<Snapshot>>> = Arc::default();
+    {
+        let snapshot = Arc::clone(&snapshot);
+        let new_dir = fixture.maildir().join("new");
+        let tmp_dir = fixture.maildir().join("tmp");
+        let state_dir = fixture.path("state");
+        let mut seen = Vec::new();
+        fixture.relay.set_tap(move |chunk| {
+            seen.extend_from_slice(chunk);
+            let mut slot = snapshot.lock().unwrap();
+            if slot.is_none() && text_of(&seen).contains("DELE ") {
+                let state: String = std::fs::read_dir(&state_dir)
+                    .unwrap()
+                    .map(|e| e.unwrap().path())
+                    .filter(|p| !p.to_string_lossy().ends_with(".lock"))
+                    .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+                    .collect();
+                let uids = state
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("+ "))
+                    .map(|r| r.split(' ').next().unwrap().to_owned())
+                    .collect();
+                *slot = Some((files_in(&new_dir).len(), files_in(&tmp_dir).len(), uids));
+            }
+        });
+    }
+    let server = ScriptedServer::start(&format!(
+        "{}{}{}
+         C: DELE 1
+         C: DELE 2
+         C: DELE 3
+         S: +OK
+         S: +OK
+         S: +OK
+         {QUIT}",
+        login_script("USER UIDL PIPELINING"),
+        list_and_uidl(&[&A, &B, &C]),
+        retr_pipelined(&[1, 2, 3], &[&A, &B, &C]),
+    ));
+    let outcome = fixture.fetch_maildir(&server, &["--delete"]).expect_code(0);
+    assert_silent(&outcome);
+    let lines = sent_lines(&server.finish());
+    assert_eq!(
+        lines[4..],
+        [
+            "LIST", "UIDL", "RETR 1", "RETR 2", "RETR 3", "DELE 1", "DELE 2", "DELE 3", "QUIT"
+        ]
+    );
+    for n in 1..=3 {
+        let retr = lines
+            .iter()
+            .position(|l| *l == format!("RETR {n}"))
+            .unwrap();
+        let dele = lines
+            .iter()
+            .position(|l| *l == format!("DELE {n}"))
+            .unwrap();
+        assert!(retr < dele, "DELE {n} after RETR {n}: {lines:?}");
+    }
+    let (in_new, in_tmp, recorded) = snapshot.lock().unwrap().take().expect("a DELE was seen");
+    assert_eq!((in_new, in_tmp), (3, 0), "delivered before the first DELE");
+    assert_eq!(
+        recorded,
+        BTreeSet::from(["uid-A".into(), "uid-B".into(), "uid-C".into()]),
+        "recorded before the first DELE"
+    );
+
+    assert_happy_maildir(&fixture);
+    // QUIT was confirmed: the deleted messages are forgotten.
+    assert_eq!(fixture.delivered(), BTreeSet::new());
+    assert_eq!(fixture.state_text(), "pop3-state 1\n");
+}
+
+fn quit_not_confirmed(quit_reply: &str) {
+    let fixture = Fixture::new();
+    let server = ScriptedServer::start(&format!(
+        "{}{}{}
+         C: DELE 1
+         C: DELE 2
+         S: +OK
+         S: +OK
+         C: QUIT
+         {quit_reply}",
+        login_script("USER UIDL PIPELINING"),
+        list_and_uidl(&[&A, &B]),
+        retr_pipelined(&[1, 2], &[&A, &B]),
+    ));
+    let outcome = fixture
+        .fetch_maildir(&server, &["--delete"])
+        .expect_code(75);
+    assert!(
+        outcome
+            .stderr
+            .contains("the 2 messages marked for deletion stay on the server"),
+        "{}",
+        outcome.stderr
+    );
+    assert_eq!(outcome.stderr.lines().count(), 1, "{}", outcome.stderr);
+    server.finish();
+    assert_eq!(fixture.new_messages(), sorted(&[A.text, B.text]));
+    // Not forgotten: the server may still have them.
+    assert_eq!(
+        fixture.delivered(),
+        BTreeSet::from(["uid-A".into(), "uid-B".into()])
+    );
+
+    // The next run finds them still there: no download, but DELE again.
+    let server = ScriptedServer::start(&format!(
+        "{}{}
+         C: DELE 1
+         C: DELE 2
+         S: +OK
+         S: +OK
+         {QUIT}",
+        login_script("USER UIDL PIPELINING"),
+        list_and_uidl(&[&A, &B]),
+    ));
+    let outcome = fixture.fetch_maildir(&server, &["--delete"]).expect_code(0);
+    assert_silent(&outcome);
+    assert_sent(
+        &server.finish(),
+        &["LIST", "UIDL", "DELE 1", "DELE 2", "QUIT"],
+    );
+    assert_eq!(
+        fixture.new_messages(),
+        sorted(&[A.text, B.text]),
+        "no duplicates"
+    );
+    assert_eq!(fixture.delivered(), BTreeSet::new());
+}
+
+#[test]
+fn quit_refused_after_deletions_leaves_them_for_next_time() {
+    quit_not_confirmed("S: -ERR [SYS/TEMP] could not update the maildrop");
+}
+
+#[test]
+fn quit_lost_after_deletions_leaves_them_for_next_time() {
+    quit_not_confirmed("!abort");
+}
+
+#[test]
+fn deletions_of_a_batch_follow_all_of_its_retrs() {
+    // 201 messages: one full batch of 200, then one more. The DELEs of the first batch go out
+    // only once its 200 messages are on disk; RETRs keep flowing meanwhile (RETR 201 is already
+    // in flight when the batch is committed), so on the wire all RETRs precede the DELEs.
+    let fixture = Fixture::new();
+    let messages: Vec<Msg> = (1..=201)
+        .map(|n| Msg {
+            uid: Box::leak(format!("u{n}").into_boxed_str()),
+            text: Box::leak(format!("Subject: m{n}\n\nbody {n}\n").into_boxed_str()),
+        })
+        .collect();
+    let refs: Vec<&Msg> = messages.iter().collect();
+    let on_disk: Arc<Mutex<Option<usize>>> = Arc::default();
+    {
+        let on_disk = Arc::clone(&on_disk);
+        let new_dir = fixture.maildir().join("new");
+        let mut seen = Vec::new();
+        fixture.relay.set_tap(move |chunk| {
+            seen.extend_from_slice(chunk);
+            let mut slot = on_disk.lock().unwrap();
+            if slot.is_none() && text_of(&seen).contains("DELE ") {
+                *slot = Some(files_in(&new_dir).len());
+            }
+        });
+    }
+    // Lockstep steps work whatever the client's window: each reply follows its command.
+    let mut script = format!(
+        "{}{}",
+        login_script("USER UIDL PIPELINING"),
+        list_and_uidl(&refs)
+    );
+    for (i, m) in refs.iter().enumerate() {
+        script += &format!("C: RETR {}\n{}", i + 1, send(&m.retr_reply()));
+    }
+    for n in 1..=201 {
+        script += &format!("C: DELE {n}\nS: +OK\n");
+    }
+    script += QUIT;
+    let server = ScriptedServer::start(&script);
+    let outcome = fixture.fetch_maildir(&server, &["--delete"]).expect_code(0);
+    assert_silent(&outcome);
+    server.finish();
+    let at_first_dele = on_disk.lock().unwrap().expect("a DELE was sent");
+    assert!(
+        at_first_dele >= 200,
+        "only {at_first_dele} files in new/ at the first DELE"
+    );
+    assert_eq!(fixture.maildir_files("new").len(), 201);
+    assert_eq!(fixture.delivered(), BTreeSet::new());
+}
+
+#[test]
+fn keep_days_deletes_only_messages_old_enough() {
+    let fixture = Fixture::with_config("keep_days = 1");
+    let server = ScriptedServer::start(&format!(
+        "{}{}{}{QUIT}",
+        login_script("USER UIDL PIPELINING"),
+        list_and_uidl(&[&A]),
+        retr_pipelined(&[1], &[&A]),
+    ));
+    fixture.fetch_maildir(&server, &[]).expect_code(0);
+    assert_sent(&server.finish(), &["LIST", "UIDL", "RETR 1", "QUIT"]);
+
+    // A was first seen two days ago (as far as the state knows); B arrives now.
+    let state = fixture.state_file().unwrap();
+    let two_days_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 2 * 86_400;
+    std::fs::write(&state, format!("pop3-state 1\n+ uid-A {two_days_ago}\n")).unwrap();
+    let server = ScriptedServer::start(&format!(
+        "{}{}
+         C: DELE 1
+         C: RETR 2
+         S: +OK
+         {}{QUIT}",
+        login_script("USER UIDL PIPELINING"),
+        list_and_uidl(&[&A, &B]),
+        send(&B.retr_reply()),
+    ));
+    let outcome = fixture.fetch_maildir(&server, &[]).expect_code(0);
+    assert_silent(&outcome);
+    assert_sent(
+        &server.finish(),
+        &["LIST", "UIDL", "DELE 1", "RETR 2", "QUIT"],
+    );
+    assert_eq!(fixture.delivered(), BTreeSet::from(["uid-B".into()]));
+
+    // --keep overrides keep_days (and delete): B stays even when it is old.
+    std::fs::write(&state, format!("pop3-state 1\n+ uid-B {two_days_ago}\n")).unwrap();
+    let server = ScriptedServer::start(&format!(
+        "{}{}{QUIT}",
+        login_script("USER UIDL PIPELINING"),
+        list_and_uidl(&[&B]),
+    ));
+    fixture.fetch_maildir(&server, &["--keep"]).expect_code(0);
+    assert_sent(&server.finish(), &["LIST", "UIDL", "QUIT"]);
+    assert_eq!(fixture.new_messages(), sorted(&[A.text, B.text]));
+}
+
+#[test]
+fn a_refused_dele_is_retried_not_downloaded_again() {
+    let fixture = Fixture::new();
+    let mbox = fixture.path("inbox");
+    let args = ["--delete", "--mbox", mbox.to_str().unwrap()];
+    let server = ScriptedServer::start(&format!(
+        "{}{}{}
+         C: DELE 1
+         C: DELE 2
+         S: +OK
+         S: -ERR [SYS/TEMP] cannot delete now
+         {QUIT}",
+        login_script("USER UIDL PIPELINING"),
+        list_and_uidl(&[&A, &B]),
+        retr_pipelined(&[1, 2], &[&A, &B]),
+    ));
+    let outcome = fixture.fetch(&server, &args);
+    assert!(outcome.stderr.contains("DELE 2"), "{}", outcome.stderr);
+    server.finish();
+    // B is still on the server and was delivered: the state must keep it.
+    assert_eq!(fixture.delivered(), BTreeSet::from(["uid-B".into()]));
+
+    let server = ScriptedServer::start(&format!(
+        "{}{}C: DELE 1\nS: +OK\n{QUIT}",
+        login_script("USER UIDL PIPELINING"),
+        list_and_uidl(&[&B]),
+    ));
+    fixture.fetch(&server, &args).expect_code(0);
+    assert_sent(&server.finish(), &["LIST", "UIDL", "DELE 1", "QUIT"]);
+    let text = std::fs::read_to_string(&mbox).unwrap();
+    assert_eq!(
+        text.matches("Subject: two").count(),
+        1,
+        "delivered twice:\n{text}"
+    );
+}
