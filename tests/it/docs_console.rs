@@ -22,6 +22,10 @@
 //! the sandbox CA, `password_env = "POP3_DEMO_PASSWORD"`, which is set). `pop3` is the binary
 //! under test, first on PATH; the environment is otherwise empty (no user config leaks in).
 //!
+//! docs/fetch-all.md was written with its own config file (the one it shows: accounts `work`,
+//! the session's user, and `lists`, never contacted by a checked example), by a user whose HOME
+//! is `/home/bob`; the same session otherwise.
+//!
 //! **Normalisation.** What differs from run to run is shown in the docs as it was when the docs
 //! were written, and translated both ways: in commands the doc values become the real ones, in
 //! the output the real values become the doc values:
@@ -31,8 +35,8 @@
 //! | `57019` | the sandbox's pop3s (implicit TLS) port |
 //! | `46089` | the sandbox's plain pop3 port (STLS) |
 //! | `/tmp/pop3-demo.ubrrXo/sandbox` | the sandbox directory (holding `ca.pem`) |
-//! | `/home/alice` | the session's HOME |
-//! | `demo` (user name; `--user demo` in commands) | the session's Dovecot user |
+//! | `/home/alice` (fetch-all.md: `/home/bob`) | the session's HOME |
+//! | `demo` (fetch-all.md: `work`) as a user name: `--user demo` and `demo@localhost` in commands | the session's Dovecot user |
 //! | `6b022ed6` | the mailbox's UIDVALIDITY, the second half of every unique id |
 //!
 //! Anything else that varies (certificate dates and fingerprint, state file hashes, Maildir file
@@ -51,8 +55,6 @@ use crate::support::dovecot::{Dovecot, User, dovecot};
 const DOC_POP3S_PORT: &str = "57019";
 const DOC_POP3_PORT: &str = "46089";
 const DOC_SANDBOX: &str = "/tmp/pop3-demo.ubrrXo/sandbox";
-const DOC_HOME: &str = "/home/alice";
-const DOC_USER: &str = "demo";
 const DOC_UIDVALIDITY: &str = "6b022ed6";
 
 /// A command that runs longer than this is killed and reported.
@@ -205,8 +207,56 @@ fn lines_match(expected: &[String], actual: &[String]) -> bool {
 // ------------------------------------------------------------------------------------------------
 // Sessions
 
+/// The setup a file's examples were written with: its config file and the names it shows.
+struct Profile {
+    /// HOME as the examples show it.
+    doc_home: &'static str,
+    /// The Dovecot user name as the examples show it.
+    doc_user: &'static str,
+    /// `~/.config/pop3/config.toml`, from the real port, user name and CA file.
+    config: fn(u16, &str, &Path) -> String,
+}
+
+/// README, guide, troubleshooting: the demo's config file, as the guide shows it.
+const DEMO: Profile = Profile {
+    doc_home: "/home/alice",
+    doc_user: "demo",
+    config: |port, user, ca| {
+        format!(
+            "default_account = \"demo\"\n\n[accounts.demo]\nhost = \"localhost\"\nport = {port}\n\
+             user = \"{user}\"\ntls = \"implicit\"\nca_file = \"{}\"\n\
+             password_env = \"POP3_DEMO_PASSWORD\"\n",
+            ca.display()
+        )
+    },
+};
+
+/// docs/fetch-all.md: its two accounts `work` (the session's user) and `lists`, as it shows them.
+const WORK_AND_LISTS: Profile = Profile {
+    doc_home: "/home/bob",
+    doc_user: "work",
+    config: |port, user, ca| {
+        format!(
+            "default_account = \"work\"\n\n[defaults]\nhost = \"localhost\"\nport = {port}\n\
+             ca_file = \"{}\"\npassword_env = \"POP3_DEMO_PASSWORD\"\n\n\
+             [accounts.work]\nuser = \"{user}\"\n\n\
+             [accounts.lists]\nuser = \"lists\"\nmbox = \"~/mail/lists\"\nmax_message_size = \"1K\"\n",
+            ca.display()
+        )
+    },
+};
+
+/// The profile of a documentation file.
+fn profile(file: &str) -> &'static Profile {
+    match file {
+        "docs/fetch-all.md" => &WORK_AND_LISTS,
+        _ => &DEMO,
+    }
+}
+
 /// A fresh demo user, a temporary HOME with the config file, and `pop3` on PATH.
 struct Session {
+    profile: &'static Profile,
     _root: tempfile::TempDir,
     home: PathBuf,
     bin: PathBuf,
@@ -215,7 +265,7 @@ struct Session {
 }
 
 impl Session {
-    fn new() -> Session {
+    fn new(profile: &'static Profile) -> Session {
         let d = dovecot();
         let messages: Vec<Vec<u8>> = DEMO_MESSAGES.iter().map(|m| Dovecot::fixture(m)).collect();
         let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
@@ -227,18 +277,12 @@ impl Session {
         std::fs::create_dir_all(home.join(".config/pop3")).unwrap();
         std::fs::create_dir_all(&bin).unwrap();
         std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_pop3"), bin.join("pop3")).unwrap();
-        let config = format!(
-            "default_account = \"demo\"\n\n[accounts.demo]\nhost = \"localhost\"\nport = {}\n\
-             user = \"{}\"\ntls = \"implicit\"\nca_file = \"{}\"\n\
-             password_env = \"POP3_DEMO_PASSWORD\"\n",
-            d.pop3s_port,
-            user.name,
-            d.ca_file.display()
-        );
+        let config = (profile.config)(d.pop3s_port, &user.name, &d.ca_file);
         std::fs::write(home.join(".config/pop3/config.toml"), config).unwrap();
         write_scenario_files(&home, &user);
 
         let mut session = Session {
+            profile,
             _root: root,
             home,
             bin,
@@ -264,8 +308,13 @@ impl Session {
             .replace(DOC_SANDBOX, &d.dir.to_string_lossy())
             .replace(DOC_UIDVALIDITY, &self.uidvalidity)
             .replace(
-                &format!("--user {DOC_USER}"),
+                &format!("--user {}", self.profile.doc_user),
                 &format!("--user {}", self.user.name),
+            )
+            // State file names start with user@host.
+            .replace(
+                &format!("{}@localhost", self.profile.doc_user),
+                &format!("{}@localhost", self.user.name),
             )
     }
 
@@ -273,9 +322,9 @@ impl Session {
     fn doc_output(&self, output: &str) -> String {
         let d = dovecot();
         let output = output
-            .replace(&*self.home.to_string_lossy(), DOC_HOME)
+            .replace(&*self.home.to_string_lossy(), self.profile.doc_home)
             .replace(&*d.dir.to_string_lossy(), DOC_SANDBOX)
-            .replace(&self.user.name, DOC_USER);
+            .replace(&self.user.name, self.profile.doc_user);
         let output = if self.uidvalidity.is_empty() {
             output
         } else {
@@ -479,8 +528,10 @@ fn run_blocks(file: &str, blocks: &[Block]) -> Vec<String> {
     for block in blocks {
         let mut fresh = None;
         let session = match &block.session {
-            Some(name) => named.entry(name.clone()).or_insert_with(Session::new),
-            None => fresh.insert(Session::new()),
+            Some(name) => named
+                .entry(name.clone())
+                .or_insert_with(|| Session::new(profile(file))),
+            None => fresh.insert(Session::new(profile(file))),
         };
         for step in &block.steps {
             if let Err(report) = session.check(file, step) {
