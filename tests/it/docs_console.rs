@@ -439,6 +439,13 @@ fn write_scenario_files(home: &Path, user: &User) {
             ),
         ),
         (
+            "typo.toml",
+            account(
+                "demo",
+                &format!("{ca}{env}passwd_env = \"POP3_DEMO_PASSWORD\"\n"),
+            ),
+        ),
+        (
             "tls.toml",
             [
                 account(
