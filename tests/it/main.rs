@@ -21,6 +21,7 @@ mod scripted_fetch;
 mod scripted_listings;
 mod scripted_messages;
 mod scripted_oauth;
+mod scripted_quit;
 mod scripted_round_trips;
 mod scripted_selftest;
 mod secrets_and_trust;
