@@ -80,6 +80,9 @@ struct Connection<S> {
     /// Commands sent ahead (pipelined behind the login) whose replies are not read yet, in
     /// order. Asking for one of them reads its reply instead of sending it again.
     ahead: std::collections::VecDeque<Command<'static>>,
+    /// Whether a DELE was ever sent: only then can QUIT's reply tell anything about the
+    /// maildrop (see [`Session::quit`]).
+    dele_sent: bool,
 }
 
 impl<S: Read + Write> Connection<S> {
@@ -91,6 +94,7 @@ impl<S: Read + Write> Connection<S> {
             end: 0,
             tracer,
             ahead: std::collections::VecDeque::new(),
+            dele_sent: false,
         }
     }
 
@@ -114,6 +118,7 @@ impl<S: Read + Write> Connection<S> {
             let line = command.redacted();
             self.trace(Direction::Client, &line);
         }
+        self.dele_sent |= commands.iter().any(|c| matches!(c, Command::Dele(_)));
         self.stream.write_all(&bytes).map_err(Error::from_io)?;
         self.stream.flush().map_err(Error::from_io)
     }
@@ -640,9 +645,21 @@ impl<S: Read + Write> Session<S> {
     }
 
     /// `QUIT`: enters the UPDATE state. Messages marked as deleted are gone only when this
-    /// returns `Ok` (the server answered `+OK`); on any error nothing was deleted.
-    pub fn quit(mut self) -> Result<StatusLine> {
-        self.connection.command(Command::Quit)
+    /// returns `Ok(Some(_))` (the server answered `+OK`); on any error nothing was deleted.
+    ///
+    /// When no `DELE` was sent in this session, QUIT is sent and its reply not awaited:
+    /// `Ok(None)`. Only DELE marks a message (RFC 1939 §5), so the UPDATE state then removes
+    /// nothing and the reply could not change what the caller knows; the server still gets
+    /// the QUIT, in order, and a session that ends without it is not an error either (RFC 1939
+    /// §6: it just skips the UPDATE state). That saves a round trip on every run that deletes
+    /// nothing, e.g. a `fetch-all` that finds no new mail.
+    pub fn quit(mut self) -> Result<Option<StatusLine>> {
+        if !self.connection.dele_sent {
+            // Replies to commands sent ahead are not read: nothing in them matters any more.
+            self.connection.send(&[Command::Quit])?;
+            return Ok(None);
+        }
+        self.connection.command(Command::Quit).map(Some)
     }
 }
 
@@ -736,7 +753,78 @@ mod tests {
             session.connection.stream.written,
             b"USER alice\r\nPASS pw\r\nSTAT\r\nLIST\r\nUIDL\r\nRETR 1\r\n"
         );
-        assert_eq!(session.quit().unwrap().text, "bye");
+        // Nothing was marked: QUIT leaves without waiting for "+OK bye".
+        assert!(session.quit().unwrap().is_none());
+    }
+
+    /// A stream that serves scripted bytes and records what the client writes where the test
+    /// can still read it after the session (consumed by `quit`) is gone.
+    struct SharedStream {
+        input: Cursor<Vec<u8>>,
+        written: std::rc::Rc<std::cell::RefCell<Vec<u8>>>,
+    }
+
+    impl Read for SharedStream {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.input.read(buf)
+        }
+    }
+
+    impl Write for SharedStream {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.written.borrow_mut().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn shared_session(
+        server: &[u8],
+    ) -> (
+        Session<SharedStream>,
+        std::rc::Rc<std::cell::RefCell<Vec<u8>>>,
+    ) {
+        let written = std::rc::Rc::default();
+        let stream = SharedStream {
+            input: Cursor::new(server.to_vec()),
+            written: std::rc::Rc::clone(&written),
+        };
+        let (client, _) = Client::connect(stream, None).unwrap();
+        (client.login_user("alice", "pw").unwrap(), written)
+    }
+
+    #[test]
+    fn quit_without_deletions_sends_quit_and_does_not_wait_for_the_reply() {
+        // The server never answers QUIT (the stream ends): waiting would be an error.
+        let (mut session, written) = shared_session(b"+OK hi\r\n+OK\r\n+OK\r\n+OK 2 320\r\n");
+        session.stat().unwrap();
+        assert!(session.quit().unwrap().is_none());
+        assert_eq!(
+            written.borrow().as_slice(),
+            b"USER alice\r\nPASS pw\r\nSTAT\r\nQUIT\r\n"
+        );
+    }
+
+    #[test]
+    fn quit_after_a_dele_waits_for_the_server_to_confirm() {
+        let (mut session, _) = shared_session(b"+OK hi\r\n+OK\r\n+OK\r\n+OK marked\r\n+OK bye\r\n");
+        session.dele(n(1)).unwrap();
+        assert_eq!(session.quit().unwrap().unwrap().text, "bye");
+
+        // No reply to QUIT after a DELE: the deletion is unconfirmed, so an error.
+        let (mut session, _) = shared_session(b"+OK hi\r\n+OK\r\n+OK\r\n+OK marked\r\n");
+        session.dele(n(1)).unwrap();
+        assert!(matches!(session.quit(), Err(Error::ConnectionClosed)));
+    }
+
+    #[test]
+    fn quit_after_a_pipelined_dele_waits_for_the_server_to_confirm() {
+        let (mut session, _) = shared_session(b"+OK hi\r\n+OK\r\n+OK\r\n+OK marked\r\n");
+        let commands = [Command::Dele(n(1))];
+        session.pipeline(&commands, 1, &mut |_, _| Ok(())).unwrap();
+        assert!(matches!(session.quit(), Err(Error::ConnectionClosed)));
     }
 
     #[test]

@@ -26,6 +26,7 @@ mod scripted_fetch_identity;
 mod scripted_listings;
 mod scripted_messages;
 mod scripted_oauth;
+mod scripted_quit;
 mod scripted_round_trips;
 mod scripted_selftest;
 mod secrets_and_trust;
