@@ -139,6 +139,24 @@ pub struct Connection {
     pub session: Session<Stream>,
     /// Capabilities as announced after login.
     pub capabilities: Capabilities,
+    /// The capabilities announced before login, when they were asked for this time (not when
+    /// remembered ones were used): what a caller may remember for the next run.
+    pub learned: Option<Capabilities>,
+}
+
+/// What a caller asks of [`open`] beyond the account.
+#[derive(Debug, Default)]
+pub struct Options<'a> {
+    /// The commands the caller will send first (e.g. LIST and UIDL): when the server announced
+    /// PIPELINING they leave in the same write as the login, together with the post-login
+    /// CAPA, so the whole login tail costs one round trip; the session then reads their
+    /// replies when asked.
+    pub prefetch: &'a [Command<'static>],
+    /// The server's pre-login capabilities as a previous run saw them. Used only over
+    /// implicit TLS and when they include PIPELINING: the login then leaves right after the
+    /// greeting, saving the CAPA round trip. Should the server have changed, the login may
+    /// fail once; the caller then forgets them.
+    pub remembered: Option<Capabilities>,
 }
 
 /// Whether the account logs in with an OAuth2 token rather than a password: when asked to, or
@@ -355,19 +373,16 @@ fn open_tcp(account: &Account, timeout: Duration) -> Result<TcpStream, ConnectEr
     })
 }
 
-/// Connects, secures and logs in: one attempt, no fallbacks that weaken security.
-///
-/// `prefetch` names the commands the caller will send first (e.g. LIST and UIDL): when the
-/// server announced PIPELINING they leave in the same write as the login, together with the
-/// post-login CAPA, so the whole login tail costs one round trip; the session then reads
-/// their replies when asked. Otherwise they are sent when asked, one at a time.
+/// Connects, secures and logs in: one attempt, no fallbacks that weaken security. See
+/// [`Options`] for the round trips a caller can save.
 pub fn open(
     account: &Account,
     password: &Secret,
     tracer: Option<Tracer>,
-    prefetch: &[Command<'static>],
+    options: Options<'_>,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<Connection, ConnectError> {
+    let prefetch = options.prefetch;
     let host = account.host.as_str();
     let protocol = |error: pop3::Error| ConnectError::Protocol {
         host: host.to_owned(),
@@ -399,7 +414,23 @@ pub fn open(
         other => protocol(other),
     })?;
     progress(Progress::Greeting(&greeting.status));
-    let mut capabilities = client.capa().map_err(protocol)?;
+    // Remembered capabilities stand in for CAPA only where nothing rides on them but speed:
+    // over implicit TLS (STLS needs a fresh answer) and with PIPELINING (else nothing is
+    // saved).
+    let remembered = options
+        .remembered
+        .filter(|c| account.tls == TlsMode::Implicit && c.pipelining());
+    let (mut capabilities, mut learned) = match remembered {
+        Some(remembered) => (remembered, None),
+        None => {
+            let capabilities = client.capa().map_err(protocol)?;
+            let worth_remembering = account.tls == TlsMode::Implicit;
+            (
+                capabilities.clone(),
+                worth_remembering.then_some(capabilities),
+            )
+        }
+    };
 
     if account.tls == TlsMode::Starttls {
         // Without CAPA we still try STLS: the server's answer decides, and -ERR stops us.
@@ -430,7 +461,15 @@ pub fn open(
         capabilities = client.capa().map_err(protocol)?;
     }
 
-    let mechanism = choose_mechanism(account, &capabilities, &greeting)?;
+    let mechanism = match choose_mechanism(account, &capabilities, &greeting) {
+        // Remembered capabilities that no longer fit the settings: ask the server after all.
+        Err(_) if learned.is_none() && account.tls == TlsMode::Implicit => {
+            capabilities = client.capa().map_err(protocol)?;
+            learned = Some(capabilities.clone());
+            choose_mechanism(account, &capabilities, &greeting)?
+        }
+        chosen => chosen?,
+    };
     if account.tls == TlsMode::None && !account.allow_plaintext_password {
         return Err(plaintext_refused(account));
     }
@@ -516,6 +555,7 @@ pub fn open(
     Ok(Connection {
         session,
         capabilities,
+        learned,
     })
 }
 

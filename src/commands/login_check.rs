@@ -27,31 +27,34 @@ pub fn run(context: &Context) -> anyhow::Result<()> {
         account.port,
         account.tls
     );
-    let mut connection = context.connect_with(&[], &mut |step| match step {
-        Progress::Connected(peer) => say!("Connected:    {peer}"),
-        Progress::Tls(info) => {
-            say!("TLS:          {} {}", info.version, info.cipher_suite);
-            if let Some(summary) = info.certificate.as_ref().and_then(summarize_certificate) {
-                say!(
-                    "Certificate:  {} (issued by {})",
-                    summary.subject,
-                    summary.issuer
-                );
-                say!("Valid until:  {}", summary.not_after);
-                say!("SHA-256:      {}", summary.sha256);
+    let mut connection =
+        context.connect_with(crate::connect::Options::default(), &mut |step| match step {
+            Progress::Connected(peer) => say!("Connected:    {peer}"),
+            Progress::Tls(info) => {
+                say!("TLS:          {} {}", info.version, info.cipher_suite);
+                if let Some(summary) = info.certificate.as_ref().and_then(summarize_certificate) {
+                    say!(
+                        "Certificate:  {} (issued by {})",
+                        summary.subject,
+                        summary.issuer
+                    );
+                    say!("Valid until:  {}", summary.not_after);
+                    say!("SHA-256:      {}", summary.sha256);
+                }
             }
-        }
-        Progress::Greeting(status) => say!("Greeting:     {}", display_safe(&status.to_string())),
-        Progress::Authenticated(mechanism) => say!("Login:        ok, with {mechanism}"),
-        Progress::Capabilities(capabilities) => {
-            let list = if capabilities.is_known() {
-                capabilities.lines().join(", ")
-            } else {
-                "none announced (no CAPA)".into()
-            };
-            say!("Capabilities: {}", display_safe(&list));
-        }
-    })?;
+            Progress::Greeting(status) => {
+                say!("Greeting:     {}", display_safe(&status.to_string()))
+            }
+            Progress::Authenticated(mechanism) => say!("Login:        ok, with {mechanism}"),
+            Progress::Capabilities(capabilities) => {
+                let list = if capabilities.is_known() {
+                    capabilities.lines().join(", ")
+                } else {
+                    "none announced (no CAPA)".into()
+                };
+                say!("Capabilities: {}", display_safe(&list));
+            }
+        })?;
     let stat = connection.session.stat()?;
     say!(
         "Mailbox:      {}, {}",

@@ -66,13 +66,13 @@ impl Context {
     /// `progress` (and, when verbose, on stderr).
     pub fn connect_with(
         &self,
-        prefetch: &[Pop3Command<'static>],
+        options: connect::Options<'_>,
         progress: &mut dyn FnMut(Progress<'_>),
     ) -> anyhow::Result<Connection> {
         connect::check_plaintext_policy(&self.account)?;
         let password = connect::credential(&self.account)?;
         let tracer = self.debug.then(debug_tracer);
-        let connection = connect::open(&self.account, &password, tracer, prefetch, progress)?;
+        let connection = connect::open(&self.account, &password, tracer, options, progress)?;
         Ok(connection)
     }
 
@@ -87,7 +87,45 @@ impl Context {
         &self,
         prefetch: &[Pop3Command<'static>],
     ) -> anyhow::Result<Connection> {
-        self.connect_with(prefetch, &mut |step| {
+        self.connect_with_options(connect::Options {
+            prefetch,
+            remembered: None,
+        })
+    }
+
+    /// Like [`Context::connect_prefetching`], and remembers the server's pre-login
+    /// capabilities in `memory` (a file beside the account's state) so that the next run skips
+    /// the CAPA round trip before the login. A memory that did not serve (a failed login, a
+    /// server without PIPELINING now) is forgotten: the run after asks again.
+    pub fn connect_remembering(
+        &self,
+        prefetch: &[Pop3Command<'static>],
+        memory: &std::path::Path,
+    ) -> anyhow::Result<Connection> {
+        use crate::store::capability_memory;
+        let remembered = capability_memory::recall(memory);
+        let had_memory = remembered.is_some();
+        let result = self.connect_with_options(connect::Options {
+            prefetch,
+            remembered,
+        });
+        match &result {
+            Ok(connection) => match &connection.learned {
+                Some(learned) if learned.pipelining() => {
+                    capability_memory::remember(memory, learned)
+                }
+                Some(_) => capability_memory::forget(memory),
+                None if !connection.capabilities.pipelining() => capability_memory::forget(memory),
+                None => {}
+            },
+            Err(_) if had_memory => capability_memory::forget(memory),
+            Err(_) => {}
+        }
+        result
+    }
+
+    fn connect_with_options(&self, options: connect::Options<'_>) -> anyhow::Result<Connection> {
+        self.connect_with(options, &mut |step| {
             if let Progress::Authenticated(mechanism) = step {
                 self.note(&format!("logged in with {mechanism}"));
             }

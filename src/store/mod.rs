@@ -5,6 +5,7 @@
 //! Messages arrive with CRLF line endings (RFC 1939); every target here receives them with LF,
 //! as Unix mail readers expect, and otherwise byte for byte.
 
+pub(crate) mod capability_memory;
 pub(crate) mod deliver;
 pub mod lock;
 pub(crate) mod maildir;

@@ -265,7 +265,7 @@ fn read_state(state_home: &Path) -> (Vec<String>, Vec<String>) {
         .collect();
     let states: Vec<&String> = names
         .iter()
-        .filter(|n| !n.starts_with('.') && !n.ends_with(".lock"))
+        .filter(|n| !n.starts_with('.') && !n.ends_with(".lock") && !n.ends_with(".capabilities"))
         .collect();
     assert_eq!(states.len(), 1, "one state file expected in {names:?}");
     let leftovers: Vec<String> = names
@@ -568,7 +568,9 @@ fn state_temp_files_left_by_killed_runs_are_cleaned_up() {
     let state_file = fs::read_dir(&state_dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .find(|name| !name.starts_with('.') && !name.ends_with(".lock"))
+        .find(|name| {
+            !name.starts_with('.') && !name.ends_with(".lock") && !name.ends_with(".capabilities")
+        })
         .expect("a state file");
     // What a run killed between writing and renaming its compacted state leaves behind, and
     // the same of another account, which must be left alone.

@@ -15,6 +15,7 @@ mod dovecot_import;
 mod dovecot_kill_delivery;
 mod dovecot_messages;
 mod dovecot_proxy;
+mod dovecot_round_trips;
 mod hostile_bounds;
 mod hostile_fuzz;
 mod proptest_parsers;

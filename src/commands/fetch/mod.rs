@@ -179,8 +179,14 @@ pub(crate) fn run(context: &Context, args: &FetchArgs) -> anyhow::Result<Summary
             usize::from(interrupted.found == crate::store::mbox::Recovered::Complete);
     }
 
-    let mut connection =
-        context.connect_prefetching(&[Command::List(None), Command::Uidl(None)])?;
+    let listings = [Command::List(None), Command::Uidl(None)];
+    // A dry run writes nothing, not even the capability memory.
+    let mut connection = if args.dry_run {
+        context.connect_prefetching(&listings)?
+    } else {
+        let memory = crate::store::capability_memory::path_for(&state_path);
+        context.connect_remembering(&listings, &memory)?
+    };
     let plan::Listing {
         messages: listing,
         unidentified,
