@@ -14,6 +14,7 @@ mod dovecot_import;
 mod dovecot_kill_delivery;
 mod dovecot_messages;
 mod dovecot_proxy;
+mod fetch_lmtp_smtp;
 mod hostile_bounds;
 mod hostile_fuzz;
 mod proptest_parsers;
