@@ -283,3 +283,53 @@ fn fetch_all_smtp_into_postfix_with_and_without_pipelining_and_a_4xx() {
     assert!(outcome.stderr.contains("450"), "{}", outcome.stderr);
     assert_eq!(source3.messages_on_server(), 2);
 }
+
+/// Messages for the throughput test: `POP3_DELIVERY_MESSAGES` (300 for the figures in
+/// docs/delivery.md), else a few for the normal suite.
+fn throughput_messages() -> usize {
+    std::env::var("POP3_DELIVERY_MESSAGES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30)
+}
+
+/// Deliveries per second of one `fetch-all` run into `config`'s server; every message must
+/// arrive (checked by the caller).
+fn timed_fetch(source: &User, config: &Path, extra: &[&str]) -> f64 {
+    let state = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let mut args = vec!["--keep"];
+    args.extend_from_slice(extra);
+    fetch(source, state.path(), config, &args).expect_code(0);
+    started.elapsed().as_secs_f64()
+}
+
+#[test]
+fn fetch_all_delivery_throughput_lmtp_and_smtp() {
+    let n = throughput_messages();
+    let originals: Vec<Vec<u8>> = (0..n).map(|i| message("rate", i)).collect();
+    let refs: Vec<&[u8]> = originals.iter().map(Vec::as_slice).collect();
+    let source = dovecot().add_user(&refs);
+    let lmtp_target = dovecot().add_user(&[]);
+    let (_dir, lmtp) = config_file(&format!(
+        "lmtp = \"{}\"\nrecipient = \"{}\"",
+        lmtp_socket(),
+        lmtp_target.name
+    ));
+    let lmtp_secs = timed_fetch(&source, &lmtp, &[]);
+    assert_eq!(delivered(&lmtp_target.maildir).len(), n);
+
+    let pf = postfix();
+    let before = files_in(&pf.maildir("dave").join("new")).len();
+    let (_dir, smtp) = config_file(&format!(
+        "smtp = \"127.0.0.1:{}\"\nrecipient = \"dave@{DOMAIN}\"",
+        pf.port
+    ));
+    let smtp_secs = timed_fetch(&source, &smtp, &[]);
+    pf.wait_for_messages("dave", before + n);
+    eprintln!(
+        "{n} messages: LMTP (unix socket) {lmtp_secs:.2} s = {:.0}/s; SMTP (Postfix, TCP) {smtp_secs:.2} s = {:.0}/s",
+        n as f64 / lmtp_secs,
+        n as f64 / smtp_secs
+    );
+}
