@@ -119,6 +119,15 @@ pub struct Settings {
     pub mbox: Option<PathBuf>,
     /// `fetch-all` pipes each message to this command instead (exit 0 = delivered).
     pub mda: Option<Vec<String>>,
+    /// `fetch-all` hands each message to this LMTP server instead: `unix:/path` or `host:port`.
+    pub lmtp: Option<String>,
+    /// `fetch-all` hands each message to this SMTP server instead: `host[:port]`, or `true`
+    /// for `localhost:25`.
+    pub smtp: Option<crate::store::smtp::settings::SmtpKey>,
+    /// The envelope recipient for `lmtp`/`smtp` (default: the local user).
+    pub recipient: Option<String>,
+    /// Delete messages the LMTP/SMTP server refuses permanently instead of leaving them.
+    pub delete_rejected: Option<bool>,
     /// Delete messages from the server once they are safely delivered.
     pub delete: Option<bool>,
     /// Delete messages once they have been on the server this many days (0 = keep forever).
@@ -228,6 +237,18 @@ impl Settings {
                 self.mbox
             },
             mda: if over_has_target { over.mda } else { self.mda },
+            lmtp: if over_has_target {
+                over.lmtp
+            } else {
+                self.lmtp
+            },
+            smtp: if over_has_target {
+                over.smtp
+            } else {
+                self.smtp
+            },
+            recipient: over.recipient.or(self.recipient),
+            delete_rejected: over.delete_rejected.or(self.delete_rejected),
             delete: over.delete.or(self.delete),
             keep_days: over.keep_days.or(self.keep_days),
             max_message_size: over.max_message_size.or(self.max_message_size),
@@ -237,7 +258,11 @@ impl Settings {
     }
 
     fn has_target(&self) -> bool {
-        self.maildir.is_some() || self.mbox.is_some() || self.mda.is_some()
+        self.maildir.is_some()
+            || self.mbox.is_some()
+            || self.mda.is_some()
+            || self.lmtp.is_some()
+            || self.smtp.is_some()
     }
 
     /// `self` without any password source or OAuth token command (nor an OAuth `auth`, which
@@ -368,6 +393,8 @@ pub enum DeliveryTarget {
     Mbox(PathBuf),
     /// A command that reads one message on stdin.
     Mda(Vec<String>),
+    /// An LMTP or SMTP server (`lmtp`, `smtp`), with the envelope recipient.
+    Server(crate::store::smtp::settings::DeliverySettings),
 }
 
 /// The platform's state directory for pop3 (`~/.local/state/pop3` on Linux).
@@ -605,6 +632,28 @@ impl LoadedConfig {
     }
 }
 
+/// The `lmtp`/`smtp` target with its `recipient` and `delete_rejected`, checked by the
+/// settings parser (`store::smtp::settings`); `None` when neither key is set.
+fn delivery_server(
+    name: &str,
+    lmtp: Option<&str>,
+    smtp: Option<&crate::store::smtp::settings::SmtpKey>,
+    recipient: Option<&str>,
+    delete_rejected: Option<bool>,
+) -> Result<Option<crate::store::smtp::settings::DeliverySettings>, ConfigError> {
+    crate::store::smtp::settings::parse(
+        lmtp,
+        smtp,
+        recipient,
+        delete_rejected,
+        crate::store::smtp::local_user,
+    )
+    .map_err(|e| ConfigError::Invalid {
+        account: name.to_owned(),
+        message: e.0,
+    })
+}
+
 fn build_account(
     name: String,
     settings: Settings,
@@ -667,18 +716,28 @@ fn build_account(
     } else {
         PasswordSource::Prompt
     };
+    let server = delivery_server(
+        &name,
+        settings.lmtp.as_deref(),
+        settings.smtp.as_ref(),
+        settings.recipient.as_deref(),
+        settings.delete_rejected,
+    )?;
     let targets = [
         settings.maildir.is_some(),
         settings.mbox.is_some(),
         settings.mda.is_some(),
+        server.is_some(),
     ];
     if targets.iter().filter(|t| **t).count() > 1 {
         return Err(ConfigError::Invalid {
             account: name,
-            message: "set only one of maildir, mbox and mda".into(),
+            message: "set only one of maildir, mbox, mda, lmtp and smtp".into(),
         });
     }
-    let target = if let Some(mbox) = settings.mbox {
+    let target = if let Some(server) = server {
+        DeliveryTarget::Server(server)
+    } else if let Some(mbox) = settings.mbox {
         DeliveryTarget::Mbox(expand_path(&mbox, base_dir))
     } else if let Some(mda) = settings.mda {
         if mda.is_empty() || mda[0].is_empty() {

@@ -270,6 +270,16 @@ fn fetch_code(error: &FetchError) -> ExitCode {
         FetchError::Busy { .. }
         | FetchError::QuitUnconfirmed { .. }
         | FetchError::Withheld { .. } => ExitCode::TempFail,
+        FetchError::BadServer(_) => ExitCode::Usage,
+        // 4xx: tried again next run. 5xx only: EX_DATAERR, once, so cron and systemd notice;
+        // later runs skip the rejected messages and succeed.
+        FetchError::RefusedByServer { temporary, .. } => {
+            if *temporary {
+                ExitCode::TempFail
+            } else {
+                ExitCode::NoSuchMessage
+            }
+        }
         FetchError::Lock(_) | FetchError::State(_) => ExitCode::IoError,
         FetchError::Deliver(e) => deliver_code(e),
         FetchError::NoUidlNorTop => ExitCode::Unavailable,
@@ -287,6 +297,21 @@ fn deliver_code(error: &crate::store::deliver::DeliverError) -> ExitCode {
         DeliverError::Open { .. } | DeliverError::Commit(_) | DeliverError::State(_) => {
             ExitCode::IoError
         }
+        DeliverError::Server(e) => server_code(e),
+    }
+}
+
+/// An LMTP/SMTP session that failed: temporary (the network, the server's 4xx greeting, a
+/// message that may have been delivered) is 75, a recipient the envelope cannot carry is a
+/// configuration error, a server breaking the protocol is 76.
+fn server_code(error: &crate::store::smtp::DeliveryError) -> ExitCode {
+    use crate::store::smtp::DeliveryError;
+    match error {
+        e if e.is_temporary() => ExitCode::TempFail,
+        DeliveryError::Recipient { .. } => ExitCode::Config,
+        DeliveryError::Protocol { .. } => ExitCode::Protocol,
+        DeliveryError::Message(_) => ExitCode::IoError,
+        _ => ExitCode::Unavailable,
     }
 }
 

@@ -289,7 +289,15 @@ pub fn effective_settings(account: &Account) -> Vec<(&'static str, String)> {
         DeliveryTarget::Maildir(dir) => ("maildir", quote(&dir.display().to_string())),
         DeliveryTarget::Mbox(file) => ("mbox", quote(&file.display().to_string())),
         DeliveryTarget::Mda(argv) => ("mda", list(argv)),
+        DeliveryTarget::Server(server) => (
+            server_key(server.target.protocol),
+            quote(&server.target.endpoint.to_string()),
+        ),
     });
+    if let DeliveryTarget::Server(server) = &account.target {
+        rows.push(("recipient", quote(&server.recipient)));
+        rows.push(("delete_rejected", server.delete_rejected.to_string()));
+    }
     rows.push(("delete", account.delete.to_string()));
     rows.push(("keep_days", account.keep_days.to_string()));
     rows.push((
@@ -304,4 +312,12 @@ pub fn effective_settings(account: &Account) -> Vec<(&'static str, String)> {
         account.add_received_header.to_string(),
     ));
     rows
+}
+
+/// The config key of a delivery server's protocol.
+fn server_key(protocol: crate::store::smtp::Protocol) -> &'static str {
+    match protocol {
+        crate::store::smtp::Protocol::Lmtp => "lmtp",
+        crate::store::smtp::Protocol::Smtp => "smtp",
+    }
 }

@@ -161,6 +161,43 @@ const WITH_ARGUMENT: &[&str] = &[
     "lmtp_host",
 ];
 
+/// fetchmail's delivery through SMTP (its default: `localhost:25`) or LMTP (`lmtp` with an
+/// `smtphost` of `host/port` or a socket path) as pop3's `smtp`/`lmtp` keys, with the local
+/// user (`is NAME here`) as the recipient.
+fn server_delivery(
+    account: &mut ImportedAccount,
+    smtphost: Option<&str>,
+    lmtp: bool,
+    local_user: Option<String>,
+) {
+    // fetchmail writes `host/port`; an absolute path is a Unix socket (LMTP only).
+    let endpoint = |host: &str| match host.split_once('/') {
+        _ if host.starts_with('/') => format!("unix:{host}"),
+        Some((host, port)) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    };
+    match (lmtp, smtphost) {
+        (true, Some(host)) if host.starts_with('/') || host.contains('/') => {
+            account.set("lmtp", endpoint(host))
+        }
+        (true, _) => {
+            account.note(format!(
+                "fetchmail: lmtp with smtphost {}: LMTP has no standard port; set lmtp = \"host:port\" or \"unix:/path\"",
+                smtphost.unwrap_or("(none)")
+            ));
+            return;
+        }
+        (false, Some(host)) => account.set("smtp", endpoint(host)),
+        (false, None) => {
+            account.set("smtp", true);
+            account.note("fetchmail delivered through SMTP to localhost:25 by default; so does this account (smtp = true); set maildir for a Maildir instead");
+        }
+    }
+    if let Some(user) = local_user {
+        account.set("recipient", user);
+    }
+}
+
 /// Keywords that take a list of arguments (up to the next keyword).
 const WITH_LIST: &[&str] = &[
     "is",
@@ -427,6 +464,11 @@ pub fn convert(name: &str, entry: &Entry) -> Result<ImportedAccount, String> {
     let mut has_password = false;
     let mut keep = false;
     let mut delivery = false;
+    // fetchmail's SMTP/LMTP delivery: the first `smtphost`, the `lmtp` flag, and the local
+    // user (`is NAME here`), resolved after every option is seen.
+    let mut smtphost: Option<String> = None;
+    let mut lmtp = false;
+    let mut local_user: Option<String> = None;
     for (key, value) in &entry.options {
         let value_text = value.as_deref().unwrap_or("");
         match key.as_str() {
@@ -455,16 +497,28 @@ pub fn convert(name: &str, entry: &Entry) -> Result<ImportedAccount, String> {
                 }
             }
             "auth" | "authenticate" if matches!(value_text, "password" | "any") => {}
-            "is" | "to" => account.note(format!(
-                "fetchmail: local user {value_text}: pop3 delivers as the user running it"
-            )),
+            "is" | "to" => {
+                local_user = value_text.split_whitespace().next().map(str::to_owned);
+                account.note(format!(
+                    "fetchmail: local user {value_text}: the recipient with lmtp/smtp; with maildir, mbox or mda pop3 delivers as the user running it"
+                ));
+            }
             "no sslcertck" => account.note(
                 "fetchmail: no sslcertck: pop3 always verifies the certificate (use ca_file or tls_fingerprint for a self-signed one)",
             ),
-            "smtphost" | "lmtp" | "bsmtp" => {
+            "smtphost" => {
+                smtphost = value_text.split_whitespace().next().map(str::to_owned);
+                if value_text.split_whitespace().nth(1).is_some() {
+                    account.note(format!(
+                        "fetchmail: smtphost {value_text}: pop3 uses the first server only"
+                    ));
+                }
+            }
+            "lmtp" => lmtp = true,
+            "bsmtp" => {
                 delivery = true;
                 account.note(format!(
-                    "fetchmail: {key} {value_text}: delivery through SMTP/LMTP is not in pop3 yet; set maildir, mbox or mda"
+                    "fetchmail: bsmtp {value_text}: no equivalent in pop3; set maildir, mbox, mda, lmtp or smtp"
                 ));
             }
             "fetchall" => account.note("fetchmail: fetchall: use pop3 fetch-all --all for that"),
@@ -475,7 +529,7 @@ pub fn convert(name: &str, entry: &Entry) -> Result<ImportedAccount, String> {
         }
     }
     if !delivery {
-        account.note("fetchmail delivered through SMTP to localhost:25 by default; pop3 delivers into ~/Maildir unless maildir, mbox or mda says otherwise");
+        server_delivery(&mut account, smtphost.as_deref(), lmtp, local_user);
     }
     if !has_password {
         if super::netrc_has(&entry.poll) {
@@ -659,17 +713,33 @@ skip pop.two.example username carol pass 'p' no keep fetchall
         assert!(carol.to_toml().contains("fetchall"));
         let dave = convert("d", &entries[3]).unwrap();
         assert_eq!(dave.user, "dave");
-        assert!(
-            dave.to_toml().contains("smtphost localhost"),
-            "{}",
-            dave.to_toml()
-        );
+        assert_eq!(dave.get("smtp"), Some(&"localhost".into()));
+        assert_eq!(carol.get("smtp"), Some(&true.into()), "fetchmail's default");
+        assert_eq!(alice.get("smtp"), None, "mda");
         let text = format!(
             "{}\n{}\n{}",
             alice.to_toml(),
             carol.to_toml(),
             dave.to_toml()
         );
+        crate::config::parse(&text, Path::new("x")).unwrap();
+    }
+
+    #[test]
+    fn smtp_and_lmtp_delivery_become_pop3_keys_with_the_local_user_as_recipient() {
+        let rc = "poll a.example user x password p is alice here lmtp smtphost /run/dovecot/lmtp\n\
+                  poll b.example user y password p is bob here lmtp smtphost localhost/24\n\
+                  poll c.example user z password p is carol here smtphost mx.local/2525\n";
+        let (entries, _) = parse_config(rc, Path::new("rc")).unwrap();
+        let a = convert("a", &entries[0]).unwrap();
+        assert_eq!(a.get("lmtp"), Some(&"unix:/run/dovecot/lmtp".into()));
+        assert_eq!(a.get("recipient"), Some(&"alice".into()));
+        let b = convert("b", &entries[1]).unwrap();
+        assert_eq!(b.get("lmtp"), Some(&"localhost:24".into()));
+        let c = convert("c", &entries[2]).unwrap();
+        assert_eq!(c.get("smtp"), Some(&"mx.local:2525".into()));
+        assert_eq!(c.get("recipient"), Some(&"carol".into()));
+        let text = format!("{}\n{}\n{}", a.to_toml(), b.to_toml(), c.to_toml());
         crate::config::parse(&text, Path::new("x")).unwrap();
     }
 }

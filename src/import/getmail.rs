@@ -302,9 +302,29 @@ fn destination(account: &mut ImportedAccount, section: &BTreeMap<String, String>
             account.set("mda", argv(&words));
             handled.extend(["arguments", "allow_root_commands"]);
         }
+        // getmail6's MDA_lmtp: `host` (a host name, or a socket path as Python's smtplib.LMTP
+        // takes it) and `port` (default smtplib.LMTP_PORT, 2003); `override` is the recipient.
+        "MDA_lmtp" => {
+            let host = section
+                .get("host")
+                .map(String::as_str)
+                .unwrap_or("localhost");
+            let lmtp = if host.starts_with('/') {
+                format!("unix:{host}")
+            } else {
+                let port = section.get("port").map(String::as_str).unwrap_or("2003");
+                format!("{host}:{port}")
+            };
+            account.set("lmtp", lmtp);
+            handled.extend(["host", "port"]);
+            if let Some(recipient) = section.get("override") {
+                account.set("recipient", recipient.as_str());
+                handled.push("override");
+            }
+        }
         other => {
             account.note(format!(
-                "getmail: destination {other}: not in pop3 yet; set maildir, mbox or mda"
+                "getmail: destination {other}: no equivalent in pop3; set maildir, mbox, mda, lmtp or smtp"
             ));
         }
     }
@@ -488,5 +508,26 @@ mod tests {
     fn tuples_parse_like_python() {
         assert_eq!(parse_tuple("(\"a\", 'b c',)"), ["a", "b c"]);
         assert_eq!(parse_tuple("plain"), ["plain"]);
+    }
+
+    #[test]
+    fn an_lmtp_destination_becomes_the_lmtp_key() {
+        let rc = |destination: &str| {
+            let text = format!(
+                "[retriever]\ntype = SimplePOP3SSLRetriever\nserver = pop.example.com\nusername = alice\npassword = x\n\n[destination]\ntype = MDA_lmtp\n{destination}"
+            );
+            let ini = parse_ini(&text, Path::new("rc")).unwrap();
+            convert("work", &ini).unwrap().0
+        };
+        let socket = rc("host = /run/dovecot/lmtp\noverride = alice\n");
+        assert_eq!(socket.get("lmtp"), Some(&"unix:/run/dovecot/lmtp".into()));
+        assert_eq!(socket.get("recipient"), Some(&"alice".into()));
+        let tcp = rc("host = localhost\n");
+        assert_eq!(
+            tcp.get("lmtp"),
+            Some(&"localhost:2003".into()),
+            "smtplib.LMTP_PORT"
+        );
+        crate::config::parse(&socket.to_toml(), Path::new("x")).unwrap();
     }
 }

@@ -1,8 +1,9 @@
 //! The one delivery interface of `fetch-all`. Whatever the target (a Maildir, an mbox, an MDA
-//! command; LMTP/SMTP through `super::smtp` is meant to become one more `Target`), a run
-//! opens a `Delivery`, streams each message into a `Message` (`start`, `write`, `finish`)
-//! and hands the finished ones over as a `Batch`, which `Batch::commit` makes durable and
-//! records in the state journal. Only then may the server delete them.
+//! command, an LMTP or SMTP server through `super::relay`), a run opens a `Delivery`, streams
+//! each message into a `Message` (`start`, `write`, `finish`) and hands the finished ones over
+//! as a `Batch`, which `Batch::commit` makes durable and records in the state journal. Only
+//! then may the server delete them. `finish` says what became of the message: an LMTP/SMTP
+//! server may refuse it for now (4xx) or for good (5xx) instead of taking it.
 //!
 //! The target sets the policy: how many messages may wait for their commit
 //! (`Delivery::batch_limit`), whether the download waits for each commit
@@ -19,6 +20,9 @@ use std::path::PathBuf;
 use super::maildir::{self, Maildir, MaildirMessage, Precreator, Staged};
 use super::mbox::{self, Mbox, MboxMessage, Recovered, Spooled};
 use super::mda::{self, MdaMessage};
+use super::relay::{Relay, RelayMessage};
+use super::smtp::settings::DeliverySettings;
+use super::smtp::{DeliveryError, Protocol, Verdict};
 use super::state::{State, StateError};
 use super::unix_now;
 use crate::pop3::Uid;
@@ -36,6 +40,8 @@ pub(crate) enum Target {
     Mbox(PathBuf),
     /// A command that reads one message on stdin (never empty).
     Mda(Vec<String>),
+    /// An LMTP or SMTP server.
+    Server(DeliverySettings),
 }
 
 impl fmt::Display for Target {
@@ -44,7 +50,21 @@ impl fmt::Display for Target {
             Target::Maildir(dir) => write!(f, "Maildir {}", dir.display()),
             Target::Mbox(file) => write!(f, "mbox {}", file.display()),
             Target::Mda(argv) => write!(f, "mda `{}`", argv.join(" ")),
+            Target::Server(server) => {
+                let protocol = match server.target.protocol {
+                    Protocol::Lmtp => "lmtp",
+                    Protocol::Smtp => "smtp",
+                };
+                write!(f, "{protocol} {}", server.target.endpoint)
+            }
         }
+    }
+}
+
+impl Target {
+    /// Whether messages the server refuses for good are deleted from the POP3 server.
+    pub(crate) fn delete_rejected(&self) -> bool {
+        matches!(self, Target::Server(server) if server.delete_rejected)
     }
 }
 
@@ -68,6 +88,9 @@ pub(crate) enum DeliverError {
     /// The state journal could not be written.
     #[error("{0}")]
     State(StateError),
+    /// The LMTP/SMTP session failed (the server's verdicts on messages are [`Finished`]).
+    #[error("{0}; undelivered messages stay on the server")]
+    Server(DeliveryError),
 }
 
 impl DeliverError {
@@ -97,6 +120,8 @@ pub(crate) enum Delivery {
     },
     /// Each message is spooled, then piped to the command.
     Mda(Vec<String>),
+    /// Each message is spooled, then sent to the server over one connection for the run.
+    Server(Relay),
 }
 
 /// A message being delivered.
@@ -104,15 +129,31 @@ pub(crate) enum Message {
     Maildir(MaildirMessage),
     Mbox(MboxMessage),
     Mda(MdaMessage),
+    Server(RelayMessage),
+}
+
+/// What became of a finished message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Finished {
+    /// The target has it (or will have it once its batch is committed).
+    Delivered,
+    /// The server refused it for now (4xx), with its answer: it stays on the POP3 server
+    /// unrecorded and is tried again next run.
+    Deferred(String),
+    /// The server refused it for good (5xx), with its answer: it is recorded as rejected and
+    /// not offered again.
+    Rejected(String),
 }
 
 impl Delivery {
     /// Opens `target` for a run of the account `account_key`; `mbox_spool` is where an mbox
     /// message waits for its append ([`State::mbox_spool_path`]).
+    /// `timeout` is for an LMTP/SMTP server's connect, reads and writes.
     pub(crate) fn open(
         target: &Target,
         account_key: &str,
         mbox_spool: PathBuf,
+        timeout: std::time::Duration,
     ) -> Result<Delivery, DeliverError> {
         Ok(match target {
             Target::Maildir(root) => Delivery::Maildir {
@@ -130,6 +171,7 @@ impl Delivery {
                 spooled: None,
             },
             Target::Mda(argv) => Delivery::Mda(argv.clone()),
+            Target::Server(settings) => Delivery::Server(Relay::new(settings, timeout)),
         })
     }
 
@@ -167,13 +209,24 @@ impl Delivery {
             }
             Delivery::Mbox { spool_path, .. } => mbox::spool(spool_path).map(Message::Mbox),
             Delivery::Mda(argv) => mda::start(argv).map(Message::Mda),
+            Delivery::Server(_) => Relay::start().map(Message::Server),
         };
         started.map_err(DeliverError::Write)
     }
 
     /// Completes a message: it waits (Maildir `tmp/`, mbox spool) for the next [`Batch`], or
-    /// the MDA has taken it.
-    pub(crate) fn finish(&mut self, message: Message) -> Result<(), DeliverError> {
+    /// the MDA has taken it, or the LMTP/SMTP server gave its verdict.
+    pub(crate) fn finish(&mut self, message: Message) -> Result<Finished, DeliverError> {
+        let message = match (&mut *self, message) {
+            (Delivery::Server(relay), Message::Server(m)) => {
+                return match relay.deliver(m).map_err(DeliverError::Server)? {
+                    Verdict::Delivered => Ok(Finished::Delivered),
+                    Verdict::Temporary(reply) => Ok(Finished::Deferred(reply.to_string())),
+                    Verdict::Permanent(reply) => Ok(Finished::Rejected(reply.to_string())),
+                };
+            }
+            (_, message) => message,
+        };
         let finished = match (self, message) {
             (Delivery::Maildir { staged, .. }, Message::Maildir(m)) => {
                 m.finish().map(|file| staged.push(file))
@@ -184,8 +237,23 @@ impl Delivery {
             (_, Message::Mda(m)) => m.finish(),
             (_, Message::Mbox(_)) => unreachable!("an mbox message belongs to an mbox"),
             (_, Message::Maildir(_)) => unreachable!("a Maildir message belongs to a Maildir"),
+            (_, Message::Server(_)) => unreachable!("a relayed message belongs to a server"),
         };
-        finished.map_err(DeliverError::Write)
+        finished
+            .map(|()| Finished::Delivered)
+            .map_err(DeliverError::Write)
+    }
+
+    /// Whether messages an LMTP/SMTP server refuses for good are deleted from the POP3 server.
+    pub(crate) fn delete_rejected(&self) -> bool {
+        matches!(self, Delivery::Server(relay) if relay.delete_rejected())
+    }
+
+    /// Ends the run's session with the target (QUIT to an LMTP/SMTP server).
+    pub(crate) fn close(&mut self) {
+        if let Delivery::Server(relay) = self {
+            relay.quit();
+        }
     }
 
     /// Hands over what the finished messages still need to become durable.
@@ -204,17 +272,18 @@ impl Delivery {
                 },
                 None => Batch::Recorded,
             },
-            Delivery::Mda(_) => Batch::Recorded,
+            Delivery::Mda(_) | Delivery::Server(_) => Batch::Recorded,
         }
     }
 
     /// How many finished messages may wait for their commit. A Maildir recognises what an
-    /// interrupted run delivered, so it commits in large batches; an mbox or an MDA cannot, so
-    /// each message is recorded right after delivery.
+    /// interrupted run delivered, so it commits in large batches; an mbox, an MDA or a server
+    /// cannot, so each message is recorded right after delivery (for a server: right after its
+    /// final 2xx, before the next message is sent).
     pub(crate) fn batch_limit(&self) -> usize {
         match self {
             Delivery::Maildir { .. } => BATCH_MESSAGES,
-            Delivery::Mbox { .. } | Delivery::Mda(_) => 1,
+            Delivery::Mbox { .. } | Delivery::Mda(_) | Delivery::Server(_) => 1,
         }
     }
 
@@ -233,6 +302,7 @@ impl Message {
             Message::Maildir(m) => m.write(data),
             Message::Mbox(m) => m.write(data),
             Message::Mda(m) => m.write(data),
+            Message::Server(m) => m.write(data),
         }
         .map_err(DeliverError::Write)
     }
@@ -243,6 +313,7 @@ impl Message {
             Message::Maildir(m) => m.abort(),
             Message::Mbox(m) => m.abort(),
             Message::Mda(m) => m.abort(),
+            Message::Server(m) => m.abort(),
         }
     }
 }
@@ -257,8 +328,11 @@ pub(crate) enum Batch {
     },
     /// One spooled message to append (a batch of one: [`Delivery::batch_limit`]).
     Mbox { path: PathBuf, spooled: Spooled },
-    /// The target already holds them (an MDA took each one): only the record is left.
+    /// The target already holds them (an MDA or a server took each one): only the record is
+    /// left.
     Recorded,
+    /// Messages an LMTP/SMTP server refused for good: recorded as rejected, not delivered.
+    Rejected,
 }
 
 impl Batch {
@@ -278,6 +352,12 @@ impl Batch {
                 return append_to_mbox(&path, &spooled, &keys[0], state);
             }
             Batch::Recorded => {}
+            Batch::Rejected => {
+                for key in keys {
+                    state.record_rejected(key).map_err(DeliverError::State)?;
+                }
+                return Ok(());
+            }
         }
         state
             .record_delivered(keys, unix_now())

@@ -1,6 +1,6 @@
-//! Local storage for `fetch-all`: delivery targets (Maildir, mbox, an MDA command) behind one
-//! interface (`deliver`), the per-account state of delivered unique-ids, and the per-account
-//! lock.
+//! Local storage for `fetch-all`: delivery targets (Maildir, mbox, an MDA command, an LMTP or
+//! SMTP server) behind one interface (`deliver`), the per-account state of delivered
+//! unique-ids, and the per-account lock.
 //!
 //! Messages arrive with CRLF line endings (RFC 1939); every target here receives them with LF,
 //! as Unix mail readers expect, and otherwise byte for byte.
@@ -11,6 +11,7 @@ pub mod lock;
 pub(crate) mod maildir;
 pub(crate) mod mbox;
 pub(crate) mod mda;
+pub(crate) mod relay;
 pub mod smtp;
 pub mod state;
 

@@ -7,6 +7,8 @@
 //! pop3-state 1
 //! + <uid> <first-seen unix seconds>     delivered
 //! s <uid>                               too big; already reported, don't nag again
+//! r <uid>                               refused permanently (5xx) by the LMTP/SMTP server;
+//!                                       reported once, not offered again
 //! m <uid> <offset>                      an mbox append of <uid> starts at byte <offset>
 //! m-                                    no mbox append is in progress
 //! ```
@@ -40,6 +42,8 @@ pub(crate) struct Entry {
     pub first_seen: Option<u64>,
     /// Whether the "too big" report was already given.
     pub size_reported: bool,
+    /// Whether the LMTP/SMTP server refused it permanently (reported, not retried).
+    pub rejected: bool,
 }
 
 /// The state file could not be used.
@@ -205,6 +209,20 @@ impl State {
         Ok(())
     }
 
+    /// Records durably that the LMTP/SMTP server refused `uid` permanently: it is not offered
+    /// again (a different message has a different key).
+    pub(crate) fn record_rejected(&mut self, uid: &Uid) -> Result<(), StateError> {
+        self.append(&format!("r {uid}\n"))?;
+        self.appended = true;
+        self.entries.entry(uid.clone()).or_default().rejected = true;
+        Ok(())
+    }
+
+    /// Whether the LMTP/SMTP server refused `uid` permanently in an earlier run.
+    pub(crate) fn is_rejected(&self, uid: &Uid) -> bool {
+        self.entries.get(uid).is_some_and(|e| e.rejected)
+    }
+
     /// The mbox append that a killed run announced and never settled, if any.
     pub(crate) fn pending_append(&self) -> Option<(Uid, u64)> {
         self.pending_append.clone()
@@ -291,6 +309,9 @@ impl State {
             }
             if entry.size_reported {
                 text.push_str(&format!("s {uid}\n"));
+            }
+            if entry.rejected {
+                text.push_str(&format!("r {uid}\n"));
             }
         }
         if let Some((uid, offset)) = &self.pending_append {
@@ -381,6 +402,9 @@ fn parse(text: &[u8]) -> Result<HashMap<Uid, Entry>, usize> {
             }
             (Some("s"), Some(uid), None, None) => {
                 entries.entry(uid).or_default().size_reported = true;
+            }
+            (Some("r"), Some(uid), None, None) => {
+                entries.entry(uid).or_default().rejected = true;
             }
             (Some("m"), Some(_), Some(offset), None) => {
                 offset.parse::<u64>().map_err(|_| number)?;
@@ -544,5 +568,24 @@ mod tests {
         let name = file_name("pop.example.com", 995, "../../etc/passwd");
         assert!(!name.contains('/'), "{name}");
         assert_ne!(name, file_name("pop.example.com", 110, "../../etc/passwd"));
+    }
+
+    #[test]
+    fn a_rejected_record_survives_reopening_and_compaction_and_old_files_stay_valid() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("acct");
+        // A file written before `r` records existed reads as it did.
+        fs::write(&path, "pop3-state 1\n+ a 5\ns big\n").unwrap();
+        let mut state = State::open(&path).unwrap();
+        assert!(state.is_delivered(&uid("a")) && !state.is_rejected(&uid("a")));
+        state.record_rejected(&uid("bad")).unwrap();
+        drop(state);
+        let mut state = State::open(&path).unwrap();
+        assert!(state.is_rejected(&uid("bad")) && !state.is_delivered(&uid("bad")));
+        state.compact(|_| true).unwrap();
+        drop(state);
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.contains("r bad\n"), "{text}");
+        assert!(State::open(&path).unwrap().is_rejected(&uid("bad")));
     }
 }

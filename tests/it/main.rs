@@ -16,6 +16,7 @@ mod dovecot_kill_delivery;
 mod dovecot_messages;
 mod dovecot_proxy;
 mod dovecot_round_trips;
+mod fetch_lmtp_smtp;
 mod hostile_bounds;
 mod hostile_fuzz;
 mod proptest_parsers;

@@ -70,14 +70,20 @@ pub struct FetchArgs {
     #[arg(long, value_name = "INTERVAL", value_parser = super::daemon::parse_interval, conflicts_with = "dry_run")]
     pub every: Option<std::time::Duration>,
     /// Deliver into this Maildir for this run
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["mbox", "mda"])]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["mbox", "mda", "lmtp", "smtp"])]
     pub maildir: Option<PathBuf>,
     /// Append to this mbox file for this run
-    #[arg(long, value_name = "FILE", conflicts_with = "mda")]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["mda", "lmtp", "smtp"])]
     pub mbox: Option<PathBuf>,
     /// Pipe each message to this command for this run (split at spaces, e.g. "procmail -d al")
-    #[arg(long, value_name = "COMMAND")]
+    #[arg(long, value_name = "COMMAND", conflicts_with_all = ["lmtp", "smtp"])]
     pub mda: Option<String>,
+    /// Hand each message to this LMTP server for this run ("unix:/path" or "host:port")
+    #[arg(long, value_name = "TARGET", conflicts_with = "smtp")]
+    pub lmtp: Option<String>,
+    /// Hand each message to this SMTP server for this run ("host[:port]", port 25 by default)
+    #[arg(long, value_name = "TARGET")]
+    pub smtp: Option<String>,
 }
 
 /// What one run did.
@@ -93,6 +99,8 @@ pub(crate) struct Summary {
     pub(crate) recognised: usize,
     /// Messages left on the server because they are too big.
     pub(crate) too_big: usize,
+    /// Messages an LMTP/SMTP server refused (for now or for good) in this run.
+    pub(crate) refused_by_server: usize,
     /// The maildrop held no message at all.
     pub(crate) empty: bool,
 }
@@ -104,6 +112,9 @@ pub(crate) enum FetchError {
     /// `--mda ""`.
     #[error("--mda needs a command")]
     MdaWithoutCommand,
+    /// `--lmtp`/`--smtp` with a value the settings parser refuses.
+    #[error("{0}")]
+    BadServer(String),
     /// Another run holds the account.
     #[error("account {account}: {cause}")]
     Busy {
@@ -141,6 +152,17 @@ pub(crate) enum FetchError {
         cause: pop3::Error,
         /// Messages whose DELE the server had accepted.
         marked: usize,
+    },
+    /// The LMTP/SMTP server refused messages: for now (`temporary`: they are tried again next
+    /// run, exit 75) or, when none was refused for now, for good (reported this once, exit 65).
+    #[error("{account}: {report}")]
+    RefusedByServer {
+        /// The account's name.
+        account: String,
+        /// Which messages, and the server's answers.
+        report: String,
+        /// Whether any refusal was temporary (4xx).
+        temporary: bool,
     },
     /// Messages stay on the server against the user's wish (see `report::withheld_report`).
     #[error("{account}: {report}")]
@@ -210,6 +232,7 @@ pub(crate) fn run(context: &Context, args: &FetchArgs) -> anyhow::Result<Summary
         &policy.target,
         &plan::account_key(account),
         state.mbox_spool_path(),
+        account.timeout,
     )
     .map_err(FetchError::Deliver)?;
     let outcome = stream::download(
@@ -231,6 +254,13 @@ pub(crate) fn run(context: &Context, args: &FetchArgs) -> anyhow::Result<Summary
         })
         .collect();
     let marked = outcome.marked;
+    let refused_by_server = report::refused_by_server(
+        &plan.wanted,
+        &outcome.deferred,
+        &outcome.rejected,
+        policy.target.delete_rejected(),
+    );
+    summary.refused_by_server = outcome.deferred.len() + outcome.rejected.len();
 
     let quit = connection.session.quit();
     let deletions_confirmed = quit.is_ok();
@@ -264,6 +294,14 @@ pub(crate) fn run(context: &Context, args: &FetchArgs) -> anyhow::Result<Summary
             account: account.name.clone(),
             cause,
             marked: marked.len(),
+        }
+        .into());
+    }
+    if let Some(report) = refused_by_server {
+        return Err(FetchError::RefusedByServer {
+            account: account.name.clone(),
+            report,
+            temporary: !outcome.deferred.is_empty(),
         }
         .into());
     }

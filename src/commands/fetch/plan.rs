@@ -34,11 +34,14 @@ impl Policy {
             Target::Mbox(file.clone())
         } else if let Some(command) = &args.mda {
             Target::Mda(command.split_whitespace().map(str::to_owned).collect())
+        } else if args.lmtp.is_some() || args.smtp.is_some() {
+            server_from_flags(account, args)?
         } else {
             match &account.target {
                 DeliveryTarget::Maildir(dir) => Target::Maildir(dir.clone()),
                 DeliveryTarget::Mbox(file) => Target::Mbox(file.clone()),
                 DeliveryTarget::Mda(argv) => Target::Mda(argv.clone()),
+                DeliveryTarget::Server(server) => Target::Server(server.clone()),
             }
         };
         if matches!(&target, Target::Mda(argv) if argv.is_empty()) {
@@ -55,6 +58,27 @@ impl Policy {
             keep_days,
         })
     }
+}
+
+/// `--lmtp`/`--smtp`: the server of the flag, with the account's `recipient` and
+/// `delete_rejected` when it delivers to a server too (else the local user, and keep).
+fn server_from_flags(account: &Account, args: &FetchArgs) -> Result<Target, FetchError> {
+    use crate::store::smtp::settings::{self, SmtpKey};
+    let (recipient, delete_rejected) = match &account.target {
+        DeliveryTarget::Server(server) => (Some(server.recipient.as_str()), server.delete_rejected),
+        _ => (None, false),
+    };
+    let smtp = args.smtp.clone().map(SmtpKey::Address);
+    settings::parse(
+        args.lmtp.as_deref(),
+        smtp.as_ref(),
+        recipient,
+        Some(delete_rejected),
+        crate::store::smtp::local_user,
+    )
+    .map_err(|e| FetchError::BadServer(format!("--{}", e.0)))?
+    .map(Target::Server)
+    .ok_or_else(|| FetchError::BadServer("--lmtp or --smtp needs a server".into()))
 }
 
 /// A message to download.
@@ -98,6 +122,10 @@ pub(super) fn plan(
         if !args.all && state.is_delivered(&message.key) {
             continue;
         }
+        // Refused for good by the delivery server in an earlier run, and reported then.
+        if !args.all && state.is_rejected(&message.key) {
+            continue;
+        }
         if message.size > too_big_limit {
             summary.too_big += 1;
             let reported = state.entry(&message.key).is_some_and(|e| e.size_reported);
@@ -135,10 +163,12 @@ pub(super) fn plan(
         .iter()
         .filter(|m| {
             !wanted_numbers.contains(&m.number)
-                && state
+                && (state
                     .entry(&m.key)
                     .and_then(|e| e.first_seen)
                     .is_some_and(|seen| policy.delete || (policy.keep_days > 0 && seen <= cutoff))
+                    // A rejected message whose DELE did not take effect (QUIT unconfirmed).
+                    || (policy.target.delete_rejected() && state.is_rejected(&m.key)))
         })
         .map(|m| m.number)
         .collect();

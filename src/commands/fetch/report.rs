@@ -82,9 +82,13 @@ pub(super) fn dry_run(
     let name = &context.account.name;
     let mut out = std::io::stdout().lock();
     let octets: u64 = plan.wanted.iter().map(|c| c.size).sum();
+    let into = match target {
+        Target::Server(_) => "and deliver to",
+        _ => "into",
+    };
     writeln!(
         out,
-        "{name}: would fetch {} ({}) into {target}",
+        "{name}: would fetch {} ({}) {into} {target}",
         count(plan.wanted.len() as u64, "message"),
         human_size(octets),
     )?;
@@ -152,6 +156,55 @@ pub(super) fn withheld_report(refused: &[String], unidentified: &[String]) -> Op
         parts.push(format!("could not safely identify {}", named(unidentified)));
     }
     (!parts.is_empty()).then(|| format!("{}; they stay on the server", parts.join("; ")))
+}
+
+/// One line naming the messages the LMTP/SMTP server refused in this run, with its answers:
+/// those refused for now stay on the server and are tried again next run; those refused for
+/// good are not offered again (or were deleted, with `delete_rejected`). `None` when the server
+/// refused nothing.
+pub(super) fn refused_by_server(
+    wanted: &[Candidate],
+    deferred: &[(usize, String)],
+    rejected: &[(usize, String)],
+    delete_rejected: bool,
+) -> Option<String> {
+    let named = |items: &[(usize, String)]| {
+        let mut text = items
+            .iter()
+            .take(REPORTED_BY_NAME)
+            .map(|(i, reply)| {
+                let message = &wanted[*i];
+                let reply = crate::message::display_safe(reply);
+                format!("message {} ({}): {reply}", message.number, message.uid)
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        if items.len() > REPORTED_BY_NAME {
+            text.push_str(&format!("; and {} more", items.len() - REPORTED_BY_NAME));
+        }
+        text
+    };
+    let mut parts = Vec::new();
+    if !deferred.is_empty() {
+        parts.push(format!(
+            "the delivery server refused {} for now, left on the server to try again next run: {}",
+            count(deferred.len() as u64, "message"),
+            named(deferred)
+        ));
+    }
+    if !rejected.is_empty() {
+        let fate = if delete_rejected {
+            "deleted from the server (delete_rejected)"
+        } else {
+            "left on the server and not offered again"
+        };
+        parts.push(format!(
+            "the delivery server rejected {}, {fate}: {}",
+            count(rejected.len() as u64, "message"),
+            named(rejected)
+        ));
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
 }
 
 /// The summary line: printed with -v, or on a terminal; cron (no terminal) gets silence.

@@ -11,7 +11,7 @@ use std::sync::mpsc::{Receiver, Sender};
 use crate::connect::Connection;
 use crate::pop3::client::PipelineDriver;
 use crate::pop3::{Command, MessageNumber, Reply, StatusLine, Uid};
-use crate::store::deliver::{Batch, DeliverError, Delivery, Message};
+use crate::store::deliver::{Batch, DeliverError, Delivery, Finished, Message};
 use crate::store::state::State;
 use crate::store::{UtcTime, unix_now};
 use crate::ui::progress::TransferProgress;
@@ -28,6 +28,11 @@ pub(super) struct Outcome {
     pub(super) refused: Vec<(usize, StatusLine)>,
     /// Messages whose DELE the server accepted (deleted once QUIT is confirmed).
     pub(super) marked: HashSet<MessageNumber>,
+    /// Messages an LMTP/SMTP server refused for now (4xx), with its answer: left, unrecorded.
+    pub(super) deferred: Vec<(usize, String)>,
+    /// Messages an LMTP/SMTP server refused for good (5xx), with its answer: recorded as
+    /// rejected (and deleted with `delete_rejected`).
+    pub(super) rejected: Vec<(usize, String)>,
 }
 
 /// Downloads and delivers `wanted`, deleting `old_deletions` (and, with `delete`, each message
@@ -76,6 +81,8 @@ pub(super) fn download(
             pending_commits: 0,
             refused: Vec::new(),
             marked: HashSet::new(),
+            deferred: Vec::new(),
+            rejected: Vec::new(),
             failure: None,
             summary,
         };
@@ -85,12 +92,15 @@ pub(super) fn download(
         }
         // Whatever arrived complete is kept, even when the exchange broke off.
         fetcher.finish();
+        fetcher.delivery.close();
         (result, fetcher)
     });
     let failure = fetcher.failure.take();
     let outcome = Outcome {
         refused: std::mem::take(&mut fetcher.refused),
         marked: std::mem::take(&mut fetcher.marked),
+        deferred: std::mem::take(&mut fetcher.deferred),
+        rejected: std::mem::take(&mut fetcher.rejected),
     };
     drop(fetcher);
     crate::store::deliver::clean_up(state);
@@ -126,6 +136,9 @@ struct Fetcher<'a> {
     refused: Vec<(usize, StatusLine)>,
     /// Messages whose DELE the server accepted (deleted once QUIT is confirmed).
     marked: HashSet<MessageNumber>,
+    /// Messages the LMTP/SMTP server refused for now, and for good (see [`Outcome`]).
+    deferred: Vec<(usize, String)>,
+    rejected: Vec<(usize, String)>,
     /// The first delivery failure. It is kept here because [`PipelineDriver::next_command`],
     /// which learns of the committer's failures, can only stop the exchange, not return one;
     /// `on_reply` stores its own here too, so the first failure wins whoever saw it.
@@ -147,15 +160,26 @@ struct CommitJob {
     keys: Vec<Uid>,
 }
 
+/// A batch made durable and recorded: the indexes of its messages, and whether they were
+/// recorded as rejected rather than delivered ([`Batch::Rejected`]).
+struct Committed {
+    indexes: Vec<usize>,
+    rejected: bool,
+}
+
 /// The committer's answer for one batch, in order.
-type CommitResult = Result<Vec<usize>, DeliverError>;
+type CommitResult = Result<Committed, DeliverError>;
 
 /// The committer thread: makes each batch durable, then records it in the state, then reports
 /// it (after which its DELEs may be sent). It runs beside the download so the network never
 /// waits for the disk.
 fn run_committer(jobs: Receiver<CommitJob>, results: Sender<CommitResult>, state: &mut State) {
     for job in jobs {
-        let result = job.batch.commit(&job.keys, state).map(|()| job.indexes);
+        let rejected = matches!(job.batch, Batch::Rejected);
+        let result = job.batch.commit(&job.keys, state).map(|()| Committed {
+            indexes: job.indexes,
+            rejected,
+        });
         let failed = result.is_err();
         if results.send(result).is_err() || failed {
             // After a failure nothing more is made durable: those messages are not recorded.
@@ -172,8 +196,18 @@ impl Fetcher<'_> {
         }
         let indexes = std::mem::take(&mut self.uncommitted);
         self.uncommitted_octets = 0;
+        let batch = self.delivery.take_batch();
+        self.send_job(batch, indexes);
+    }
+
+    /// Hands a message the server refused for good to the committer, to be recorded as such.
+    fn commit_rejected(&mut self, index: usize) {
+        self.send_job(Batch::Rejected, vec![index]);
+    }
+
+    fn send_job(&mut self, batch: Batch, indexes: Vec<usize>) {
         let job = CommitJob {
-            batch: self.delivery.take_batch(),
+            batch,
             keys: indexes
                 .iter()
                 .map(|&i| self.wanted[i].key.clone())
@@ -206,7 +240,16 @@ impl Fetcher<'_> {
             };
             self.pending_commits -= 1;
             match result {
-                Ok(indexes) => {
+                Ok(Committed {
+                    indexes,
+                    rejected: true,
+                }) => {
+                    if self.delivery.delete_rejected() {
+                        self.deletions
+                            .extend(indexes.iter().map(|&i| self.wanted[i].number));
+                    }
+                }
+                Ok(Committed { indexes, .. }) => {
                     let delivered: Vec<&Candidate> =
                         indexes.iter().map(|&i| &self.wanted[i]).collect();
                     self.summary.fetched += delivered.len();
@@ -248,9 +291,19 @@ impl Fetcher<'_> {
     /// The message at `index` ended: it waits for its batch, which is handed over when full.
     fn end(&mut self, index: usize) -> Result<(), DeliverError> {
         if let Some(message) = self.in_flight.take() {
-            self.delivery.finish(message)?;
-            self.uncommitted.push(index);
-            self.uncommitted_octets += self.wanted[index].size;
+            match self.delivery.finish(message)? {
+                Finished::Delivered => {
+                    self.uncommitted.push(index);
+                    self.uncommitted_octets += self.wanted[index].size;
+                }
+                // Not recorded: it stays on the server and is tried again next run.
+                Finished::Deferred(reply) => self.deferred.push((index, reply)),
+                Finished::Rejected(reply) => {
+                    self.commit();
+                    self.commit_rejected(index);
+                    self.rejected.push((index, reply));
+                }
+            }
         }
         let last = index + 1 == self.wanted.len();
         if last

@@ -436,12 +436,15 @@ impl Dovecot {
     }
 
     /// Gives `user` a storage quota (Dovecot's quota_rule syntax, e.g. `1K`), enforced on LMTP
-    /// delivery. Rewrites the user's passwd file atomically with a userdb extra field.
+    /// delivery (again: replacing the quota given before). Rewrites the user's passwd file
+    /// atomically with a userdb extra field.
     pub fn set_quota(&self, user: &User, storage: &str) {
         let path = self.dir.join("passwd.d").join(&user.name);
         let line = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+        // A quota given before is replaced.
         let line = line.trim_end();
+        let line = line.split("userdb_quota_rule=").next().unwrap_or(line);
         assert!(line.ends_with("::"), "unexpected passwd line {line:?}");
         let tmp = self
             .dir

@@ -1,0 +1,335 @@
+//! `pop3 fetch-all` delivering through LMTP (Dovecot's LMTP service) and SMTP (a real Postfix):
+//! the real binary fetches from the test Dovecot's POP3 and hands each message to the server;
+//! the tests read the delivered mail back from the receiving Maildir.
+
+use std::path::{Path, PathBuf};
+
+use crate::dovecot_fetch::{delivered_form, files_in, message_id, pop3};
+use crate::support::cli::Outcome;
+use crate::support::dovecot::{User, dovecot};
+use crate::support::postfix::{DOMAIN, postfix};
+
+/// A message with a `Return-Path` (the envelope sender pop3 must use), dot lines, and a
+/// unique Message-ID.
+fn message(label: &str, n: usize) -> Vec<u8> {
+    format!(
+        "Return-Path: <bounce-{label}@example.org>\nFrom: a@example.org\nTo: b@example.net\n\
+         Subject: {label} {n}\nDate: Tue, 14 May 2024 09:12:00 +0000\n\
+         Message-ID: <{label}-{n}-{}@pop3.test>\n\n.\n..two\nline {n}\n",
+        std::process::id()
+    )
+    .into_bytes()
+}
+
+/// A config file with `keys` under `[defaults]` (the command line names the host, so the
+/// defaults apply), in a temp dir kept alive by the caller.
+fn config_file(keys: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, format!("[defaults]\n{keys}\n")).unwrap();
+    (dir, path)
+}
+
+/// `pop3 fetch-all ARGS` for `user`, with its state under `state` and `config`.
+fn fetch(user: &User, state: &Path, config: &Path, args: &[&str]) -> Outcome {
+    pop3(user)
+        .env("XDG_STATE_HOME", state)
+        .args([Path::new("--config"), config])
+        .args(["fetch-all"])
+        .args(args)
+        .run()
+}
+
+/// The message files in a Maildir (new/ and cur/).
+fn delivered(maildir: &Path) -> Vec<Vec<u8>> {
+    ["new", "cur"]
+        .iter()
+        .flat_map(|sub| files_in(&maildir.join(sub)))
+        .map(|f| std::fs::read(f).unwrap())
+        .collect()
+}
+
+fn lmtp_socket() -> String {
+    format!("unix:{}", dovecot().lmtp().socket.display())
+}
+
+/// The delivered copy holds the original after the headers the server prepends, and its
+/// first header is the server's Return-Path naming the sender from the original's. Postfix
+/// drops a Return-Path header from the message (cleanup's `message_drop_headers`), so with
+/// `strip_return_path` the original is compared without it.
+fn assert_delivered_exactly(copy: &[u8], original: &[u8], sender: &str, strip_return_path: bool) {
+    let mut original = delivered_form(original);
+    if strip_return_path {
+        let end = original.iter().position(|&b| b == b'\n').unwrap() + 1;
+        assert!(original.starts_with(b"Return-Path:"));
+        original.drain(..end);
+    }
+    assert!(
+        copy.ends_with(&original),
+        "delivered copy does not end with the original\n--- copy\n{}\n--- original\n{}",
+        String::from_utf8_lossy(copy),
+        String::from_utf8_lossy(&original)
+    );
+    let first = copy.split(|&b| b == b'\n').next().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(first),
+        format!("Return-Path: <{sender}>"),
+        "the envelope sender comes from the message's Return-Path"
+    );
+}
+
+#[test]
+fn fetch_all_lmtp_delivers_byte_exact_with_the_return_path_sender_and_records_each_message() {
+    let originals = [message("lmtp", 1), message("lmtp", 2), message("lmtp", 3)];
+    let refs: Vec<&[u8]> = originals.iter().map(Vec::as_slice).collect();
+    let source = dovecot().add_user(&refs);
+    let target = dovecot().add_user(&[]);
+    let state = tempfile::tempdir().unwrap();
+    let (_dir, config) = config_file(&format!(
+        "lmtp = \"{}\"\nrecipient = \"{}\"",
+        lmtp_socket(),
+        target.name
+    ));
+    fetch(&source, state.path(), &config, &["--keep"]).expect_code(0);
+    let copies = delivered(&target.maildir);
+    assert_eq!(copies.len(), 3);
+    for original in &originals {
+        let id = message_id(original).unwrap();
+        let copy = copies
+            .iter()
+            .find(|c| message_id_anywhere(c, &id))
+            .unwrap_or_else(|| panic!("{id} not delivered"));
+        assert_delivered_exactly(copy, original, "bounce-lmtp@example.org", false);
+    }
+    // Recorded: a second run delivers nothing again.
+    fetch(&source, state.path(), &config, &["--keep"]).expect_code(0);
+    assert_eq!(delivered(&target.maildir).len(), 3);
+    assert_eq!(source.messages_on_server(), 3, "--keep");
+}
+
+/// Whether `copy` has the Message-ID header `id` (Dovecot's own headers come first).
+fn message_id_anywhere(copy: &[u8], id: &str) -> bool {
+    let needle = format!("\nMessage-ID: {id}\n");
+    copy.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+#[test]
+fn fetch_all_lmtp_over_tcp_without_pipelining_and_delete() {
+    let originals = [message("tcp", 1), message("tcp", 2)];
+    let refs: Vec<&[u8]> = originals.iter().map(Vec::as_slice).collect();
+    let source = dovecot().add_user(&refs);
+    let target = dovecot().add_user(&[]);
+    let state = tempfile::tempdir().unwrap();
+    let (_dir, config) = config_file(&format!("recipient = \"{}\"\nmaildir = \"x\"", target.name));
+    // recipient needs lmtp or smtp: the config alone is refused.
+    let refused = fetch(&source, state.path(), &config, &[]).expect_code(78);
+    assert!(
+        refused.stderr.contains("need lmtp or smtp"),
+        "{}",
+        refused.stderr
+    );
+    let (_dir, config) = config_lmtp_tcp(&target);
+    pop3(&source)
+        .env("XDG_STATE_HOME", state.path())
+        .env("POP3_SMTP_NO_PIPELINING", "1")
+        .args([Path::new("--config"), &config])
+        .args(["fetch-all", "--delete"])
+        .run()
+        .expect_code(0);
+    assert_eq!(delivered(&target.maildir).len(), 2);
+    assert_eq!(source.messages_on_server(), 0, "deleted once delivered");
+}
+
+fn config_lmtp_tcp(target: &User) -> (tempfile::TempDir, PathBuf) {
+    config_file(&format!(
+        "lmtp = \"127.0.0.1:{}\"\nrecipient = \"{}\"",
+        dovecot().lmtp().port,
+        target.name
+    ))
+}
+
+#[test]
+fn fetch_all_lmtp_full_quota_leaves_messages_exits_75_then_delivers_once_raised() {
+    // Each bigger than the quota below.
+    let big = |n| {
+        let mut m = message("quota", n);
+        m.extend(std::iter::repeat_n(b"0123456789abcdef\n".as_slice(), 200).flatten());
+        m
+    };
+    let originals = [big(1), big(2)];
+    let refs: Vec<&[u8]> = originals.iter().map(Vec::as_slice).collect();
+    let source = dovecot().add_user(&refs);
+    let target = dovecot().add_user(&[]);
+    dovecot().set_quota(&target, "1K");
+    let state = tempfile::tempdir().unwrap();
+    let (_dir, config) = config_lmtp_tcp(&target);
+    let full = fetch(&source, state.path(), &config, &["--delete"]).expect_code(75);
+    assert!(
+        full.stderr.contains("refused 2 messages for now") && full.stderr.contains("452"),
+        "{}",
+        full.stderr
+    );
+    assert_eq!(delivered(&target.maildir).len(), 0);
+    assert_eq!(source.messages_on_server(), 2, "4xx: left on the server");
+    dovecot().set_quota(&target, "100M");
+    // Dovecot notices a changed passwd file by its modification time, in whole seconds.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    fetch(&source, state.path(), &config, &["--delete"]).expect_code(0);
+    assert_eq!(delivered(&target.maildir).len(), 2);
+    assert_eq!(source.messages_on_server(), 0);
+}
+
+#[test]
+fn fetch_all_lmtp_rejected_message_is_reported_once_with_exit_65_and_not_retried() {
+    let source = dovecot().add_user(&[&message("reject", 1)]);
+    let state = tempfile::tempdir().unwrap();
+    // No recipient: the local user, whom Dovecot does not know (550).
+    let (_dir, config) = config_file(&format!("lmtp = \"{}\"", lmtp_socket()));
+    let local_user = pop3::store::smtp::local_user().unwrap();
+    let first = fetch(&source, state.path(), &config, &[]).expect_code(65);
+    assert!(
+        first.stderr.contains("rejected 1 message")
+            && first.stderr.contains("550")
+            && first.stderr.contains(&local_user),
+        "{}",
+        first.stderr
+    );
+    assert_eq!(source.messages_on_server(), 1, "5xx: left on the server");
+    let second = fetch(&source, state.path(), &config, &[]).expect_code(0);
+    assert!(!second.stderr.contains("rejected"), "{}", second.stderr);
+    assert_eq!(source.messages_on_server(), 1);
+}
+
+#[test]
+fn fetch_all_lmtp_delete_rejected_deletes_refused_messages() {
+    let source = dovecot().add_user(&[&message("dr", 1), &message("dr", 2)]);
+    let state = tempfile::tempdir().unwrap();
+    let (_dir, config) = config_file(&format!(
+        "lmtp = \"{}\"\nrecipient = \"nosuchuser\"\ndelete_rejected = true",
+        lmtp_socket()
+    ));
+    let outcome = fetch(&source, state.path(), &config, &[]).expect_code(65);
+    assert!(
+        outcome
+            .stderr
+            .contains("deleted from the server (delete_rejected)"),
+        "{}",
+        outcome.stderr
+    );
+    assert_eq!(source.messages_on_server(), 0);
+}
+
+#[test]
+fn fetch_all_dry_run_names_the_delivery_server() {
+    let source = dovecot().add_user(&[&message("dry", 1)]);
+    let state = tempfile::tempdir().unwrap();
+    let (_dir, config) = config_file(&format!("lmtp = \"{}\"", lmtp_socket()));
+    let outcome = fetch(&source, state.path(), &config, &["--dry-run"]).expect_code(0);
+    assert!(
+        outcome
+            .stdout
+            .contains(&format!("and deliver to lmtp {}", lmtp_socket())),
+        "{}",
+        outcome.stdout
+    );
+}
+
+#[test]
+fn fetch_all_smtp_into_postfix_with_and_without_pipelining_and_a_4xx() {
+    let pf = postfix();
+    let originals = [message("smtp", 1), message("smtp", 2)];
+    let refs: Vec<&[u8]> = originals.iter().map(Vec::as_slice).collect();
+    let state = tempfile::tempdir().unwrap();
+    let (_dir, config) = config_file(&format!(
+        "smtp = \"127.0.0.1:{}\"\nrecipient = \"carol@{DOMAIN}\"",
+        pf.port
+    ));
+    let before = files_in(&pf.maildir("carol").join("new")).len();
+    // Pipelined (the config's port), then one command at a time (--smtp overrides the port).
+    let source = dovecot().add_user(&refs);
+    fetch(&source, state.path(), &config, &["--delete"]).expect_code(0);
+    let source2 = dovecot().add_user(&refs);
+    let no_pipelining = format!("127.0.0.1:{}", pf.port_no_pipelining);
+    fetch(
+        &source2,
+        state.path(),
+        &config,
+        &["--delete", "--smtp", &no_pipelining],
+    )
+    .expect_code(0);
+    assert_eq!(
+        source.messages_on_server() + source2.messages_on_server(),
+        0
+    );
+    let copies = pf.wait_for_messages("carol", before + 4);
+    for original in &originals {
+        let id = message_id(original).unwrap();
+        let matching: Vec<&Vec<u8>> = copies
+            .iter()
+            .filter(|c| message_id_anywhere(c, &id))
+            .collect();
+        assert_eq!(matching.len(), 2, "{id}: once per run");
+        for copy in matching {
+            assert_delivered_exactly(copy, original, "bounce-smtp@example.org", true);
+        }
+    }
+    // 450 from Postfix: left, exit 75.
+    let (_dir, tempfail) = config_file(&format!(
+        "smtp = \"127.0.0.1:{}\"\nrecipient = \"tempfail@{DOMAIN}\"",
+        pf.port
+    ));
+    let source3 = dovecot().add_user(&refs);
+    let outcome = fetch(&source3, state.path(), &tempfail, &["--delete"]).expect_code(75);
+    assert!(outcome.stderr.contains("450"), "{}", outcome.stderr);
+    assert_eq!(source3.messages_on_server(), 2);
+}
+
+/// Messages for the throughput test: `POP3_DELIVERY_MESSAGES` (300 for the figures in
+/// docs/delivery.md), else a few for the normal suite.
+fn throughput_messages() -> usize {
+    std::env::var("POP3_DELIVERY_MESSAGES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30)
+}
+
+/// Deliveries per second of one `fetch-all` run into `config`'s server; every message must
+/// arrive (checked by the caller).
+fn timed_fetch(source: &User, config: &Path, extra: &[&str]) -> f64 {
+    let state = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let mut args = vec!["--keep"];
+    args.extend_from_slice(extra);
+    fetch(source, state.path(), config, &args).expect_code(0);
+    started.elapsed().as_secs_f64()
+}
+
+#[test]
+fn fetch_all_delivery_throughput_lmtp_and_smtp() {
+    let n = throughput_messages();
+    let originals: Vec<Vec<u8>> = (0..n).map(|i| message("rate", i)).collect();
+    let refs: Vec<&[u8]> = originals.iter().map(Vec::as_slice).collect();
+    let source = dovecot().add_user(&refs);
+    let lmtp_target = dovecot().add_user(&[]);
+    let (_dir, lmtp) = config_file(&format!(
+        "lmtp = \"{}\"\nrecipient = \"{}\"",
+        lmtp_socket(),
+        lmtp_target.name
+    ));
+    let lmtp_secs = timed_fetch(&source, &lmtp, &[]);
+    assert_eq!(delivered(&lmtp_target.maildir).len(), n);
+
+    let pf = postfix();
+    let before = files_in(&pf.maildir("dave").join("new")).len();
+    let (_dir, smtp) = config_file(&format!(
+        "smtp = \"127.0.0.1:{}\"\nrecipient = \"dave@{DOMAIN}\"",
+        pf.port
+    ));
+    let smtp_secs = timed_fetch(&source, &smtp, &[]);
+    pf.wait_for_messages("dave", before + n);
+    eprintln!(
+        "{n} messages: LMTP (unix socket) {lmtp_secs:.2} s = {:.0}/s; SMTP (Postfix, TCP) {smtp_secs:.2} s = {:.0}/s",
+        n as f64 / lmtp_secs,
+        n as f64 / smtp_secs
+    );
+}
