@@ -21,7 +21,7 @@ use crate::ui::human_size;
 
 use super::super::top::{HeaderReply, fetch_headers_with_top};
 use super::plan::{Candidate, Plan, Policy};
-use super::{Context, FetchError, Summary, Verbosity};
+use super::{Context, FetchError, Summary};
 
 /// How a child process ended.
 pub(super) enum ChildEnd {
@@ -109,7 +109,7 @@ pub(super) fn delete_unfetched(
         .record_delete_unfetched(&keys)
         .map_err(FetchError::State)?;
     // From and Subject, when the server can say them cheaply (one pipelined TOP round).
-    let headers = if context.verbosity != Verbosity::Quiet && connection.capabilities.top() {
+    let headers = if connection.capabilities.top() {
         let numbers: Vec<_> = doomed.iter().map(|c| c.number).collect();
         fetch_headers_with_top(connection, &numbers)?
     } else {
@@ -124,16 +124,15 @@ pub(super) fn delete_unfetched(
             }
             _ => String::new(),
         };
-        if context.verbosity != Verbosity::Quiet {
-            eprintln!(
-                "pop3: {}: message {} ({}, uid {}) is larger than delete_larger_than ({}): deleting it from the server unread{about}",
-                context.account.name,
-                message.number,
-                human_size(message.size),
-                message.uid,
-                human_size(limit),
-            );
-        }
+        // Even with -q: the one notice of a message destroyed unread.
+        eprintln!(
+            "pop3: {}: message {} ({}, uid {}) is larger than delete_larger_than ({}): deleting it from the server unread{about}",
+            context.account.name,
+            message.number,
+            human_size(message.size),
+            message.uid,
+            human_size(limit),
+        );
         plan.old_deletions.push(message.number);
     }
     summary.deleted_unread += doomed.len();

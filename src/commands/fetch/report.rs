@@ -121,8 +121,8 @@ pub(super) fn dry_run(
     if plan.deferred > 0 {
         writeln!(
             out,
-            "  and {} more left for a later run (max_messages)",
-            count(plan.deferred as u64, "new message")
+            "  and {} left for a later run (max_messages)",
+            count(plan.deferred as u64, "more new message")
         )?;
     }
     if context.account.filter_command.is_some() && !plan.wanted.is_empty() {
