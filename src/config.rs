@@ -134,6 +134,19 @@ pub struct Settings {
     pub keep_days: Option<u32>,
     /// Leave bigger messages on the server ("50M", "200K", or octets; 0 or unset = no limit).
     pub max_message_size: Option<ByteSize>,
+    /// `fetch-all` downloads at most this many messages per run, oldest first; the rest wait
+    /// for the next run (0 or unset = no limit).
+    pub max_messages: Option<u32>,
+    /// Delete messages bigger than this from the server without downloading them (mpop's
+    /// `killsize`). Never set by default.
+    pub delete_larger_than: Option<ByteSize>,
+    /// Asked about each new message before it is downloaded, its header block on stdin: exit 0
+    /// delivers it, 1 deletes it without downloading, 2 leaves it on the server for good.
+    pub filter_command: Option<Vec<String>>,
+    /// Seconds `filter_command` may take for one message (default 30).
+    pub filter_timeout: Option<u64>,
+    /// Run once after a `fetch-all` run that delivered at least one message.
+    pub on_new_mail: Option<Vec<String>>,
     /// Where the per-account state (which messages were downloaded) lives.
     pub state_dir: Option<PathBuf>,
     /// Prepend a `Received:` header naming the server to each fetched message.
@@ -252,6 +265,11 @@ impl Settings {
             delete: over.delete.or(self.delete),
             keep_days: over.keep_days.or(self.keep_days),
             max_message_size: over.max_message_size.or(self.max_message_size),
+            max_messages: over.max_messages.or(self.max_messages),
+            delete_larger_than: over.delete_larger_than.or(self.delete_larger_than),
+            filter_command: over.filter_command.or(self.filter_command),
+            filter_timeout: over.filter_timeout.or(self.filter_timeout),
+            on_new_mail: over.on_new_mail.or(self.on_new_mail),
             state_dir: over.state_dir.or(self.state_dir),
             add_received_header: over.add_received_header.or(self.add_received_header),
         }
@@ -359,6 +377,16 @@ pub struct Account {
     pub keep_days: u32,
     /// Leave messages bigger than this on the server (`None` = no limit).
     pub max_message_size: Option<u64>,
+    /// Download at most this many messages per run (`None` = no limit).
+    pub max_messages: Option<usize>,
+    /// Delete messages bigger than this without downloading them (`None` = never).
+    pub delete_larger_than: Option<u64>,
+    /// The filter asked about each new message before download, if any.
+    pub filter_command: Option<Vec<String>>,
+    /// How long the filter may take for one message.
+    pub filter_timeout: Duration,
+    /// The command run after a run that delivered messages, if any.
+    pub on_new_mail: Option<Vec<String>>,
     /// Directory of the per-account state files.
     pub state_dir: PathBuf,
     /// Prepend a `Received:` header to each fetched message.
@@ -807,11 +835,22 @@ fn build_account(
         Some(ByteSize(0)) | None => None,
         Some(ByteSize(n)) => Some(n),
     };
+    let limits = limits(
+        (settings.max_messages, settings.delete_larger_than),
+        (settings.filter_command, settings.filter_timeout),
+        settings.on_new_mail,
+        &invalid,
+    )?;
     Ok(Account {
         target,
         delete: settings.delete.unwrap_or(false),
         keep_days: settings.keep_days.unwrap_or(0),
         max_message_size,
+        max_messages: limits.max_messages,
+        delete_larger_than: limits.delete_larger_than,
+        filter_command: limits.filter_command,
+        filter_timeout: limits.filter_timeout,
+        on_new_mail: limits.on_new_mail,
         add_received_header: settings.add_received_header.unwrap_or(false),
         state_dir: settings
             .state_dir
@@ -835,6 +874,53 @@ fn build_account(
         allow_plaintext_password: settings.allow_plaintext_password.unwrap_or(false),
         timeout: Duration::from_secs(timeout),
         proxy,
+    })
+}
+
+/// Built-in default for `filter_timeout`, in seconds.
+pub const DEFAULT_FILTER_TIMEOUT_SECS: u64 = 30;
+
+/// The `fetch-all` limits, filter and hook of an account, checked.
+struct Limits {
+    max_messages: Option<usize>,
+    delete_larger_than: Option<u64>,
+    filter_command: Option<Vec<String>>,
+    filter_timeout: Duration,
+    on_new_mail: Option<Vec<String>>,
+}
+
+fn limits(
+    (max_messages, delete_larger_than): (Option<u32>, Option<ByteSize>),
+    (filter_command, filter_timeout): (Option<Vec<String>>, Option<u64>),
+    on_new_mail: Option<Vec<String>>,
+    invalid: &dyn Fn(&str) -> ConfigError,
+) -> Result<Limits, ConfigError> {
+    let delete_larger_than = match delete_larger_than {
+        None => None,
+        // Deleting every message unread is never what a size limit means.
+        Some(ByteSize(0)) => {
+            return Err(invalid(
+                "delete_larger_than must be more than 0 (0 would delete every message unread)",
+            ));
+        }
+        Some(ByteSize(n)) => Some(n),
+    };
+    let command = |key: &str, argv: Option<Vec<String>>| match argv {
+        Some(argv) if argv.is_empty() || argv[0].is_empty() => Err(invalid(&format!(
+            "{key} must name a program, e.g. [\"notmuch\", \"new\"]"
+        ))),
+        other => Ok(other),
+    };
+    let filter_timeout = filter_timeout.unwrap_or(DEFAULT_FILTER_TIMEOUT_SECS);
+    if filter_timeout == 0 {
+        return Err(invalid("filter_timeout must be at least 1 second"));
+    }
+    Ok(Limits {
+        max_messages: max_messages.filter(|&n| n > 0).map(|n| n as usize),
+        delete_larger_than,
+        filter_command: command("filter_command", filter_command)?,
+        filter_timeout: Duration::from_secs(filter_timeout),
+        on_new_mail: command("on_new_mail", on_new_mail)?,
     })
 }
 

@@ -283,6 +283,7 @@ fn fetch_code(error: &FetchError) -> ExitCode {
         FetchError::Lock(_) | FetchError::State(_) => ExitCode::IoError,
         FetchError::Deliver(e) => deliver_code(e),
         FetchError::NoUidlNorTop => ExitCode::Unavailable,
+        FetchError::FilterNeedsTop => ExitCode::Config,
         FetchError::Interrupted(e) => protocol_code(e),
     }
 }

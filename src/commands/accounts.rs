@@ -306,6 +306,25 @@ pub fn effective_settings(account: &Account) -> Vec<(&'static str, String)> {
             format!("{n} ({})", crate::ui::human_size(n))
         }),
     ));
+    if let Some(n) = account.max_messages {
+        rows.push(("max_messages", n.to_string()));
+    }
+    if let Some(n) = account.delete_larger_than {
+        rows.push((
+            "delete_larger_than",
+            format!("{n} ({})", crate::ui::human_size(n)),
+        ));
+    }
+    if let Some(argv) = &account.filter_command {
+        rows.push(("filter_command", list(argv)));
+        rows.push((
+            "filter_timeout",
+            account.filter_timeout.as_secs().to_string(),
+        ));
+    }
+    if let Some(argv) = &account.on_new_mail {
+        rows.push(("on_new_mail", list(argv)));
+    }
     rows.push(("state_dir", quote(&account.state_dir.display().to_string())));
     rows.push((
         "add_received_header",

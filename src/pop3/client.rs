@@ -655,7 +655,10 @@ impl<S: Read + Write> Session<S> {
     /// nothing, e.g. a `fetch-all` that finds no new mail.
     pub fn quit(mut self) -> Result<Option<StatusLine>> {
         if !self.connection.dele_sent {
-            // Replies to commands sent ahead are not read: nothing in them matters any more.
+            // Replies to commands sent ahead are read first (they came with the login's reply,
+            // so this costs no wait): closing a socket with unread data makes the kernel reset
+            // the connection, and the server might then drop the QUIT unread.
+            self.connection.skip_ahead()?;
             self.connection.send(&[Command::Quit])?;
             return Ok(None);
         }

@@ -9,6 +9,9 @@
 //! s <uid>                               too big; already reported, don't nag again
 //! r <uid>                               refused permanently (5xx) by the LMTP/SMTP server;
 //!                                       reported once, not offered again
+//! k <uid>                               deleted unread (delete_larger_than, filter exit 1);
+//!                                       DELE again until the server confirms it
+//! f <uid>                               filter_command said skip (exit 2); don't ask again
 //! m <uid> <offset>                      an mbox append of <uid> starts at byte <offset>
 //! m-                                    no mbox append is in progress
 //! ```
@@ -44,6 +47,10 @@ pub(crate) struct Entry {
     pub size_reported: bool,
     /// Whether the LMTP/SMTP server refused it permanently (reported, not retried).
     pub rejected: bool,
+    /// Deleted without downloading (and reported): DELE it again until the server commits it.
+    pub delete_unfetched: bool,
+    /// `filter_command` said to leave it on the server: it is not asked again.
+    pub filter_skipped: bool,
 }
 
 /// The state file could not be used.
@@ -212,15 +219,44 @@ impl State {
     /// Records durably that the LMTP/SMTP server refused `uid` permanently: it is not offered
     /// again (a different message has a different key).
     pub(crate) fn record_rejected(&mut self, uid: &Uid) -> Result<(), StateError> {
-        self.append(&format!("r {uid}\n"))?;
-        self.appended = true;
-        self.entries.entry(uid.clone()).or_default().rejected = true;
-        Ok(())
+        self.record_flags(std::slice::from_ref(uid), "r", |entry| {
+            entry.rejected = true
+        })
     }
 
     /// Whether the LMTP/SMTP server refused `uid` permanently in an earlier run.
     pub(crate) fn is_rejected(&self, uid: &Uid) -> bool {
         self.entries.get(uid).is_some_and(|e| e.rejected)
+    }
+
+    /// Records durably (one append, one fsync) that `uids` are to be deleted without being
+    /// downloaded, before their DELE is sent: a DELE the server does not commit is retried by
+    /// the next run, without reporting it again.
+    pub(crate) fn record_delete_unfetched(&mut self, uids: &[Uid]) -> Result<(), StateError> {
+        self.record_flags(uids, "k", |entry| entry.delete_unfetched = true)
+    }
+
+    /// Records durably that `filter_command` said to leave `uids` on the server.
+    pub(crate) fn record_filter_skipped(&mut self, uids: &[Uid]) -> Result<(), StateError> {
+        self.record_flags(uids, "f", |entry| entry.filter_skipped = true)
+    }
+
+    fn record_flags(
+        &mut self,
+        uids: &[Uid],
+        kind: &str,
+        set: impl Fn(&mut Entry),
+    ) -> Result<(), StateError> {
+        if uids.is_empty() {
+            return Ok(());
+        }
+        let lines: String = uids.iter().map(|uid| format!("{kind} {uid}\n")).collect();
+        self.append(&lines)?;
+        self.appended = true;
+        for uid in uids {
+            set(self.entries.entry(uid.clone()).or_default());
+        }
+        Ok(())
     }
 
     /// The mbox append that a killed run announced and never settled, if any.
@@ -312,6 +348,12 @@ impl State {
             }
             if entry.rejected {
                 text.push_str(&format!("r {uid}\n"));
+            }
+            if entry.delete_unfetched {
+                text.push_str(&format!("k {uid}\n"));
+            }
+            if entry.filter_skipped {
+                text.push_str(&format!("f {uid}\n"));
             }
         }
         if let Some((uid, offset)) = &self.pending_append {
@@ -406,6 +448,12 @@ fn parse(text: &[u8]) -> Result<HashMap<Uid, Entry>, usize> {
             (Some("r"), Some(uid), None, None) => {
                 entries.entry(uid).or_default().rejected = true;
             }
+            (Some("k"), Some(uid), None, None) => {
+                entries.entry(uid).or_default().delete_unfetched = true;
+            }
+            (Some("f"), Some(uid), None, None) => {
+                entries.entry(uid).or_default().filter_skipped = true;
+            }
             (Some("m"), Some(_), Some(offset), None) => {
                 offset.parse::<u64>().map_err(|_| number)?;
             }
@@ -453,6 +501,31 @@ mod tests {
         assert!(!state.is_delivered(&uid("big")));
         assert!(state.entry(&uid("big")).unwrap().size_reported);
         assert_eq!(state.entry(&uid("a")).unwrap().first_seen, Some(100));
+    }
+
+    #[test]
+    fn unfetched_deletions_and_filter_skips_survive_reopening_and_compaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("acct");
+        // A state file written before these records existed stays valid.
+        fs::write(&path, "pop3-state 1\n+ old 3\ns big\n").unwrap();
+        let mut state = State::open(&path).unwrap();
+        state
+            .record_delete_unfetched(&[uid("huge"), uid("spam")])
+            .unwrap();
+        state.record_filter_skipped(&[uid("later")]).unwrap();
+        drop(state);
+        let mut state = State::open(&path).unwrap();
+        assert!(state.entry(&uid("huge")).unwrap().delete_unfetched);
+        assert!(state.entry(&uid("later")).unwrap().filter_skipped);
+        assert!(!state.is_delivered(&uid("huge")) && !state.is_delivered(&uid("later")));
+        assert!(state.is_delivered(&uid("old")));
+        state.compact(|u| u.as_str() != "spam").unwrap();
+        drop(state);
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            "pop3-state 1\ns big\nk huge\nf later\n+ old 3\n"
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod dovecot_fetch;
 mod dovecot_harness;
 mod dovecot_import;
 mod dovecot_kill_delivery;
+mod dovecot_limits;
 mod dovecot_messages;
 mod dovecot_proxy;
 mod dovecot_round_trips;

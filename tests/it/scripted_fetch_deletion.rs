@@ -294,3 +294,68 @@ fn a_refused_dele_is_retried_not_downloaded_again() {
         "delivered twice:\n{text}"
     );
 }
+
+// delete_larger_than and filter_command (issue 13).
+
+#[test]
+fn a_lost_quit_after_delete_larger_than_retries_the_dele_without_reporting_again() {
+    let fixture = Fixture::with_config("delete_larger_than = \"1K\"");
+    let big = Msg {
+        uid: "uid-big",
+        text: "Subject: big\n\nnot sent\n",
+    };
+    let list = "+OK\r\n1 100\r\n2 2048\r\n3 100\r\n.\r\n";
+    let opening = format!(
+        "{}C: LIST\n{}C: UIDL\n{}",
+        login_script("USER UIDL PIPELINING"),
+        send(list.as_bytes()),
+        send(&uidl_reply(&[&A, &big, &B])),
+    );
+    let server = ScriptedServer::start(&format!(
+        "{opening}C: DELE 2\nC: RETR 1\nC: RETR 3\nS: +OK\n{}C: QUIT\n!abort",
+        retr_pipelined(&[], &[&A, &B]),
+    ));
+    let outcome = fixture.fetch_maildir(&server, &[]).expect_code(75);
+    let lines: Vec<&str> = outcome.stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", outcome.stderr);
+    assert!(
+        lines[0].contains(
+            "message 2 (2.0 KiB, uid uid-big) is larger than delete_larger_than (1.0 KiB): deleting it from the server unread"
+        ),
+        "{}",
+        outcome.stderr
+    );
+    assert!(
+        lines[1].contains("the 1 message marked for deletion stay"),
+        "{}",
+        outcome.stderr
+    );
+    server.finish();
+    assert_eq!(fixture.new_messages(), sorted(&[A.text, B.text]));
+    assert!(fixture.state_text().contains("k uid-big\n"));
+
+    // The next run deletes it again, silently; once QUIT is confirmed the state forgets it.
+    let server = ScriptedServer::start(&format!("{opening}C: DELE 2\nS: +OK\n{QUIT}"));
+    let outcome = fixture.fetch_maildir(&server, &[]).expect_code(0);
+    assert_silent(&outcome);
+    assert_sent(&server.finish(), &["LIST", "UIDL", "DELE 2", "QUIT"]);
+    assert!(!fixture.state_text().contains("uid-big"));
+}
+
+#[test]
+fn filter_command_without_top_is_a_config_error_before_anything_happens() {
+    let fixture = Fixture::with_config("filter_command = [\"true\"]");
+    let server = ScriptedServer::start(&format!(
+        "{}{}{QUIT}",
+        login_script("USER UIDL PIPELINING"),
+        list_and_uidl(&[&A]),
+    ));
+    let outcome = fixture.fetch_maildir(&server, &[]).expect_code(78);
+    assert_eq!(
+        outcome.stderr,
+        "pop3: filter_command needs the server's TOP command, which this server does not offer; remove filter_command for this account\n"
+    );
+    server.finish();
+    assert!(!fixture.maildir().exists());
+    assert_eq!(fixture.state_text().lines().count(), 1, "nothing recorded");
+}

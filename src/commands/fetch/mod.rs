@@ -21,10 +21,14 @@
 //! exit and the record re-delivers that one message.
 //!
 //! The code: `plan` lists the maildrop and chooses what to fetch and delete (the identity
-//! rule lives there), `stream` runs the pipelined download and the committer thread,
+//! rule lives there), `filter` deletes unread and asks `filter_command` before the download
+//! and applies `max_messages`, `stream` runs the pipelined download and the committer thread,
+//! `hook` runs `on_new_mail` after it,
 //! `report` says what happened; delivery itself is `store::deliver`, one interface for
 //! every target. Failures are `FetchError`s, mapped to exit codes in `exit::classify`.
 
+mod filter;
+mod hook;
 mod plan;
 mod report;
 mod stream;
@@ -84,6 +88,22 @@ pub struct FetchArgs {
     /// Hand each message to this SMTP server for this run ("host[:port]", port 25 by default)
     #[arg(long, value_name = "TARGET")]
     pub smtp: Option<String>,
+    /// Download at most N messages in this run, oldest first; the rest wait for the next
+    #[arg(long, value_name = "N")]
+    pub max_messages: Option<usize>,
+    /// Delete messages bigger than SIZE (e.g. 20M) from the server without downloading them
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub delete_larger_than: Option<u64>,
+}
+
+/// Parses a size flag the way the config file writes one: "20M", "200K", "1G" or octets.
+fn parse_size(text: &str) -> Result<u64, String> {
+    match crate::config::ByteSize::parse(text) {
+        Some(crate::config::ByteSize(n)) if n > 0 => Ok(n),
+        _ => Err(format!(
+            "{text:?}: write a size above 0 like \"20M\", \"200K\" or a number of octets"
+        )),
+    }
 }
 
 /// What one run did.
@@ -101,6 +121,14 @@ pub(crate) struct Summary {
     pub(crate) too_big: usize,
     /// Messages an LMTP/SMTP server refused (for now or for good) in this run.
     pub(crate) refused_by_server: usize,
+    /// Messages marked for deletion unread because of `delete_larger_than`.
+    pub(crate) deleted_unread: usize,
+    /// Messages `filter_command` marked for deletion unread (exit 1).
+    pub(crate) filter_deleted: usize,
+    /// Messages `filter_command` left on the server for good (exit 2).
+    pub(crate) filter_skipped: usize,
+    /// New messages left for the next run by `max_messages`.
+    pub(crate) deferred: usize,
     /// The maildrop held no message at all.
     pub(crate) empty: bool,
 }
@@ -137,6 +165,11 @@ pub(crate) enum FetchError {
         "the server has neither UIDL nor TOP, so pop3 cannot tell which messages it already fetched; use --delete (or delete = true) with this server"
     )]
     NoUidlNorTop,
+    /// `filter_command` needs the headers of each message before it is downloaded.
+    #[error(
+        "filter_command needs the server's TOP command, which this server does not offer; remove filter_command for this account"
+    )]
+    FilterNeedsTop,
     /// The connection broke off during the download.
     #[error("the download was interrupted; undelivered messages stay on the server")]
     Interrupted(#[source] pop3::Error),
@@ -174,8 +207,19 @@ pub(crate) enum FetchError {
     },
 }
 
-/// Runs `fetch-all` for one account.
+/// Runs `fetch-all` for one account, then `on_new_mail` when it delivered anything (even if
+/// it failed afterwards: what was delivered stays delivered).
 pub(crate) fn run(context: &Context, args: &FetchArgs) -> anyhow::Result<Summary> {
+    let mut summary = Summary::default();
+    let result = fetch(context, args, &mut summary);
+    if summary.fetched > 0 && !args.dry_run {
+        hook::on_new_mail(context, summary.fetched);
+    }
+    result.map(|()| summary)
+}
+
+/// The run itself; `summary` says what it did, also when it fails part-way.
+fn fetch(context: &Context, args: &FetchArgs, summary: &mut Summary) -> anyhow::Result<()> {
     let account = &context.account;
     let policy = plan::Policy::new(account, args)?;
     let state_path = state_path(account);
@@ -191,7 +235,6 @@ pub(crate) fn run(context: &Context, args: &FetchArgs) -> anyhow::Result<Summary
         State::open(&state_path)
     }
     .map_err(FetchError::State)?;
-    let mut summary = Summary::default();
     if !args.dry_run
         && let Some(interrupted) =
             deliver::recover_interrupted(&policy.target, &mut state).map_err(FetchError::Deliver)?
@@ -209,6 +252,14 @@ pub(crate) fn run(context: &Context, args: &FetchArgs) -> anyhow::Result<Summary
         let memory = crate::store::capability_memory::path_for(&state_path);
         context.connect_remembering(&listings, &memory)?
     };
+    // Refused before anything is decided: without TOP the filter cannot see any message.
+    if account.filter_command.is_some()
+        && connection.capabilities.is_known()
+        && !connection.capabilities.top()
+    {
+        let _ = connection.session.quit();
+        return Err(FetchError::FilterNeedsTop.into());
+    }
     let plan::Listing {
         messages: listing,
         unidentified,
@@ -221,12 +272,29 @@ pub(crate) fn run(context: &Context, args: &FetchArgs) -> anyhow::Result<Summary
         }
     };
     summary.empty = listing.is_empty() && unidentified.is_empty();
-    let plan = plan::plan(context, args, &policy, &listing, &mut state, &mut summary)?;
+    let mut plan = plan::plan(context, args, &policy, &listing, &mut state, summary)?;
+    let filter_failures = filter::select(
+        &mut connection,
+        context,
+        &policy,
+        &mut plan,
+        &mut state,
+        summary,
+        args.dry_run,
+    )?;
     if args.dry_run {
         report::dry_run(context, &policy.target, &plan, &unidentified, policy.delete)?;
         let _ = connection.session.quit();
-        return Ok(summary);
+        return Ok(());
     }
+    filter::delete_unfetched(
+        &mut connection,
+        context,
+        &policy,
+        &mut plan,
+        &mut state,
+        summary,
+    )?;
 
     let delivery = Delivery::open(
         &policy.target,
@@ -243,7 +311,7 @@ pub(crate) fn run(context: &Context, args: &FetchArgs) -> anyhow::Result<Summary
         policy.delete,
         delivery,
         &mut state,
-        &mut summary,
+        summary,
     )?;
     let refused: Vec<String> = outcome
         .refused
@@ -305,14 +373,14 @@ pub(crate) fn run(context: &Context, args: &FetchArgs) -> anyhow::Result<Summary
         }
         .into());
     }
-    if let Some(report) = report::withheld_report(&refused, &unidentified) {
+    if let Some(report) = report::withheld_report(&refused, &unidentified, &filter_failures) {
         return Err(FetchError::Withheld {
             account: account.name.clone(),
             report,
         }
         .into());
     }
-    Ok(summary)
+    Ok(())
 }
 
 /// Takes the account's lock, beside its state file.

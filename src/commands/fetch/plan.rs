@@ -23,6 +23,12 @@ pub(super) struct Policy {
     pub(super) delete: bool,
     /// Delete messages delivered this many days ago (0 = never).
     pub(super) keep_days: u32,
+    /// Download at most this many messages (`None` = no limit).
+    pub(super) max_messages: Option<usize>,
+    /// Delete messages bigger than this without downloading them (`None` = never).
+    pub(super) delete_larger_than: Option<u64>,
+    /// `--keep`: nothing is deleted, not even unread (delete_larger_than, filter exit 1).
+    pub(super) keep: bool,
 }
 
 impl Policy {
@@ -52,10 +58,18 @@ impl Policy {
         } else {
             (args.delete || account.delete, account.keep_days)
         };
+        // `--max-messages 0` lifts the configured limit for this run.
+        let max_messages = match args.max_messages {
+            Some(n) => Some(n).filter(|&n| n > 0),
+            None => account.max_messages,
+        };
         Ok(Policy {
             target,
             delete,
             keep_days,
+            max_messages,
+            delete_larger_than: args.delete_larger_than.or(account.delete_larger_than),
+            keep: args.keep,
         })
     }
 }
@@ -99,8 +113,14 @@ pub(super) struct Plan {
     pub(super) wanted: Vec<Candidate>,
     /// Messages left on the server because they are too big (listed for a dry run only).
     pub(super) too_big: Vec<Candidate>,
-    /// Messages delivered by earlier runs that the policy now removes.
+    /// Messages delivered by earlier runs that the policy now removes, and messages to delete
+    /// unread (recorded as such before their DELE is sent).
     pub(super) old_deletions: Vec<MessageNumber>,
+    /// Messages bigger than `delete_larger_than`, new to this run: to record, report and delete
+    /// unread (see `filter::delete_unfetched`). Listed only, for a dry run.
+    pub(super) unfetched_deletions: Vec<Candidate>,
+    /// New messages left for a later run by `max_messages` (see `filter::select`).
+    pub(super) deferred: usize,
 }
 
 /// Chooses what to download and what to delete. Outside a dry run, messages a Maildir already
@@ -118,8 +138,30 @@ pub(super) fn plan(
     let too_big_limit = account.max_message_size.unwrap_or(u64::MAX);
     let mut wanted = Vec::new();
     let mut too_big = Vec::new();
+    let mut unfetched_deletions = Vec::new();
+    // Deleted unread by an earlier run whose QUIT was not confirmed: DELE again, silently.
+    let mut pending_deletions = Vec::new();
     for message in listing {
-        if !args.all && state.is_delivered(&message.key) {
+        let entry = state.entry(&message.key).unwrap_or_default();
+        if entry.delete_unfetched {
+            if !policy.keep {
+                pending_deletions.push(message.number);
+            }
+            continue;
+        }
+        if !args.all && (entry.first_seen.is_some() || entry.filter_skipped) {
+            continue;
+        }
+        // mpop's order: killsize, then skipsize, then the filter; the first that applies wins.
+        if let Some(limit) = policy.delete_larger_than
+            && message.size > limit
+        {
+            if policy.keep {
+                // mpop's killsize under `keep`: left on the server, not downloaded.
+                summary.too_big += 1;
+            } else {
+                unfetched_deletions.push(message.clone());
+            }
             continue;
         }
         // Refused for good by the delivery server in an earlier run, and reported then.
@@ -159,7 +201,7 @@ pub(super) fn plan(
 
     let cutoff = now().saturating_sub(u64::from(policy.keep_days) * 86_400);
     let wanted_numbers: HashSet<MessageNumber> = wanted.iter().map(|w| w.number).collect();
-    let old_deletions = listing
+    let mut old_deletions: Vec<MessageNumber> = listing
         .iter()
         .filter(|m| {
             !wanted_numbers.contains(&m.number)
@@ -172,10 +214,15 @@ pub(super) fn plan(
         })
         .map(|m| m.number)
         .collect();
+    old_deletions.extend(pending_deletions);
+    old_deletions.sort();
+    old_deletions.dedup();
     Ok(Plan {
         wanted,
         too_big,
         old_deletions,
+        unfetched_deletions,
+        deferred: 0,
     })
 }
 

@@ -110,10 +110,33 @@ pub(super) fn dry_run(
             message.uid
         )?;
     }
+    for message in &plan.unfetched_deletions {
+        writeln!(
+            out,
+            "  delete {:>5}  {:>9}  {}  (larger than delete_larger_than; not downloaded)",
+            message.number,
+            human_size(message.size),
+            message.uid
+        )?;
+    }
     for why in unidentified {
         writeln!(out, "  leave {why}  (cannot be identified safely)")?;
     }
+    if plan.deferred > 0 {
+        writeln!(
+            out,
+            "  and {} left for a later run (max_messages)",
+            count(plan.deferred as u64, "more new message")
+        )?;
+    }
+    if context.account.filter_command.is_some() && !plan.wanted.is_empty() {
+        writeln!(
+            out,
+            "  (filter_command is not run in a dry run; it decides on each message to fetch)"
+        )?;
+    }
     let mut deleting = plan.old_deletions.clone();
+    deleting.extend(plan.unfetched_deletions.iter().map(|c| c.number));
     if delete {
         deleting.extend(plan.wanted.iter().map(|c| c.number));
     }
@@ -132,10 +155,14 @@ pub(super) fn dry_run(
 }
 
 /// One line naming the messages left on the server against the user's wish, and why: those
-/// the server refused to send, and those pop3 could not identify (it never guesses). `None`
-/// when nothing was withheld. Past [`REPORTED_BY_NAME`] of a kind only a count follows, so a
+/// the server refused to send, those pop3 could not identify (it never guesses), and those
+/// `filter_command` gave no verdict on. `None` when nothing was withheld. Past [`REPORTED_BY_NAME`] of a kind only a count follows, so a
 /// broken listing of a million messages still gives one readable line.
-pub(super) fn withheld_report(refused: &[String], unidentified: &[String]) -> Option<String> {
+pub(super) fn withheld_report(
+    refused: &[String],
+    unidentified: &[String],
+    filter_failed: &[String],
+) -> Option<String> {
     let named = |items: &[String]| {
         let mut text = items
             .iter()
@@ -154,6 +181,9 @@ pub(super) fn withheld_report(refused: &[String], unidentified: &[String]) -> Op
     }
     if !unidentified.is_empty() {
         parts.push(format!("could not safely identify {}", named(unidentified)));
+    }
+    if !filter_failed.is_empty() {
+        parts.push(format!("filter_command failed on {}", named(filter_failed)));
     }
     (!parts.is_empty()).then(|| format!("{}; they stay on the server", parts.join("; ")))
 }
@@ -239,6 +269,27 @@ pub(crate) fn summary(context: &Context, summary: &Summary) {
     if summary.too_big > 0 {
         line += &format!(", {} too big (left on the server)", summary.too_big);
     }
+    if summary.deleted_unread > 0 {
+        line += &format!(
+            ", {} deleted unread (larger than delete_larger_than)",
+            summary.deleted_unread
+        );
+    }
+    if summary.filter_deleted > 0 {
+        line += &format!(
+            ", {} deleted unread by filter_command",
+            summary.filter_deleted
+        );
+    }
+    if summary.filter_skipped > 0 {
+        line += &format!(", {} left by filter_command", summary.filter_skipped);
+    }
+    if summary.deferred > 0 {
+        line += &format!(
+            ", {} left for the next run (max_messages)",
+            summary.deferred
+        );
+    }
     eprintln!("{line}");
 }
 
@@ -248,9 +299,9 @@ mod tests {
 
     #[test]
     fn the_withheld_report_names_a_few_and_counts_the_rest() {
-        assert_eq!(withheld_report(&[], &[]), None);
+        assert_eq!(withheld_report(&[], &[], &[]), None);
         let many: Vec<String> = (1..=25).map(|i| format!("message {i} (x)")).collect();
-        let report = withheld_report(&[], &many).unwrap();
+        let report = withheld_report(&[], &many, &[]).unwrap();
         assert!(
             report.starts_with("could not safely identify message 1 (x)"),
             "{report}"
