@@ -84,7 +84,7 @@ fn refused_pipelined_login_is_reported_as_a_refused_login() {
          C: CAPA
          C: LIST
          C: UIDL
-         S=: +OK\r\n-ERR [AUTH] wrong password\r\n-ERR not logged in\r\n-ERR not logged in\r\n-ERR not logged in\r\n",
+         S=: +OK\\r\\n-ERR [AUTH] wrong password\\r\\n-ERR not logged in\\r\\n-ERR not logged in\\r\\n-ERR not logged in\\r\\n",
         opening("USER,UIDL,PIPELINING")
     ));
     let outcome = run(&server, &["list"]).expect_code(77);
