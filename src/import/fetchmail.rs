@@ -196,6 +196,7 @@ fn server_delivery(
     if let Some(user) = local_user {
         account.set("recipient", user);
     }
+    account.note("fetchmail deleted (or bounced) a message the server refused for good (5xx); pop3 leaves it on the server unless delete_rejected = true");
 }
 
 /// Keywords that take a list of arguments (up to the next keyword).
@@ -469,6 +470,9 @@ pub fn convert(name: &str, entry: &Entry) -> Result<ImportedAccount, String> {
     let mut smtphost: Option<String> = None;
     let mut lmtp = false;
     let mut local_user: Option<String> = None;
+    // `limit N` leaves bigger messages on the server; with `limitflush` it deletes them unread.
+    let mut limit: Option<i64> = None;
+    let mut limitflush = false;
     for (key, value) in &entry.options {
         let value_text = value.as_deref().unwrap_or("");
         match key.as_str() {
@@ -480,9 +484,17 @@ pub fn convert(name: &str, entry: &Entry) -> Result<ImportedAccount, String> {
             "timeout" if value_text.parse::<i64>().is_ok() => {
                 account.set("timeout", value_text.parse::<i64>().unwrap_or(60))
             }
-            "limit" if value_text.parse::<i64>().is_ok() => {
-                account.set("max_message_size", value_text.parse::<i64>().unwrap_or(0))
+            "limit" if value_text.parse::<u32>().is_ok() => {
+                limit = value_text.parse::<u32>().ok().map(i64::from)
             }
+            "limitflush" => limitflush = true,
+            "no limitflush" => limitflush = false,
+            "fetchlimit" if value_text.parse::<u32>().is_ok() => {
+                account.set("max_messages", value_text.parse::<u32>().map_or(0, i64::from))
+            }
+            "postconnect" => account.note(format!(
+                "fetchmail: postconnect {value_text}: ran after every poll; pop3's on_new_mail runs only after a run that delivered mail, not imported"
+            )),
             "pass" | "password" => {
                 has_password = true;
                 super::plaintext(&mut account, Tool::Fetchmail, value_text);
@@ -527,6 +539,11 @@ pub fn convert(name: &str, entry: &Entry) -> Result<ImportedAccount, String> {
                 if value.is_some() { " " } else { "" }
             )),
         }
+    }
+    match limit {
+        Some(n) if n > 0 && limitflush => account.set("delete_larger_than", n),
+        Some(n) => account.set("max_message_size", n),
+        None => {}
     }
     if !delivery {
         server_delivery(&mut account, smtphost.as_deref(), lmtp, local_user);
@@ -722,6 +739,27 @@ skip pop.two.example username carol pass 'p' no keep fetchall
             carol.to_toml(),
             dave.to_toml()
         );
+        crate::config::parse(&text, Path::new("x")).unwrap();
+    }
+
+    #[test]
+    fn fetchlimit_limit_and_limitflush_become_pop3_keys() {
+        let rc = "poll a.example user x password p fetchlimit 50 limit 1000 mda cat\n\
+                  poll b.example user y password p limit 2000 limitflush mda cat\n\
+                  poll c.example user z password p limit 0 limitflush postconnect 'notmuch new' mda cat\n";
+        let (entries, _) = parse_config(rc, Path::new("rc")).unwrap();
+        let a = convert("a", &entries[0]).unwrap();
+        assert_eq!(a.get("max_messages"), Some(&50.into()));
+        assert_eq!(a.get("max_message_size"), Some(&1000.into()));
+        assert_eq!(a.get("delete_larger_than"), None);
+        let b = convert("b", &entries[1]).unwrap();
+        assert_eq!(b.get("delete_larger_than"), Some(&2000.into()));
+        assert_eq!(b.get("max_message_size"), None);
+        let c = convert("c", &entries[2]).unwrap();
+        assert_eq!(c.get("delete_larger_than"), None, "limit 0 is no limit");
+        assert_eq!(c.get("max_message_size"), Some(&0.into()));
+        assert!(c.to_toml().contains("# fetchmail: postconnect notmuch new"));
+        let text = format!("{}\n{}\n{}", a.to_toml(), b.to_toml(), c.to_toml());
         crate::config::parse(&text, Path::new("x")).unwrap();
     }
 

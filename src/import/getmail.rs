@@ -260,6 +260,10 @@ pub fn convert(name: &str, ini: &Ini) -> Result<(ImportedAccount, PathBuf, u16),
                 Ok(size) => account.set("max_message_size", size),
                 Err(_) => account.note(format!("getmail: max_message_size = {value}: not a number, not imported")),
             },
+            "max_messages_per_session" => match value.parse::<u32>() {
+                Ok(count) => account.set("max_messages", i64::from(count)),
+                Err(_) => account.note(format!("getmail: max_messages_per_session = {value}: not a number, not imported")),
+            },
             "received" => received = truthy(value),
             "read_all" if !truthy(value) => {}
             "read_all" => account.note("getmail: read_all = true fetched every message each time; pop3 fetches only new ones (fetch-all --all fetches all)"),
@@ -477,7 +481,7 @@ mod tests {
         assert_eq!(oldmail_name("h", 995, "a/b::c"), "oldmail-h-995-a-b-c");
     }
 
-    const RC: &str = "[retriever]\ntype = SimplePOP3SSLRetriever\nserver = pop.example.com\nusername = alice\npassword_command = (\"/usr/bin/pass\", \"show\",\n    'mail')\nssl_version = TLSv1_2\n\n[destination]\ntype = Maildir\npath = ~/Maildir/\n\n[options]\nread_all = false\ndelete = true\ndelete_after = 7\nmessage_log = ~/.getmail/log\n\n[filter-1]\ntype = Filter_classifier\n";
+    const RC: &str = "[retriever]\ntype = SimplePOP3SSLRetriever\nserver = pop.example.com\nusername = alice\npassword_command = (\"/usr/bin/pass\", \"show\",\n    'mail')\nssl_version = TLSv1_2\n\n[destination]\ntype = Maildir\npath = ~/Maildir/\n\n[options]\nread_all = false\ndelete = true\ndelete_after = 7\nmax_messages_per_session = 100\nmax_message_size = 1048576\nmessage_log = ~/.getmail/log\n\n[filter-1]\ntype = Filter_classifier\n";
 
     #[test]
     fn rc_files_parse_into_pop3_accounts() {
@@ -490,6 +494,8 @@ mod tests {
         );
         assert_eq!(account.get("maildir"), Some(&"~/Maildir".into()));
         assert_eq!(account.get("keep_days"), Some(&7.into()));
+        assert_eq!(account.get("max_messages"), Some(&100.into()));
+        assert_eq!(account.get("max_message_size"), Some(&1_048_576.into()));
         assert_eq!(account.get("delete"), Some(&true.into()));
         let toml = account.to_toml();
         for expected in ["ssl_version = TLSv1_2", "message_log", "[filter-1]"] {
