@@ -11,7 +11,7 @@
 //! they do not depend on where cron starts the program).
 //!
 //! The parts: [`settings`] is the file as written (every key optional, so layers overlay) and
-//! its key list; [`size`] reads sizes such as `"50M"`; [`file`] finds, reads and parses the
+//! its key list; [`size`] reads sizes such as `"50M"`; [`file`](mod@file) finds, reads and parses the
 //! file; [`resolve`] picks the account and overlays the layers; [`account`] checks the result
 //! into an [`Account`]; [`paths`] expands `~` and relative paths.
 

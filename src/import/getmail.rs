@@ -233,10 +233,7 @@ pub fn convert(name: &str, ini: &Ini) -> Result<(ImportedAccount, PathBuf, u16),
     }
     if !has_password {
         if options.get("use_netrc").is_some_and(|v| truthy(v)) {
-            account.set("password_command", super::netrc_command(&host));
-            account.note(
-                "getmail read the password from ~/.netrc; this command reads it from there too",
-            );
+            super::netrc_password(&mut account, Tool::Getmail, &host);
         } else {
             super::keyring_or_netrc(
                 &mut account,
@@ -412,18 +409,9 @@ pub fn import(files: &[PathBuf]) -> Result<Imported, ImportError> {
             }
         };
         let oldmail = oldmail_dir.join(oldmail_name(&account.host, port, &account.user));
-        match std::fs::read(&oldmail) {
-            Ok(bytes) => {
-                account.seen = parse_oldmail(&bytes);
-                account.seen_from = Some(oldmail.clone());
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => {
-                return Err(ImportError::Read {
-                    path: oldmail,
-                    source,
-                });
-            }
+        if let Some(bytes) = super::read_optional(&oldmail)? {
+            account.seen = parse_oldmail(&bytes);
+            account.seen_from = Some(oldmail.clone());
         }
         used.push(oldmail);
         if !dirs_seen.contains(&oldmail_dir) {

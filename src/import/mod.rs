@@ -306,10 +306,8 @@ fn keyring_or_netrc(
     netrc_too: bool,
 ) {
     if netrc_too && netrc_has(&account.host) {
-        account.set("password_command", netrc_command(&account.host));
-        account.note(format!(
-            "{tool} read the password from ~/.netrc; this command reads it from there too"
-        ));
+        let host = account.host.clone();
+        netrc_password(account, tool, &host);
     } else {
         let mut words = vec!["secret-tool", "lookup"];
         words.extend_from_slice(attributes);
@@ -318,6 +316,26 @@ fn keyring_or_netrc(
             "{tool} had no password setting: it asks the keyring{}; this reads the GNOME keyring (libsecret), change it for another keyring",
             if netrc_too { " or ~/.netrc" } else { "" }
         ));
+    }
+}
+
+/// The password line for an account whose tool read `~/.netrc`: a command reading it there.
+fn netrc_password(account: &mut ImportedAccount, tool: Tool, host: &str) {
+    account.set("password_command", netrc_command(host));
+    account.note(format!(
+        "{tool} read the password from ~/.netrc; this command reads it from there too"
+    ));
+}
+
+/// The bytes of `path`, `None` when it does not exist (a tool that never fetched has no record).
+fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, ImportError> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(ImportError::Read {
+            path: path.to_owned(),
+            source,
+        }),
     }
 }
 
