@@ -171,14 +171,7 @@ pub fn convert(name: &str, ini: &Ini) -> Result<(ImportedAccount, PathBuf, u16),
         .get("port")
         .and_then(|p| p.parse::<u16>().ok())
         .unwrap_or(if ssl { 995 } else { 110 });
-    let mut account = ImportedAccount {
-        name: name.to_owned(),
-        host: host.clone(),
-        user: user.clone(),
-        ..ImportedAccount::default()
-    };
-    account.set("host", host.clone());
-    account.set("user", user.clone());
+    let mut account = ImportedAccount::new(name, &host, &user);
     account.set("port", i64::from(port));
     if ssl {
         account.set("tls", "implicit");

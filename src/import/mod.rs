@@ -109,6 +109,22 @@ pub struct ImportedAccount {
 }
 
 impl ImportedAccount {
+    /// An account named `name` for `user` at `host`, its first lines setting both (`user` only
+    /// when the tool named one: pop3 then says it is missing, rather than `user = ""`).
+    fn new(name: &str, host: &str, user: &str) -> ImportedAccount {
+        let mut account = ImportedAccount {
+            name: name.to_owned(),
+            host: host.to_owned(),
+            user: user.to_owned(),
+            ..ImportedAccount::default()
+        };
+        account.set("host", host);
+        if !user.is_empty() {
+            account.set("user", user);
+        }
+        account
+    }
+
     fn set(&mut self, key: &'static str, value: impl Into<toml::Value>) {
         self.lines.push(Line::Set(key, value.into()));
     }

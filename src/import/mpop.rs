@@ -118,18 +118,13 @@ pub fn convert(name: &str, commands: &Commands) -> (ImportedAccount, Option<Stri
         last.insert(command, argument);
     }
     let get = |key: &str| last.get(key).copied();
-    let mut account = ImportedAccount {
-        name: name.to_owned(),
-        host: get("host").unwrap_or_default().to_owned(),
-        user: get("user").unwrap_or_default().to_owned(),
-        ..ImportedAccount::default()
-    };
+    let mut account = ImportedAccount::new(
+        name,
+        get("host").unwrap_or_default(),
+        get("user").unwrap_or_default(),
+    );
     let tls = get("tls").is_some_and(on);
     let starttls = get("tls_starttls").is_none_or(on);
-    account.set("host", account.host.clone());
-    if !account.user.is_empty() {
-        account.set("user", account.user.clone());
-    }
     let default_port = if tls && !starttls { 995 } else { 110 };
     let port = get("port")
         .and_then(|p| p.parse::<u16>().ok())

@@ -63,14 +63,7 @@ pub fn convert(name: &str, entry: &Entry) -> Result<ImportedAccount, String> {
         .or(entry.get("username"))
         .unwrap_or_default()
         .to_owned();
-    let mut account = ImportedAccount {
-        name: name.to_owned(),
-        host: host.clone(),
-        user: user.clone(),
-        ..ImportedAccount::default()
-    };
-    account.set("host", host.clone());
-    account.set("user", user);
+    let mut account = ImportedAccount::new(name, &host, &user);
     let ssl = entry.has("ssl") && !entry.has("no ssl");
     let port = entry.get("port").or(entry.get("service"));
     match port.and_then(|p| p.parse::<u16>().ok()) {
