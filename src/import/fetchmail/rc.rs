@@ -1,5 +1,5 @@
 //! The rc file's grammar: tokens, keywords, and `poll`/`user` entries. What the settings mean
-//! for pop3 is [`convert`](super::convert)'s business.
+//! for pop3 is [`convert`](mod@super::convert)'s business.
 
 use std::path::Path;
 
