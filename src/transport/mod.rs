@@ -2,8 +2,9 @@
 //!
 //! TLS is rustls, trusting the system's roots (read from one bundle file, see
 //! `certificates::system_certificates`) plus an optional CA file. The certificate and the host
-//! name are always verified: there is no switch to turn that off. The handshake completes before [`TlsConnector::handshake`] returns, so a certificate problem is
-//! reported as such, not as a confusing read error later.
+//! name are always verified: there is no switch to turn that off. The handshake completes
+//! before [`TlsConnector::handshake`] returns, so a certificate problem is reported as such,
+//! not as a confusing read error later.
 
 //!
 //! [`certificates`] decides which certificates are trusted (roots, CA file, pin) and
