@@ -74,6 +74,7 @@ pub(super) fn download(
             }),
             progress: &mut progress,
             in_flight: None,
+            awaiting: VecDeque::new(),
             uncommitted: Vec::new(),
             uncommitted_octets: 0,
             jobs: Some(jobs),
@@ -124,6 +125,9 @@ struct Fetcher<'a> {
     received_header: Option<String>,
     progress: &'a mut TransferProgress,
     in_flight: Option<Message>,
+    /// Indexes (into `wanted`) finished but still waiting for the target's verdict (an
+    /// LMTP/SMTP server answers in order, maybe a few messages later).
+    awaiting: VecDeque<usize>,
     /// Indexes (into `wanted`) delivered but not yet handed to the committer.
     uncommitted: Vec<usize>,
     uncommitted_octets: u64,
@@ -268,6 +272,9 @@ impl Fetcher<'_> {
     /// Finishes: hands over what is complete and waits until everything handed over is
     /// durable and recorded (or has failed).
     fn finish(&mut self) {
+        if let Err(e) = self.settle() {
+            self.failure.get_or_insert(e);
+        }
         self.commit();
         self.jobs = None;
         self.collect_results(true);
@@ -291,7 +298,44 @@ impl Fetcher<'_> {
     /// The message at `index` ended: it waits for its batch, which is handed over when full.
     fn end(&mut self, index: usize) -> Result<(), DeliverError> {
         if let Some(message) = self.in_flight.take() {
-            match self.delivery.finish(message)? {
+            self.awaiting.push_back(index);
+            let finished = self.delivery.finish(message)?;
+            self.absorb(finished);
+        }
+        let last = index + 1 == self.wanted.len();
+        if last {
+            self.settle()?;
+        }
+        if last
+            || self.uncommitted.len() >= self.delivery.batch_limit()
+            || self.uncommitted_octets >= BATCH_OCTETS
+        {
+            self.commit();
+            if self.delivery.waits_for_commit() {
+                self.collect_results(true);
+            }
+        }
+        Ok(())
+    }
+
+    /// Collects every verdict still outstanding.
+    fn settle(&mut self) -> Result<(), DeliverError> {
+        loop {
+            let finished = self.delivery.settle()?;
+            if finished.is_empty() {
+                return Ok(());
+            }
+            self.absorb(finished);
+        }
+    }
+
+    /// Takes in what became of the oldest finished messages, in order.
+    fn absorb(&mut self, finished: Vec<Finished>) {
+        for finished in finished {
+            let Some(index) = self.awaiting.pop_front() else {
+                return;
+            };
+            match finished {
                 Finished::Delivered => {
                     self.uncommitted.push(index);
                     self.uncommitted_octets += self.wanted[index].size;
@@ -305,17 +349,6 @@ impl Fetcher<'_> {
                 }
             }
         }
-        let last = index + 1 == self.wanted.len();
-        if last
-            || self.uncommitted.len() >= self.delivery.batch_limit()
-            || self.uncommitted_octets >= BATCH_OCTETS
-        {
-            self.commit();
-            if self.delivery.waits_for_commit() {
-                self.collect_results(true);
-            }
-        }
-        Ok(())
     }
 }
 
@@ -394,6 +427,9 @@ impl<'c> PipelineDriver<'c> for Fetcher<'_> {
                 self.progress.end();
                 self.refused.push((index, status.clone()));
                 if index + 1 == self.wanted.len() {
+                    if let Err(e) = self.settle() {
+                        return Err(self.fail(e));
+                    }
                     self.commit();
                 }
             }
