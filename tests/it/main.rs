@@ -5,6 +5,7 @@ mod config_files;
 mod config_tools;
 mod delivery_lmtp;
 mod delivery_smtp;
+mod delivery_window;
 mod docs_console;
 mod docs_examples;
 mod dovecot_cli;

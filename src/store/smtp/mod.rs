@@ -151,6 +151,9 @@ pub struct Options {
     /// With CHUNKING the whole message goes out behind its envelope (`BDAT n LAST`); without
     /// it, the next envelope goes out before the previous message's final answer is read.
     pub window: usize,
+    /// Use CHUNKING (`BDAT`) when the server offers it (`false`: DATA, for tests and for a
+    /// server whose CHUNKING is broken).
+    pub chunking: bool,
     /// The name given in LHLO/EHLO/HELO.
     pub client_name: String,
 }
@@ -161,6 +164,7 @@ impl Default for Options {
             timeout: Duration::from_secs(60),
             pipelining: true,
             window: WINDOW,
+            chunking: true,
             client_name: client_name(),
         }
     }
@@ -293,6 +297,7 @@ impl<S: Read + Write> Deliverer<S> {
             return Err(deliverer.refused(reply));
         }
         deliverer.pipelining = options.pipelining && deliverer.extensions.pipelining;
+        deliverer.extensions.chunking &= options.chunking;
         Ok(deliverer)
     }
 
