@@ -14,6 +14,7 @@ mod dovecot_fetch;
 mod dovecot_harness;
 mod dovecot_import;
 mod dovecot_kill_delivery;
+mod dovecot_kill_lmtp;
 mod dovecot_limits;
 mod dovecot_messages;
 mod dovecot_proxy;
