@@ -121,7 +121,7 @@ pub(crate) enum Delivery {
     /// Each message is spooled, then piped to the command.
     Mda(Vec<String>),
     /// Each message is spooled, then sent to the server over one connection for the run.
-    Server(Relay),
+    Server(Box<Relay>),
 }
 
 /// A message being delivered.
@@ -171,7 +171,7 @@ impl Delivery {
                 spooled: None,
             },
             Target::Mda(argv) => Delivery::Mda(argv.clone()),
-            Target::Server(settings) => Delivery::Server(Relay::new(settings, timeout)),
+            Target::Server(settings) => Delivery::Server(Box::new(Relay::new(settings, timeout))),
         })
     }
 

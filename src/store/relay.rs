@@ -13,7 +13,7 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Seek, Write};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::smtp::settings::DeliverySettings;
 use super::smtp::{Deliverer, DeliveryError, Options, Stream, Verdict};
@@ -25,7 +25,14 @@ pub(crate) struct Relay {
     connection: Option<Deliverer<Stream>>,
     /// A failure that came after some verdicts: those were returned first, this comes next.
     failure: Option<DeliveryError>,
+    /// When the last message went out.
+    sent_at: Option<Instant>,
 }
+
+/// Messages in flight this long are answered before the next is sent: a slow download neither
+/// leaves them unrecorded for long nor lets the server's idle timeout break a connection that
+/// still owes answers (an idle connection that broke is replaced, one with answers owed is not).
+const SETTLE_AFTER: Duration = Duration::from_secs(1);
 
 /// A message being spooled for the server.
 pub(crate) struct RelayMessage {
@@ -44,6 +51,7 @@ impl Relay {
             },
             connection: None,
             failure: None,
+            sent_at: None,
         }
     }
 
@@ -75,8 +83,15 @@ impl Relay {
             .into_inner()
             .map_err(|e| DeliveryError::Message(e.into_error()))?;
         let recipients = [self.settings.recipient.clone()];
-        let idle = self.connection.as_ref().map(|c| c.in_flight() == 0);
         let mut settled = Vec::new();
+        if self.sent_at.is_some_and(|at| at.elapsed() >= SETTLE_AFTER)
+            && let Some(connection) = &mut self.connection
+            && let Err(failure) = connection.settle(&mut settled)
+        {
+            return self.outcome(Err(failure), settled);
+        }
+        let idle = self.connection.as_ref().map(|c| c.in_flight() == 0);
+        self.sent_at = Some(Instant::now());
         let mut result = self.submit_once(&mut spool, &recipients, &mut settled);
         if let Err(DeliveryError::Io { .. }) = result
             && idle == Some(true)

@@ -4,8 +4,11 @@
 //! [`codec`] is the sans-I/O core (replies, commands, DATA encoding, the message scan);
 //! [`settings`] parses the config keys; this file is the driver: it opens the connection (TCP
 //! `host:port` or a Unix socket), greets with LHLO or EHLO (falling back to HELO), and sends one
-//! message per [`Deliverer::deliver`] call, pipelined when the server offers PIPELINING
-//! (RFC 2920: MAIL, RCPT and DATA in one round trip). The connection is reused across messages.
+//! message per [`Deliverer::submit`] call. When the server offers PIPELINING (RFC 2920) up to
+//! [`WINDOW`] messages are sent before the oldest one's answers are read: with CHUNKING
+//! (RFC 3030) the envelope and `BDAT n LAST` with the message in one write, without it MAIL,
+//! RCPT and DATA in one write, ahead of the previous message's final answer. Verdicts come back
+//! in the order the messages were sent. The connection is reused across messages.
 //!
 //! A message counts as delivered only after the final 2xx for it; with LMTP, after a 2xx for
 //! every recipient (RFC 2033 §4.2). Every read and write has a timeout, and nothing the server
