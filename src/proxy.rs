@@ -139,7 +139,7 @@ impl std::str::FromStr for Proxy {
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
     /// The proxy itself could not be reached.
-    #[error("cannot reach proxy {proxy}: {source}")]
+    #[error("cannot reach proxy {proxy}")]
     Unreachable {
         /// The proxy.
         proxy: String,
@@ -186,7 +186,7 @@ pub enum ProxyError {
     #[error(transparent)]
     Resolve(TransportError),
     /// Talking to the proxy timed out or broke.
-    #[error("talking to proxy {proxy}: {source}")]
+    #[error("talking to proxy {proxy}")]
     Io {
         /// The proxy.
         proxy: String,

@@ -153,10 +153,7 @@ Command-line flags override the account, which overrides \fB[defaults]\fR.
 \fBdefault_account\fR names the account used without \fB-a\fR (the only account when there is one).
 An account needs \fBhost\fR and \fBuser\fR; the password comes from at most one of
 \fBpassword_command\fR, \fBpassword_env\fR, \fBpassword_file\fR or \fBpassword\fR, else it is asked on the terminal.
-Other keys: \fBport\fR, \fBtls\fR, \fBca_file\fR, \fBauth\fR, \fBoauth_token_command\fR, \fBtls_fingerprint\fR,
-\fBtls_min_version\fR, \fBtls_client_cert\fR, \fBtls_client_key\fR, \fBtls_server_name\fR, \fBproxy\fR,
-\fBallow_plaintext_password\fR, \fBtimeout\fR, \fBmaildir\fR, \fBmbox\fR, \fBmda\fR, \fBdelete\fR, \fBkeep_days\fR,
-\fBmax_message_size\fR, \fBstate_dir\fR, \fBadd_received_header\fR. Unknown keys are errors.
+Other keys: {}. Unknown keys are errors.
 .PP
 \fBpop3 config check\fR checks the file offline (every account resolves; CA, certificate and password files
 exist; password, token and MDA commands can be run) and shows an account's effective settings with secrets
@@ -183,8 +180,28 @@ The per-account state of \fBfetch-all\fR (the unique ids already delivered) and 
 \fI~/Maildir\fR
 Where \fBfetch-all\fR delivers by default.
 .PP
-To install this page: \fBmkdir \-p ~/.local/share/man/man1 && pop3 man > ~/.local/share/man/man1/pop3.1\fR"#
+To install this page: \fBmkdir \-p ~/.local/share/man/man1 && pop3 man > ~/.local/share/man/man1/pop3.1\fR"#,
+        other_keys()
     )
+}
+
+/// The keys not named in the paragraph above, from the config's own list (so a new key is in
+/// the page without anyone remembering to add it).
+fn other_keys() -> String {
+    const NAMED: &[&str] = &[
+        "host",
+        "user",
+        "password_command",
+        "password_env",
+        "password_file",
+        "password",
+    ];
+    let keys: Vec<String> = crate::config::keys()
+        .iter()
+        .filter(|key| !NAMED.contains(key))
+        .map(|key| format!("\\fB{key}\\fR"))
+        .collect();
+    keys.join(", ")
 }
 
 /// `command` with the global and connection flags hidden, so that its page shows its own.

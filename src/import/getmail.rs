@@ -171,14 +171,7 @@ pub fn convert(name: &str, ini: &Ini) -> Result<(ImportedAccount, PathBuf, u16),
         .get("port")
         .and_then(|p| p.parse::<u16>().ok())
         .unwrap_or(if ssl { 995 } else { 110 });
-    let mut account = ImportedAccount {
-        name: name.to_owned(),
-        host: host.clone(),
-        user: user.clone(),
-        ..ImportedAccount::default()
-    };
-    account.set("host", host.clone());
-    account.set("user", user.clone());
+    let mut account = ImportedAccount::new(name, &host, &user);
     account.set("port", i64::from(port));
     if ssl {
         account.set("tls", "implicit");
@@ -233,10 +226,7 @@ pub fn convert(name: &str, ini: &Ini) -> Result<(ImportedAccount, PathBuf, u16),
     }
     if !has_password {
         if options.get("use_netrc").is_some_and(|v| truthy(v)) {
-            account.set("password_command", super::netrc_command(&host));
-            account.note(
-                "getmail read the password from ~/.netrc; this command reads it from there too",
-            );
+            super::netrc_password(&mut account, Tool::Getmail, &host);
         } else {
             super::keyring_or_netrc(
                 &mut account,
@@ -259,6 +249,10 @@ pub fn convert(name: &str, ini: &Ini) -> Result<(ImportedAccount, PathBuf, u16),
             "max_message_size" => match value.parse::<i64>() {
                 Ok(size) => account.set("max_message_size", size),
                 Err(_) => account.note(format!("getmail: max_message_size = {value}: not a number, not imported")),
+            },
+            "max_messages_per_session" => match value.parse::<u32>() {
+                Ok(count) => account.set("max_messages", i64::from(count)),
+                Err(_) => account.note(format!("getmail: max_messages_per_session = {value}: not a number, not imported")),
             },
             "received" => received = truthy(value),
             "read_all" if !truthy(value) => {}
@@ -408,18 +402,9 @@ pub fn import(files: &[PathBuf]) -> Result<Imported, ImportError> {
             }
         };
         let oldmail = oldmail_dir.join(oldmail_name(&account.host, port, &account.user));
-        match std::fs::read(&oldmail) {
-            Ok(bytes) => {
-                account.seen = parse_oldmail(&bytes);
-                account.seen_from = Some(oldmail.clone());
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => {
-                return Err(ImportError::Read {
-                    path: oldmail,
-                    source,
-                });
-            }
+        if let Some(bytes) = super::read_optional(&oldmail)? {
+            account.seen = parse_oldmail(&bytes);
+            account.seen_from = Some(oldmail.clone());
         }
         used.push(oldmail);
         if !dirs_seen.contains(&oldmail_dir) {
@@ -477,7 +462,7 @@ mod tests {
         assert_eq!(oldmail_name("h", 995, "a/b::c"), "oldmail-h-995-a-b-c");
     }
 
-    const RC: &str = "[retriever]\ntype = SimplePOP3SSLRetriever\nserver = pop.example.com\nusername = alice\npassword_command = (\"/usr/bin/pass\", \"show\",\n    'mail')\nssl_version = TLSv1_2\n\n[destination]\ntype = Maildir\npath = ~/Maildir/\n\n[options]\nread_all = false\ndelete = true\ndelete_after = 7\nmessage_log = ~/.getmail/log\n\n[filter-1]\ntype = Filter_classifier\n";
+    const RC: &str = "[retriever]\ntype = SimplePOP3SSLRetriever\nserver = pop.example.com\nusername = alice\npassword_command = (\"/usr/bin/pass\", \"show\",\n    'mail')\nssl_version = TLSv1_2\n\n[destination]\ntype = Maildir\npath = ~/Maildir/\n\n[options]\nread_all = false\ndelete = true\ndelete_after = 7\nmax_messages_per_session = 100\nmax_message_size = 1048576\nmessage_log = ~/.getmail/log\n\n[filter-1]\ntype = Filter_classifier\n";
 
     #[test]
     fn rc_files_parse_into_pop3_accounts() {
@@ -490,6 +475,8 @@ mod tests {
         );
         assert_eq!(account.get("maildir"), Some(&"~/Maildir".into()));
         assert_eq!(account.get("keep_days"), Some(&7.into()));
+        assert_eq!(account.get("max_messages"), Some(&100.into()));
+        assert_eq!(account.get("max_message_size"), Some(&1_048_576.into()));
         assert_eq!(account.get("delete"), Some(&true.into()));
         let toml = account.to_toml();
         for expected in ["ssl_version = TLSv1_2", "message_log", "[filter-1]"] {

@@ -109,6 +109,22 @@ pub struct ImportedAccount {
 }
 
 impl ImportedAccount {
+    /// An account named `name` for `user` at `host`, its first lines setting both (`user` only
+    /// when the tool named one: pop3 then says it is missing, rather than `user = ""`).
+    fn new(name: &str, host: &str, user: &str) -> ImportedAccount {
+        let mut account = ImportedAccount {
+            name: name.to_owned(),
+            host: host.to_owned(),
+            user: user.to_owned(),
+            ..ImportedAccount::default()
+        };
+        account.set("host", host);
+        if !user.is_empty() {
+            account.set("user", user);
+        }
+        account
+    }
+
     fn set(&mut self, key: &'static str, value: impl Into<toml::Value>) {
         self.lines.push(Line::Set(key, value.into()));
     }
@@ -306,10 +322,8 @@ fn keyring_or_netrc(
     netrc_too: bool,
 ) {
     if netrc_too && netrc_has(&account.host) {
-        account.set("password_command", netrc_command(&account.host));
-        account.note(format!(
-            "{tool} read the password from ~/.netrc; this command reads it from there too"
-        ));
+        let host = account.host.clone();
+        netrc_password(account, tool, &host);
     } else {
         let mut words = vec!["secret-tool", "lookup"];
         words.extend_from_slice(attributes);
@@ -318,6 +332,26 @@ fn keyring_or_netrc(
             "{tool} had no password setting: it asks the keyring{}; this reads the GNOME keyring (libsecret), change it for another keyring",
             if netrc_too { " or ~/.netrc" } else { "" }
         ));
+    }
+}
+
+/// The password line for an account whose tool read `~/.netrc`: a command reading it there.
+fn netrc_password(account: &mut ImportedAccount, tool: Tool, host: &str) {
+    account.set("password_command", netrc_command(host));
+    account.note(format!(
+        "{tool} read the password from ~/.netrc; this command reads it from there too"
+    ));
+}
+
+/// The bytes of `path`, `None` when it does not exist (a tool that never fetched has no record).
+fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, ImportError> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(ImportError::Read {
+            path: path.to_owned(),
+            source,
+        }),
     }
 }
 

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::{ImportError, Imported, ImportedAccount, Tool, expand, first_existing, read};
+use crate::config::ByteSize;
 use crate::pop3::Uid;
 
 /// The default config files, in mpop's order.
@@ -117,18 +118,13 @@ pub fn convert(name: &str, commands: &Commands) -> (ImportedAccount, Option<Stri
         last.insert(command, argument);
     }
     let get = |key: &str| last.get(key).copied();
-    let mut account = ImportedAccount {
-        name: name.to_owned(),
-        host: get("host").unwrap_or_default().to_owned(),
-        user: get("user").unwrap_or_default().to_owned(),
-        ..ImportedAccount::default()
-    };
+    let mut account = ImportedAccount::new(
+        name,
+        get("host").unwrap_or_default(),
+        get("user").unwrap_or_default(),
+    );
     let tls = get("tls").is_some_and(on);
     let starttls = get("tls_starttls").is_none_or(on);
-    account.set("host", account.host.clone());
-    if !account.user.is_empty() {
-        account.set("user", account.user.clone());
-    }
     let default_port = if tls && !starttls { 995 } else { 110 };
     let port = get("port")
         .and_then(|p| p.parse::<u16>().ok())
@@ -146,6 +142,7 @@ pub fn convert(name: &str, commands: &Commands) -> (ImportedAccount, Option<Stri
     let mut has_password = false;
     let mut keep = false;
     let mut received = true;
+    let (mut proxy_host, mut proxy_port) = (None, "");
     for command in order {
         let argument = last[command];
         match command {
@@ -189,7 +186,23 @@ pub fn convert(name: &str, commands: &Commands) -> (ImportedAccount, Option<Stri
             "uidls_file" => uidls_file = Some(argument.to_owned()),
             "keep" => keep = on(argument),
             "skipsize" if argument == "off" => account.set("max_message_size", 0),
-            "skipsize" => account.set("max_message_size", argument.to_uppercase()),
+            "skipsize" => size(&mut account, "max_message_size", command, argument),
+            "killsize" if argument == "off" => {}
+            // 0 would delete every message unread: pop3 refuses it, so it is not imported.
+            "killsize" if ByteSize::parse(argument) == Some(ByteSize(0)) => account.note(
+                "mpop: killsize 0 deletes every message unread; pop3 refuses that, not imported",
+            ),
+            "killsize" => size(&mut account, "delete_larger_than", command, argument),
+            // mpop's exit statuses are pop3's: 0 fetch, 1 delete unread, 2 leave on the server.
+            "filter" if !argument.is_empty() => {
+                account.set("filter_command", super::shell(argument));
+                if argument.contains("%F") || argument.contains("%S") {
+                    account.note("mpop replaced %F and %S in the filter command with the envelope sender and the size; pop3 does not (the size is in $POP3_FILTER_SIZE)");
+                }
+            }
+            "proxy_host" if !argument.is_empty() => proxy_host = Some(argument),
+            "proxy_port" => proxy_port = argument,
+            "proxy_host" | "filter" => {}
             "received_header" => received = on(argument),
             "pipelining" => account.note(format!(
                 "mpop: pipelining {argument}: pop3 pipelines by itself when the server offers PIPELINING"
@@ -198,6 +211,9 @@ pub fn convert(name: &str, commands: &Commands) -> (ImportedAccount, Option<Stri
                 "mpop: {other} {argument}: no equivalent in pop3, not imported"
             )),
         }
+    }
+    if let Some(host) = proxy_host {
+        proxy(&mut account, host, proxy_port);
     }
     if !has_password {
         let (host, user) = (account.host.clone(), account.user.clone());
@@ -212,6 +228,33 @@ pub fn convert(name: &str, commands: &Commands) -> (ImportedAccount, Option<Stri
     account.set("delete", !keep);
     account.set("add_received_header", received);
     (account, uidls_file)
+}
+
+/// mpop's `skipsize`/`killsize` argument (octets, or with a `k`/`m` suffix) as a pop3 size.
+fn size(account: &mut ImportedAccount, key: &'static str, command: &str, argument: &str) {
+    let upper = argument.to_uppercase();
+    match ByteSize::parse(&upper) {
+        Some(_) => account.set(key, upper),
+        None => account.note(format!(
+            "mpop: {command} {argument}: not a size, not imported"
+        )),
+    }
+}
+
+/// mpop's `proxy_host`/`proxy_port` (default 1080) as a `socks5h://` URL: mpop lets the proxy
+/// resolve the server's name (for Tor), which is what `socks5h` means.
+fn proxy(account: &mut ImportedAccount, host: &str, port: &str) {
+    let port = if port.is_empty() { "1080" } else { port };
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    };
+    let url = format!("socks5h://{host}:{port}");
+    match url.parse::<crate::proxy::Proxy>() {
+        Ok(_) => account.set("proxy", url),
+        Err(e) => account.note(format!("mpop: proxy_host {host}: {e}, not imported")),
+    }
 }
 
 fn delivery(account: &mut ImportedAccount, argument: &str) {
@@ -437,10 +480,7 @@ keep off
             notes.iter().any(|n| n.contains("tls_certcheck off")),
             "{notes:?}"
         );
-        assert!(
-            notes.iter().any(|n| n.contains("killsize 10m")),
-            "{notes:?}"
-        );
+        assert_eq!(work.get("delete_larger_than"), Some(&"10M".into()));
         let (other, _) = convert(&accounts[1].0, &accounts[1].1);
         assert_eq!(other.host, "pop.example.org");
         assert_eq!(other.user, "alice");
@@ -448,6 +488,45 @@ keep off
         assert_eq!(other.get("delete"), Some(&true.into()));
         // The rendered TOML is a valid pop3 config.
         let text = format!("{}\n{}", work.to_toml(), other.to_toml());
+        crate::config::parse(&text, Path::new("x")).unwrap();
+    }
+
+    #[test]
+    fn killsize_filter_and_proxy_become_pop3_keys() {
+        let rc = "account a\nhost h\nuser u\npassword p\nkillsize 20m\nskipsize 5k\n\
+                  filter \"spamc -c --size %S\"\nproxy_host 127.0.0.1\nproxy_port 9050\n\
+                  account b : a\nkillsize 0\nproxy_host ::1\nproxy_port \"\"\nfilter\n\
+                  account c : a\nkillsize off\nskipsize lots\nproxy_host \"\"\n";
+        let accounts = parse_config(rc, Path::new("rc")).unwrap();
+        let (a, _) = convert(&accounts[0].0, &accounts[0].1);
+        assert_eq!(a.get("delete_larger_than"), Some(&"20M".into()));
+        assert_eq!(a.get("max_message_size"), Some(&"5K".into()));
+        assert_eq!(
+            a.get("filter_command"),
+            Some(&super::super::shell("spamc -c --size %S"))
+        );
+        assert!(a.to_toml().contains("POP3_FILTER_SIZE"), "{}", a.to_toml());
+        assert_eq!(a.get("proxy"), Some(&"socks5h://127.0.0.1:9050".into()));
+        let (b, _) = convert(&accounts[1].0, &accounts[1].1);
+        assert_eq!(
+            b.get("delete_larger_than"),
+            None,
+            "killsize 0 deletes everything"
+        );
+        assert!(
+            b.to_toml().contains("# mpop: killsize 0"),
+            "{}",
+            b.to_toml()
+        );
+        assert_eq!(b.get("filter_command"), None, "an empty filter is none");
+        assert_eq!(b.get("proxy"), Some(&"socks5h://[::1]:1080".into()));
+        let (c, _) = convert(&accounts[2].0, &accounts[2].1);
+        assert_eq!(c.get("delete_larger_than"), None);
+        assert_eq!(c.get("max_message_size"), None);
+        assert!(c.to_toml().contains("# mpop: skipsize lots: not a size"));
+        assert_eq!(c.get("proxy"), None);
+        // Every rendered account is a valid pop3 config.
+        let text = format!("{}\n{}\n{}", a.to_toml(), b.to_toml(), c.to_toml());
         crate::config::parse(&text, Path::new("x")).unwrap();
     }
 

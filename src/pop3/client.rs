@@ -83,6 +83,10 @@ struct Connection<S> {
     /// Whether a DELE was ever sent: only then can QUIT's reply tell anything about the
     /// maildrop (see [`Session::quit`]).
     dele_sent: bool,
+    /// QUIT sent as the last command of a pipeline ([`Session::pipeline_with`]): `None` until
+    /// its reply is read, then the reply, which [`Session::quit`] returns instead of sending
+    /// QUIT again.
+    pipelined_quit: Option<Option<Result<StatusLine>>>,
 }
 
 impl<S: Read + Write> Connection<S> {
@@ -95,6 +99,7 @@ impl<S: Read + Write> Connection<S> {
             tracer,
             ahead: std::collections::VecDeque::new(),
             dele_sent: false,
+            pipelined_quit: None,
         }
     }
 
@@ -607,9 +612,17 @@ impl<S: Read + Write> Session<S> {
             // window of 1 that means strictly one command at a time.
             if in_flight.len() <= window / 2 {
                 let mut batch = Vec::new();
-                while in_flight.len() + batch.len() < window {
+                while in_flight.len() + batch.len() < window
+                    && self.connection.pipelined_quit.is_none()
+                {
                     match driver.next_command(in_flight.is_empty() && batch.is_empty()) {
-                        Some(next) => batch.push(next),
+                        Some(next) => {
+                            if next.0 == Command::Quit {
+                                // Nothing may follow QUIT (RFC 1939 §6).
+                                self.connection.pipelined_quit = Some(None);
+                            }
+                            batch.push(next);
+                        }
                         None => break,
                     }
                 }
@@ -623,6 +636,13 @@ impl<S: Read + Write> Session<S> {
             let Some((command, tag)) = in_flight.pop_front() else {
                 return Ok(());
             };
+            if command == Command::Quit {
+                // The end of the session: its reply is kept for `quit`, which says what it
+                // means (a lost reply is not a broken exchange: every other reply was read).
+                let reply = self.connection.read_status(&command);
+                self.connection.pipelined_quit = Some(Some(reply));
+                return Ok(());
+            }
             let line = self.connection.read_line(MAX_STATUS_LINE)?;
             self.connection
                 .trace(Direction::Server, &String::from_utf8_lossy(&line));
@@ -653,7 +673,17 @@ impl<S: Read + Write> Session<S> {
     /// the QUIT, in order, and a session that ends without it is not an error either (RFC 1939
     /// §6: it just skips the UPDATE state). That saves a round trip on every run that deletes
     /// nothing, e.g. a `fetch-all` that finds no new mail.
+    ///
+    /// When QUIT was already sent as the last command of a [`Session::pipeline_with`] (in the
+    /// same write as the last DELEs: one round trip for both), its reply as read there is
+    /// returned, and nothing is sent.
     pub fn quit(mut self) -> Result<Option<StatusLine>> {
+        match self.connection.pipelined_quit.take() {
+            Some(Some(reply)) => return reply.map(Some),
+            // Sent, but the exchange broke off before its reply could be read.
+            Some(None) => return Err(Error::ConnectionClosed),
+            None => {}
+        }
         if !self.connection.dele_sent {
             // Replies to commands sent ahead are read first (they came with the login's reply,
             // so this costs no wait): closing a socket with unread data makes the kernel reset
@@ -828,6 +858,47 @@ mod tests {
         let commands = [Command::Dele(n(1))];
         session.pipeline(&commands, 1, &mut |_, _| Ok(())).unwrap();
         assert!(matches!(session.quit(), Err(Error::ConnectionClosed)));
+    }
+
+    #[test]
+    fn pipelined_quit_leaves_with_the_deles_and_quit_returns_its_reply() {
+        let (mut session, written) =
+            shared_session(b"+OK hi\r\n+OK\r\n+OK\r\n+OK\r\n-ERR busy\r\n+OK bye\r\n");
+        let commands = [Command::Dele(n(1)), Command::Dele(n(2)), Command::Quit];
+        let mut replies = Vec::new();
+        session
+            .pipeline(&commands, 10, &mut |i, reply| {
+                replies.push((i, matches!(reply, Reply::Accepted(_))));
+                Ok(())
+            })
+            .unwrap();
+        // The DELE replies go to the caller, QUIT's is kept for `quit`.
+        assert_eq!(replies, [(0, true), (1, false)]);
+        assert_eq!(session.quit().unwrap().unwrap().text, "bye");
+        // One write for DELEs and QUIT, and no second QUIT.
+        assert_eq!(
+            written.borrow().as_slice(),
+            b"USER alice\r\nPASS pw\r\nDELE 1\r\nDELE 2\r\nQUIT\r\n"
+        );
+    }
+
+    #[test]
+    fn pipelined_quit_refused_or_lost_is_an_error_of_quit() {
+        let (mut session, _) = shared_session(b"+OK hi\r\n+OK\r\n+OK\r\n+OK\r\n-ERR no\r\n");
+        let commands = [Command::Dele(n(1)), Command::Quit];
+        session.pipeline(&commands, 10, &mut |_, _| Ok(())).unwrap();
+        assert!(matches!(session.quit(), Err(Error::Server { .. })));
+
+        // The connection closes before QUIT's reply: the exchange itself completed.
+        let (mut session, _) = shared_session(b"+OK hi\r\n+OK\r\n+OK\r\n+OK\r\n");
+        session.pipeline(&commands, 10, &mut |_, _| Ok(())).unwrap();
+        assert!(matches!(session.quit(), Err(Error::ConnectionClosed)));
+
+        // It closes before a DELE's reply: the exchange broke off, and QUIT is not sent again.
+        let (mut session, written) = shared_session(b"+OK hi\r\n+OK\r\n+OK\r\n");
+        assert!(session.pipeline(&commands, 10, &mut |_, _| Ok(())).is_err());
+        assert!(matches!(session.quit(), Err(Error::ConnectionClosed)));
+        assert!(written.borrow().ends_with(b"DELE 1\r\nQUIT\r\n"));
     }
 
     #[test]

@@ -240,6 +240,12 @@ fn the_man_page_has_configuration_environment_files_and_config_check() {
         assert!(page.contains(heading), "no {heading}");
     }
     assert!(page.contains("POP3_CONFIG"));
+    for key in pop3::config::keys() {
+        assert!(
+            page.contains(&format!("\\fB{key}\\fR")),
+            "the man page does not name the key {key}"
+        );
+    }
     assert!(
         page.contains("\\-\\-connect"),
         "config check --connect is not described"

@@ -28,6 +28,7 @@ mod scripted_fetch_deletion;
 mod scripted_fetch_delivery;
 mod scripted_fetch_faults;
 mod scripted_fetch_identity;
+mod scripted_fetch_quit;
 mod scripted_listings;
 mod scripted_messages;
 mod scripted_oauth;

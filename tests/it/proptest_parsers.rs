@@ -210,37 +210,11 @@ proptest! {
     }
 }
 
-/// A key of the config file, or a misspelt one.
+/// A key of the config file (every one, from the config's own list), or a misspelt one.
 fn key() -> impl Strategy<Value = &'static str> {
-    proptest::sample::select(vec![
-        "host",
-        "port",
-        "user",
-        "tls",
-        "ca_file",
-        "auth",
-        "password_command",
-        "password_env",
-        "password_file",
-        "password",
-        "allow_plaintext_password",
-        "oauth_token_command",
-        "tls_fingerprint",
-        "tls_min_version",
-        "tls_client_cert",
-        "tls_client_key",
-        "tls_server_name",
-        "timeout",
-        "maildir",
-        "mbox",
-        "mda",
-        "delete",
-        "keep_days",
-        "max_message_size",
-        "state_dir",
-        "add_received_header",
-        "hots",
-    ])
+    let mut keys = config::keys().to_vec();
+    keys.push("hots");
+    proptest::sample::select(keys)
 }
 
 /// A TOML value of any type, with the awkward ones (huge, negative, empty) well represented.
@@ -278,6 +252,11 @@ fn value() -> impl Strategy<Value = String> {
             "\"sha256:00\"",
             "\"1.3\"",
             "\"1.2\"",
+            "\"socks5h://127.0.0.1:9050\"",
+            "\"socks5://[::1]\"",
+            "\"unix:/run/lmtp\"",
+            "\"localhost:25\"",
+            "[\"notmuch\", \"new\"]",
         ])
         .prop_map(String::from),
         "[ -~]{0,20}".prop_map(|s| format!("{s:?}")),

@@ -1,46 +1,84 @@
 //! `pop3 fetch-all` deleting: DELE only after delivery, deletions real only after QUIT, batches,
 //! `keep_days`, refused DELEs.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use crate::support::fetch::*;
 use crate::support::scripted::{ScriptedServer, login_script, text_of};
 
+/// What was on disk when each DELE reached the server: the contents of new/ and the unique-ids
+/// recorded in the state, keyed by message number. The client cannot have sent DELE n before
+/// message n was durable and recorded, so what is on disk at that moment is what a crash then
+/// would leave.
+type AtDele = Arc<Mutex<BTreeMap<u32, (Vec<String>, BTreeSet<String>)>>>;
+
+/// Watches the client's bytes for DELE commands and takes an [`AtDele`] snapshot for each.
+fn watch_deles(fixture: &Fixture) -> AtDele {
+    let at_dele: AtDele = Arc::default();
+    let slots = Arc::clone(&at_dele);
+    let new_dir = fixture.maildir().join("new");
+    let state_dir = fixture.path("state");
+    let mut seen = Vec::new();
+    fixture.relay.set_tap(move |chunk| {
+        seen.extend_from_slice(chunk);
+        let text = text_of(&seen);
+        // Complete lines only: "DELE 2" may be the start of "DELE 20".
+        let complete = &text[..text.rfind("\r\n").unwrap_or(0)];
+        let numbers: Vec<u32> = complete
+            .split("\r\n")
+            .filter_map(|l| l.strip_prefix("DELE "))
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        let mut slots = slots.lock().unwrap();
+        if numbers.iter().all(|n| slots.contains_key(n)) {
+            return;
+        }
+        let state: String = std::fs::read_dir(&state_dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| !p.to_string_lossy().ends_with(".lock"))
+            .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+            .collect();
+        let uids: BTreeSet<String> = state
+            .lines()
+            .filter_map(|l| l.strip_prefix("+ "))
+            .map(|r| r.split(' ').next().unwrap().to_owned())
+            .collect();
+        let new: Vec<String> = files_in(&new_dir).into_values().collect();
+        for n in numbers {
+            slots
+                .entry(n)
+                .or_insert_with(|| (new.clone(), uids.clone()));
+        }
+    });
+    at_dele
+}
+
+/// Asserts that each message was in new/ and recorded when its DELE reached the server.
+fn assert_durable_before_dele(at_dele: &AtDele, messages: &[&Msg]) {
+    let at_dele = at_dele.lock().unwrap();
+    for (i, m) in messages.iter().enumerate() {
+        let n = i as u32 + 1;
+        let (new, recorded) = at_dele
+            .get(&n)
+            .unwrap_or_else(|| panic!("no DELE {n} seen"));
+        assert!(
+            new.iter().any(|t| t == m.text),
+            "message {n} not in new/ at DELE {n}"
+        );
+        assert!(
+            recorded.contains(m.uid),
+            "{} not recorded at DELE {n}",
+            m.uid
+        );
+    }
+}
+
 #[test]
 fn delete_mode_deletes_only_after_delivery_and_forgets_after_quit() {
     let fixture = Fixture::new();
-    // When the first DELE reaches the server, every message must already be in new/ and
-    // recorded in the state: the client is blocked waiting for the DELE replies, so what is on
-    // disk now is what a crash at this moment would leave.
-    /// Files in new/ and tmp/, and the unique-ids in the state.
-    type Snapshot = (usize, usize, BTreeSet<String>);
-    let snapshot: Arc<Mutex<Option<Snapshot>>> = Arc::default();
-    {
-        let snapshot = Arc::clone(&snapshot);
-        let new_dir = fixture.maildir().join("new");
-        let tmp_dir = fixture.maildir().join("tmp");
-        let state_dir = fixture.path("state");
-        let mut seen = Vec::new();
-        fixture.relay.set_tap(move |chunk| {
-            seen.extend_from_slice(chunk);
-            let mut slot = snapshot.lock().unwrap();
-            if slot.is_none() && text_of(&seen).contains("DELE ") {
-                let state: String = std::fs::read_dir(&state_dir)
-                    .unwrap()
-                    .map(|e| e.unwrap().path())
-                    .filter(|p| !p.to_string_lossy().ends_with(".lock"))
-                    .map(|p| std::fs::read_to_string(p).unwrap_or_default())
-                    .collect();
-                let uids = state
-                    .lines()
-                    .filter_map(|l| l.strip_prefix("+ "))
-                    .map(|r| r.split(' ').next().unwrap().to_owned())
-                    .collect();
-                *slot = Some((files_in(&new_dir).len(), files_in(&tmp_dir).len(), uids));
-            }
-        });
-    }
+    let at_dele = watch_deles(&fixture);
     let server = ScriptedServer::start(&format!(
         "{}{}{}
          C: DELE 1
@@ -74,13 +112,7 @@ fn delete_mode_deletes_only_after_delivery_and_forgets_after_quit() {
             .unwrap();
         assert!(retr < dele, "DELE {n} after RETR {n}: {lines:?}");
     }
-    let (in_new, in_tmp, recorded) = snapshot.lock().unwrap().take().expect("a DELE was seen");
-    assert_eq!((in_new, in_tmp), (3, 0), "delivered before the first DELE");
-    assert_eq!(
-        recorded,
-        BTreeSet::from(["uid-A".into(), "uid-B".into(), "uid-C".into()]),
-        "recorded before the first DELE"
-    );
+    assert_durable_before_dele(&at_dele, &[&A, &B, &C]);
 
     assert_happy_maildir(&fixture);
     // QUIT was confirmed: the deleted messages are forgotten.
@@ -157,10 +189,10 @@ fn quit_lost_after_deletions_leaves_them_for_next_time() {
 }
 
 #[test]
-fn deletions_of_a_batch_follow_all_of_its_retrs() {
-    // 201 messages: one full batch of 200, then one more. The DELEs of the first batch go out
-    // only once its 200 messages are on disk; RETRs keep flowing meanwhile (RETR 201 is already
-    // in flight when the batch is committed), so on the wire all RETRs precede the DELEs.
+fn each_dele_follows_its_message_on_disk_and_in_the_state() {
+    // 201 messages, more than one batch (200). Batches are handed to the committer whenever it
+    // is idle, so DELEs may go out while RETRs still stream in; each DELE must still follow
+    // its own message's durability and record.
     let fixture = Fixture::new();
     let messages: Vec<Msg> = (1..=201)
         .map(|n| Msg {
@@ -169,20 +201,9 @@ fn deletions_of_a_batch_follow_all_of_its_retrs() {
         })
         .collect();
     let refs: Vec<&Msg> = messages.iter().collect();
-    let on_disk: Arc<Mutex<Option<usize>>> = Arc::default();
-    {
-        let on_disk = Arc::clone(&on_disk);
-        let new_dir = fixture.maildir().join("new");
-        let mut seen = Vec::new();
-        fixture.relay.set_tap(move |chunk| {
-            seen.extend_from_slice(chunk);
-            let mut slot = on_disk.lock().unwrap();
-            if slot.is_none() && text_of(&seen).contains("DELE ") {
-                *slot = Some(files_in(&new_dir).len());
-            }
-        });
-    }
-    // Lockstep steps work whatever the client's window: each reply follows its command.
+    let at_dele = watch_deles(&fixture);
+    // RETRs are all sent at once (window 500) before the first DELE can be; the DELE replies
+    // are read by the server after every RETR reply is sent, whenever the client sends them.
     let mut script = format!(
         "{}{}",
         login_script("USER UIDL PIPELINING"),
@@ -199,11 +220,7 @@ fn deletions_of_a_batch_follow_all_of_its_retrs() {
     let outcome = fixture.fetch_maildir(&server, &["--delete"]).expect_code(0);
     assert_silent(&outcome);
     server.finish();
-    let at_first_dele = on_disk.lock().unwrap().expect("a DELE was sent");
-    assert!(
-        at_first_dele >= 200,
-        "only {at_first_dele} files in new/ at the first DELE"
-    );
+    assert_durable_before_dele(&at_dele, &refs);
     assert_eq!(fixture.maildir_files("new").len(), 201);
     assert_eq!(fixture.delivered(), BTreeSet::new());
 }

@@ -85,7 +85,7 @@ pub struct FetchArgs {
     /// Hand each message to this LMTP server for this run ("unix:/path" or "host:port")
     #[arg(long, value_name = "TARGET", conflicts_with = "smtp")]
     pub lmtp: Option<String>,
-    /// Hand each message to this SMTP server for this run ("host[:port]", port 25 by default)
+    /// Hand each message to this SMTP server for this run ("host" or "host:port", port 25 by default)
     #[arg(long, value_name = "TARGET")]
     pub smtp: Option<String>,
     /// Download at most N messages in this run, oldest first; the rest wait for the next

@@ -1,9 +1,11 @@
 //! The pipelined exchange of a run: RETR every wanted message, stream each into the
-//! [`Delivery`], hand the finished ones to the committer thread every batch (the target's
-//! [`Delivery::batch_limit`] messages, or [`BATCH_OCTETS`] octets, and at the end), and queue
-//! their DELE once it reports them durable and recorded. A Maildir download never waits for
-//! the disk; an mbox or MDA one waits for each message to be recorded
-//! ([`Delivery::waits_for_commit`]).
+//! [`Delivery`], hand the finished ones to the committer thread whenever it is idle (and at
+//! the latest every batch: the target's [`Delivery::batch_limit`] messages, or
+//! [`BATCH_OCTETS`] octets), and queue their DELE once it reports them durable and recorded.
+//! A Maildir download never waits for the disk, and its last flush covers only what arrived
+//! during the one before; an mbox or MDA one waits for each message to be recorded
+//! ([`Delivery::waits_for_commit`]). When a DELE was sent, QUIT leaves in the same write as
+//! the last DELEs, so deleting costs one round trip more than keeping, not two.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::mpsc::{Receiver, Sender};
@@ -80,6 +82,8 @@ pub(super) fn download(
             jobs: Some(jobs),
             results,
             pending_commits: 0,
+            retrs_answered: 0,
+            dele_sent: false,
             refused: Vec::new(),
             marked: HashSet::new(),
             deferred: Vec::new(),
@@ -136,6 +140,11 @@ struct Fetcher<'a> {
     results: Receiver<CommitResult>,
     /// Batches handed over and not yet answered.
     pending_commits: usize,
+    /// RETRs whose reply is complete (or refused): the download is over when all are.
+    retrs_answered: usize,
+    /// Whether this exchange sent a DELE: only then is QUIT's reply worth waiting for, and
+    /// QUIT is sent with the last DELEs (see [`Session::quit`](crate::pop3::client::Session::quit)).
+    dele_sent: bool,
     /// Messages the server refused to send.
     refused: Vec<(usize, StatusLine)>,
     /// Messages whose DELE the server accepted (deleted once QUIT is confirmed).
@@ -154,6 +163,8 @@ struct Fetcher<'a> {
 enum Job {
     Retr(usize),
     Dele(MessageNumber),
+    /// The session's end; the pipeline keeps its reply for `Session::quit`.
+    Quit,
 }
 
 /// A batch on its way to the committer thread.
@@ -295,7 +306,8 @@ impl Fetcher<'_> {
         Ok(message)
     }
 
-    /// The message at `index` ended: it waits for its batch, which is handed over when full.
+    /// The message at `index` ended: it is handed over with whatever else waits as soon as the
+    /// committer is idle, or at once when the batch is full or the download over.
     fn end(&mut self, index: usize) -> Result<(), DeliverError> {
         if let Some(message) = self.in_flight.take() {
             self.awaiting.push_back(index);
@@ -306,7 +318,11 @@ impl Fetcher<'_> {
         if last {
             self.settle()?;
         }
+        // An idle committer takes what is there: the flushes overlap the download, and the
+        // last one covers only what arrived during the one before (group commit).
+        self.collect_results(false);
         if last
+            || self.pending_commits == 0
             || self.uncommitted.len() >= self.delivery.batch_limit()
             || self.uncommitted_octets >= BATCH_OCTETS
         {
@@ -369,7 +385,18 @@ impl<'c> PipelineDriver<'c> for Fetcher<'_> {
             return None;
         }
         if let Some(number) = self.deletions.pop_front() {
+            self.dele_sent = true;
             return Some((Command::Dele(number), Job::Dele(number)));
+        }
+        // Everything is downloaded, durable, recorded and its DELE sent: QUIT joins the last
+        // DELEs in their write. Its reply still decides whether the deletions happened.
+        if self.dele_sent
+            && self.retrs_answered == self.wanted.len()
+            && self.pending_commits == 0
+            && self.uncommitted.is_empty()
+            && self.awaiting.is_empty()
+        {
+            return Some((Command::Quit, Job::Quit));
         }
         // A stop (SIGTERM or SIGINT under --every) takes effect between messages: nothing more
         // is asked for, and what arrives is delivered and committed as usual.
@@ -398,6 +425,7 @@ impl<'c> PipelineDriver<'c> for Fetcher<'_> {
                 }
                 return Ok(());
             }
+            Job::Quit => return Ok(()),
             Job::Retr(index) => *index,
         };
         match reply {
@@ -418,6 +446,7 @@ impl<'c> PipelineDriver<'c> for Fetcher<'_> {
             }
             Reply::End => {
                 self.progress.end();
+                self.retrs_answered += 1;
                 if let Err(e) = self.end(index) {
                     return Err(self.fail(e));
                 }
@@ -426,6 +455,7 @@ impl<'c> PipelineDriver<'c> for Fetcher<'_> {
                 self.progress.start(self.wanted[index].size);
                 self.progress.end();
                 self.refused.push((index, status.clone()));
+                self.retrs_answered += 1;
                 if index + 1 == self.wanted.len() {
                     if let Err(e) = self.settle() {
                         return Err(self.fail(e));

@@ -1,0 +1,214 @@
+//! Which certificates pop3 trusts, and how it names them: the system's roots plus a CA file, a
+//! pinned fingerprint instead of a chain, client certificates, and the summary `login-check`
+//! prints.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::RootCertStore;
+use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+
+use super::TransportError;
+
+pub(super) fn trusted_roots(ca_file: Option<&Path>) -> Result<RootCertStore, TransportError> {
+    let mut roots = RootCertStore::empty();
+    // Unreadable system certificates are not fatal: the CA file may be all we need.
+    roots.add_parsable_certificates(system_certificates());
+    if let Some(path) = ca_file {
+        for certificate in read_certificates(path)? {
+            roots.add(certificate).map_err(|e| TransportError::CaFile {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            })?;
+        }
+    }
+    if roots.is_empty() {
+        return Err(TransportError::NoRootCertificates);
+    }
+    Ok(roots)
+}
+
+/// Bundle files that hold every system root in one PEM file, most common first (Debian/Ubuntu,
+/// Fedora/RHEL, openSUSE, Alpine/BSD).
+const SYSTEM_BUNDLES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+];
+
+/// The system's root certificates, read as cheaply as the system allows: `SSL_CERT_FILE` when
+/// set, else the distribution's single bundle file. Only without either is a certificate
+/// directory read (`SSL_CERT_DIR`, or what `rustls-native-certs` probes), because that means
+/// one `open` per certificate (about 150 files and 300 `statx` on Debian) on every run, while
+/// the bundle holds the same certificates in one file.
+fn system_certificates() -> Vec<CertificateDer<'static>> {
+    let bundle = match std::env::var_os("SSL_CERT_FILE") {
+        Some(file) => Some(PathBuf::from(file)),
+        None if std::env::var_os("SSL_CERT_DIR").is_some() => None,
+        None => SYSTEM_BUNDLES
+            .iter()
+            .map(PathBuf::from)
+            .find(|path| path.is_file()),
+    };
+    if let Some(path) = bundle
+        && let Ok(certificates) = CertificateDer::pem_file_iter(&path)
+    {
+        // Like OpenSSL, skip what does not parse rather than distrust the whole store.
+        return certificates.filter_map(Result::ok).collect();
+    }
+    rustls_native_certs::load_native_certs().certs
+}
+
+/// The server presented a certificate other than the pinned one; holds its fingerprint.
+#[derive(Debug)]
+struct PinMismatch(String);
+
+impl std::fmt::Display for PinMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the server's certificate is not the one pinned by tls_fingerprint: it presented SHA-256 {} (if the server's certificate was renewed, check that this is really your server, then update tls_fingerprint)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for PinMismatch {}
+
+/// Upper-case hex bytes joined by colons, as `login-check` prints fingerprints.
+pub fn colon_hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// What a [`ChainlessVerifier`] accepts.
+#[derive(Debug)]
+pub(super) enum Accept {
+    /// Exactly the certificate with this SHA-256 fingerprint: for servers whose certificate no
+    /// authority vouches for. The pin replaces the chain and name checks (that is its point).
+    Pinned([u8; 32]),
+    /// Any certificate: only for [`speaks_tls`](super::speaks_tls), whose connection carries
+    /// nothing.
+    AnyForProbe,
+}
+
+/// A verifier that checks no chain and no name, only what [`Accept`] says. The handshake
+/// signatures are still verified, so only the holder of the accepted certificate's key can pass.
+#[derive(Debug)]
+pub(super) struct ChainlessVerifier {
+    pub(super) accept: Accept,
+    pub(super) provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for ChainlessVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        let fingerprint = match &self.accept {
+            Accept::AnyForProbe => {
+                return Ok(rustls::client::danger::ServerCertVerified::assertion());
+            }
+            Accept::Pinned(fingerprint) => fingerprint,
+        };
+        let digest = ring::digest::digest(&ring::digest::SHA256, end_entity.as_ref());
+        if digest.as_ref() == fingerprint {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::Other(rustls::OtherError(Arc::new(PinMismatch(
+                    colon_hex(digest.as_ref()),
+                )))),
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+pub(super) fn read_certificates(
+    path: &Path,
+) -> Result<Vec<CertificateDer<'static>>, TransportError> {
+    let ca_error = |reason: String| TransportError::CaFile {
+        path: path.to_owned(),
+        reason,
+    };
+    let certificates: Vec<_> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| ca_error(e.to_string()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| ca_error(e.to_string()))?;
+    if certificates.is_empty() {
+        return Err(ca_error("it holds no PEM certificate".into()));
+    }
+    Ok(certificates)
+}
+
+/// A human summary of a certificate for `login-check`.
+#[derive(Debug, Clone)]
+pub struct CertificateSummary {
+    /// The subject distinguished name.
+    pub subject: String,
+    /// The issuer distinguished name.
+    pub issuer: String,
+    /// End of validity (RFC 2822 date).
+    pub not_after: String,
+    /// SHA-256 over the DER certificate, as colon-separated upper-case hex.
+    pub sha256: String,
+}
+
+/// Summarises a DER certificate; `None` when it does not parse (it was verified, so it should).
+pub fn summarize_certificate(der: &CertificateDer<'_>) -> Option<CertificateSummary> {
+    let (_, certificate) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
+    let digest = ring::digest::digest(&ring::digest::SHA256, der.as_ref());
+    let sha256 = colon_hex(digest.as_ref());
+    Some(CertificateSummary {
+        subject: certificate.subject().to_string(),
+        issuer: certificate.issuer().to_string(),
+        not_after: certificate
+            .validity()
+            .not_after
+            .to_rfc2822()
+            .unwrap_or_default(),
+        sha256,
+    })
+}
