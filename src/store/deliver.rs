@@ -121,7 +121,7 @@ pub(crate) enum Delivery {
     /// Each message is spooled, then piped to the command.
     Mda(Vec<String>),
     /// Each message is spooled, then sent to the server over one connection for the run.
-    Server(Relay),
+    Server(Box<Relay>),
 }
 
 /// A message being delivered.
@@ -171,7 +171,7 @@ impl Delivery {
                 spooled: None,
             },
             Target::Mda(argv) => Delivery::Mda(argv.clone()),
-            Target::Server(settings) => Delivery::Server(Relay::new(settings, timeout)),
+            Target::Server(settings) => Delivery::Server(Box::new(Relay::new(settings, timeout))),
         })
     }
 
@@ -215,15 +215,15 @@ impl Delivery {
     }
 
     /// Completes a message: it waits (Maildir `tmp/`, mbox spool) for the next [`Batch`], or
-    /// the MDA has taken it, or the LMTP/SMTP server gave its verdict.
-    pub(crate) fn finish(&mut self, message: Message) -> Result<Finished, DeliverError> {
+    /// the MDA has taken it, or it went to the LMTP/SMTP server. Returns what became of the
+    /// oldest finished messages whose fate was still open, in the order they were finished:
+    /// this one for every target but a server, which may answer later (then
+    /// [`Delivery::settle`] collects the rest).
+    pub(crate) fn finish(&mut self, message: Message) -> Result<Vec<Finished>, DeliverError> {
         let message = match (&mut *self, message) {
             (Delivery::Server(relay), Message::Server(m)) => {
-                return match relay.deliver(m).map_err(DeliverError::Server)? {
-                    Verdict::Delivered => Ok(Finished::Delivered),
-                    Verdict::Temporary(reply) => Ok(Finished::Deferred(reply.to_string())),
-                    Verdict::Permanent(reply) => Ok(Finished::Rejected(reply.to_string())),
-                };
+                let verdicts = relay.deliver(m).map_err(DeliverError::Server)?;
+                return Ok(verdicts.into_iter().map(finished_of).collect());
             }
             (_, message) => message,
         };
@@ -240,8 +240,23 @@ impl Delivery {
             (_, Message::Server(_)) => unreachable!("a relayed message belongs to a server"),
         };
         finished
-            .map(|()| Finished::Delivered)
+            .map(|()| vec![Finished::Delivered])
             .map_err(DeliverError::Write)
+    }
+
+    /// What became of finished messages still waiting for a server's answer, oldest first;
+    /// empty once there are none (call again until then: an error that came after some
+    /// answers is returned by the next call).
+    pub(crate) fn settle(&mut self) -> Result<Vec<Finished>, DeliverError> {
+        match self {
+            Delivery::Server(relay) => Ok(relay
+                .settle()
+                .map_err(DeliverError::Server)?
+                .into_iter()
+                .map(finished_of)
+                .collect()),
+            _ => Ok(Vec::new()),
+        }
     }
 
     /// Whether messages an LMTP/SMTP server refuses for good are deleted from the POP3 server.
@@ -315,6 +330,14 @@ impl Message {
             Message::Mda(m) => m.abort(),
             Message::Server(m) => m.abort(),
         }
+    }
+}
+
+fn finished_of(verdict: Verdict) -> Finished {
+    match verdict {
+        Verdict::Delivered => Finished::Delivered,
+        Verdict::Temporary(reply) => Finished::Deferred(reply.to_string()),
+        Verdict::Permanent(reply) => Finished::Rejected(reply.to_string()),
     }
 }
 

@@ -3,10 +3,17 @@
 //! a POP3 failure mid-message sends nothing), then handed to one [`Deliverer`] kept for the
 //! whole run. The server's verdict on each message is the caller's to act on: only the final
 //! 2xx counts as delivered.
+//!
+//! Verdicts may come later than their messages: on a pipelining connection up to
+//! [`super::smtp::WINDOW`] messages are sent before the oldest one's answer is read (with
+//! CHUNKING, `BDAT n LAST` right behind each envelope; without it, each envelope ahead of the
+//! previous message's final answer). Verdicts always come in the order the messages were handed
+//! over, and [`Relay::settle`] reads those still outstanding; a message is recorded only once
+//! its own verdict is in, so a kill re-sends at most the window.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Seek, Write};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::smtp::settings::DeliverySettings;
 use super::smtp::{Deliverer, DeliveryError, Options, Stream, Verdict};
@@ -16,7 +23,16 @@ pub(crate) struct Relay {
     settings: DeliverySettings,
     options: Options,
     connection: Option<Deliverer<Stream>>,
+    /// A failure that came after some verdicts: those were returned first, this comes next.
+    failure: Option<DeliveryError>,
+    /// When the last message went out.
+    sent_at: Option<Instant>,
 }
+
+/// Messages in flight this long are answered before the next is sent: a slow download neither
+/// leaves them unrecorded for long nor lets the server's idle timeout break a connection that
+/// still owes answers (an idle connection that broke is replaced, one with answers owed is not).
+const SETTLE_AFTER: Duration = Duration::from_secs(1);
 
 /// A message being spooled for the server.
 pub(crate) struct RelayMessage {
@@ -34,6 +50,8 @@ impl Relay {
                 ..Options::default()
             },
             connection: None,
+            failure: None,
+            sent_at: None,
         }
     }
 
@@ -50,48 +68,99 @@ impl Relay {
         })
     }
 
-    /// Hands the complete message to the server. A connection that broke while idle (the
-    /// server's own timeout during a long download) is replaced once, but only when the failure
-    /// came before the message was complete on the wire: after the final `.` the server may
-    /// have it ([`DeliveryError::Unconfirmed`]), and sending it again could deliver it twice.
-    pub(crate) fn deliver(&mut self, message: RelayMessage) -> Result<Verdict, DeliveryError> {
+    /// Hands the complete message to the server and returns the verdicts that came in
+    /// meanwhile, oldest first: for messages handed over before, and maybe for this one. A
+    /// connection that broke while idle (the server's own timeout during a long download) is
+    /// replaced once, but only when nothing was in flight and the failure came before the
+    /// message was complete on the wire: after that the server may have it
+    /// ([`DeliveryError::Unconfirmed`]), and sending it again could deliver it twice.
+    pub(crate) fn deliver(&mut self, message: RelayMessage) -> Result<Vec<Verdict>, DeliveryError> {
+        if let Some(failure) = self.failure.take() {
+            return Err(failure);
+        }
         let mut spool = message
             .spool
             .into_inner()
             .map_err(|e| DeliveryError::Message(e.into_error()))?;
         let recipients = [self.settings.recipient.clone()];
-        let reused = self.connection.is_some();
-        let result = self.deliver_once(&mut spool, &recipients);
+        let mut settled = Vec::new();
+        if self.sent_at.is_some_and(|at| at.elapsed() >= SETTLE_AFTER)
+            && let Some(connection) = &mut self.connection
+            && let Err(failure) = connection.settle(&mut settled)
+        {
+            return self.outcome(Err(failure), settled);
+        }
+        let idle = self.connection.as_ref().map(|c| c.in_flight() == 0);
+        self.sent_at = Some(Instant::now());
+        let mut result = self.submit_once(&mut spool, &recipients, &mut settled);
+        if let Err(DeliveryError::Io { .. }) = result
+            && idle == Some(true)
+            && settled.is_empty()
+        {
+            result = self.submit_once(&mut spool, &recipients, &mut settled);
+        }
+        self.outcome(result, settled)
+    }
+
+    /// Reads the verdicts still outstanding, oldest first; empty when there are none.
+    pub(crate) fn settle(&mut self) -> Result<Vec<Verdict>, DeliveryError> {
+        if let Some(failure) = self.failure.take() {
+            return Err(failure);
+        }
+        let mut settled = Vec::new();
+        let result = match &mut self.connection {
+            Some(connection) => connection.settle(&mut settled),
+            None => Ok(()),
+        };
+        self.outcome(result, settled)
+    }
+
+    /// Verdicts first: a failure after some of them waits for the next call.
+    fn outcome(
+        &mut self,
+        result: Result<(), DeliveryError>,
+        settled: Vec<Verdict>,
+    ) -> Result<Vec<Verdict>, DeliveryError> {
         match result {
-            Err(DeliveryError::Io { .. }) if reused => {
+            Ok(()) => Ok(settled),
+            Err(failure) => {
+                // After an error the connection cannot be used any more.
                 self.connection = None;
-                self.deliver_once(&mut spool, &recipients)
+                if settled.is_empty() {
+                    Err(failure)
+                } else {
+                    self.failure = Some(failure);
+                    Ok(settled)
+                }
             }
-            other => other,
         }
     }
 
-    fn deliver_once(
+    fn submit_once(
         &mut self,
         spool: &mut File,
         recipients: &[String],
-    ) -> Result<Verdict, DeliveryError> {
+        settled: &mut Vec<Verdict>,
+    ) -> Result<(), DeliveryError> {
         spool.rewind().map_err(DeliveryError::Message)?;
         let connection = match &mut self.connection {
             Some(connection) => connection,
             none => none.insert(Deliverer::connect(&self.settings.target, &self.options)?),
         };
-        let result = connection.deliver(&mut *spool, recipients);
+        let result = connection.submit(&mut *spool, recipients, settled);
         if result.is_err() {
-            // After an error the connection cannot be used any more.
             self.connection = None;
         }
         result
     }
 
     /// Ends the session politely (QUIT); its answer changes nothing, every verdict is in.
+    /// With messages still in flight it only hangs up: their verdicts are unknown, so they
+    /// stay unrecorded and are sent again next run.
     pub(crate) fn quit(&mut self) {
-        if let Some(connection) = self.connection.take() {
+        if let Some(connection) = self.connection.take()
+            && connection.in_flight() == 0
+        {
             let _ = connection.quit();
         }
     }

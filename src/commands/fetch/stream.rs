@@ -76,6 +76,7 @@ pub(super) fn download(
             }),
             progress: &mut progress,
             in_flight: None,
+            awaiting: VecDeque::new(),
             uncommitted: Vec::new(),
             uncommitted_octets: 0,
             jobs: Some(jobs),
@@ -128,6 +129,9 @@ struct Fetcher<'a> {
     received_header: Option<String>,
     progress: &'a mut TransferProgress,
     in_flight: Option<Message>,
+    /// Indexes (into `wanted`) finished but still waiting for the target's verdict (an
+    /// LMTP/SMTP server answers in order, maybe a few messages later).
+    awaiting: VecDeque<usize>,
     /// Indexes (into `wanted`) delivered but not yet handed to the committer.
     uncommitted: Vec<usize>,
     uncommitted_octets: u64,
@@ -279,6 +283,9 @@ impl Fetcher<'_> {
     /// Finishes: hands over what is complete and waits until everything handed over is
     /// durable and recorded (or has failed).
     fn finish(&mut self) {
+        if let Err(e) = self.settle() {
+            self.failure.get_or_insert(e);
+        }
         self.commit();
         self.jobs = None;
         self.collect_results(true);
@@ -303,21 +310,14 @@ impl Fetcher<'_> {
     /// committer is idle, or at once when the batch is full or the download over.
     fn end(&mut self, index: usize) -> Result<(), DeliverError> {
         if let Some(message) = self.in_flight.take() {
-            match self.delivery.finish(message)? {
-                Finished::Delivered => {
-                    self.uncommitted.push(index);
-                    self.uncommitted_octets += self.wanted[index].size;
-                }
-                // Not recorded: it stays on the server and is tried again next run.
-                Finished::Deferred(reply) => self.deferred.push((index, reply)),
-                Finished::Rejected(reply) => {
-                    self.commit();
-                    self.commit_rejected(index);
-                    self.rejected.push((index, reply));
-                }
-            }
+            self.awaiting.push_back(index);
+            let finished = self.delivery.finish(message)?;
+            self.absorb(finished);
         }
         let last = index + 1 == self.wanted.len();
+        if last {
+            self.settle()?;
+        }
         // An idle committer takes what is there: the flushes overlap the download, and the
         // last one covers only what arrived during the one before (group commit).
         self.collect_results(false);
@@ -332,6 +332,39 @@ impl Fetcher<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Collects every verdict still outstanding.
+    fn settle(&mut self) -> Result<(), DeliverError> {
+        loop {
+            let finished = self.delivery.settle()?;
+            if finished.is_empty() {
+                return Ok(());
+            }
+            self.absorb(finished);
+        }
+    }
+
+    /// Takes in what became of the oldest finished messages, in order.
+    fn absorb(&mut self, finished: Vec<Finished>) {
+        for finished in finished {
+            let Some(index) = self.awaiting.pop_front() else {
+                return;
+            };
+            match finished {
+                Finished::Delivered => {
+                    self.uncommitted.push(index);
+                    self.uncommitted_octets += self.wanted[index].size;
+                }
+                // Not recorded: it stays on the server and is tried again next run.
+                Finished::Deferred(reply) => self.deferred.push((index, reply)),
+                Finished::Rejected(reply) => {
+                    self.commit();
+                    self.commit_rejected(index);
+                    self.rejected.push((index, reply));
+                }
+            }
+        }
     }
 }
 
@@ -361,6 +394,7 @@ impl<'c> PipelineDriver<'c> for Fetcher<'_> {
             && self.retrs_answered == self.wanted.len()
             && self.pending_commits == 0
             && self.uncommitted.is_empty()
+            && self.awaiting.is_empty()
         {
             return Some((Command::Quit, Job::Quit));
         }
@@ -423,6 +457,9 @@ impl<'c> PipelineDriver<'c> for Fetcher<'_> {
                 self.refused.push((index, status.clone()));
                 self.retrs_answered += 1;
                 if index + 1 == self.wanted.len() {
+                    if let Err(e) = self.settle() {
+                        return Err(self.fail(e));
+                    }
                     self.commit();
                 }
             }

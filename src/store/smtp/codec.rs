@@ -214,6 +214,8 @@ pub struct Extensions {
     pub smtputf8: bool,
     /// ENHANCEDSTATUSCODES (RFC 2034).
     pub enhanced_status_codes: bool,
+    /// CHUNKING (RFC 3030): `BDAT n LAST` instead of DATA, so no 354 has to be awaited.
+    pub chunking: bool,
 }
 
 impl Extensions {
@@ -231,6 +233,7 @@ impl Extensions {
                 "8BITMIME" => ext.eight_bit_mime = true,
                 "SMTPUTF8" => ext.smtputf8 = true,
                 "ENHANCEDSTATUSCODES" => ext.enhanced_status_codes = true,
+                "CHUNKING" => ext.chunking = true,
                 _ => {}
             }
         }
@@ -263,6 +266,8 @@ pub enum Command<'a> {
     RcptTo(&'a str),
     /// `DATA`.
     Data,
+    /// `BDAT n LAST` (RFC 3030 §2): the whole message as one chunk of `n` octets follows.
+    BdatLast(u64),
     /// `RSET`.
     Rset,
     /// `QUIT`.
@@ -296,6 +301,7 @@ impl Command<'_> {
             }
             Command::RcptTo(recipient) => format!("RCPT TO:<{recipient}>"),
             Command::Data => "DATA".to_owned(),
+            Command::BdatLast(size) => format!("BDAT {size} LAST"),
             Command::Rset => "RSET".to_owned(),
             Command::Quit => "QUIT".to_owned(),
         };
@@ -346,6 +352,8 @@ pub fn check_address(address: &str) -> Result<(), &'static str> {
 pub struct DataEncoder {
     at_line_start: bool,
     pending_cr: bool,
+    /// DATA needs byte-stuffing and the `.` line; BDAT (RFC 3030) sends the octets as they are.
+    data: bool,
 }
 
 impl Default for DataEncoder {
@@ -360,6 +368,16 @@ impl DataEncoder {
         DataEncoder {
             at_line_start: true,
             pending_cr: false,
+            data: true,
+        }
+    }
+
+    /// An encoder for a BDAT chunk: line endings normalised as for DATA, but no byte-stuffing
+    /// and no `.` line (RFC 3030 §2).
+    pub fn for_bdat() -> DataEncoder {
+        DataEncoder {
+            data: false,
+            ..DataEncoder::new()
         }
     }
 
@@ -377,7 +395,7 @@ impl DataEncoder {
                 }
                 out.push(b'\r');
             }
-            if self.at_line_start && first == b'.' {
+            if self.data && self.at_line_start && first == b'.' {
                 out.push(b'.');
             }
             self.at_line_start = false;
@@ -410,7 +428,9 @@ impl DataEncoder {
         if !self.at_line_start {
             out.extend_from_slice(b"\r\n");
         }
-        out.extend_from_slice(b".\r\n");
+        if self.data {
+            out.extend_from_slice(b".\r\n");
+        }
     }
 }
 
@@ -585,7 +605,7 @@ mod tests {
     fn multi_line_reply_with_enhanced_codes() {
         let replies = parse_all(
             b"250-mx.example.com\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-8BITMIME\r\n\
-              250-ENHANCEDSTATUSCODES\r\n250 SMTPUTF8\r\n550-5.1.1 no such\r\n550 5.1.1 user\r\n",
+              250-ENHANCEDSTATUSCODES\r\n250-CHUNKING\r\n250 SMTPUTF8\r\n550-5.1.1 no such\r\n550 5.1.1 user\r\n",
         )
         .unwrap();
         assert_eq!(replies.len(), 2);
@@ -598,6 +618,7 @@ mod tests {
                 eight_bit_mime: true,
                 smtputf8: true,
                 enhanced_status_codes: true,
+                chunking: true,
             }
         );
         let rejected = &replies[1];
@@ -723,6 +744,22 @@ mod tests {
         encoder.encode(&input[split..], &mut out);
         encoder.finish(&mut out);
         out
+    }
+
+    #[test]
+    fn bdat_encoding_normalises_line_ends_without_byte_stuffing() {
+        let input: &[u8] = b".a\n..b\r\nc";
+        for split in 0..=input.len() {
+            let mut encoder = DataEncoder::for_bdat();
+            let mut out = Vec::new();
+            encoder.encode(&input[..split], &mut out);
+            encoder.encode(&input[split..], &mut out);
+            encoder.finish(&mut out);
+            assert_eq!(out, b".a\r\n..b\r\nc\r\n", "split at {split}");
+        }
+        let mut out = Vec::new();
+        Command::BdatLast(42).encode(&mut out);
+        assert_eq!(out, b"BDAT 42 LAST\r\n");
     }
 
     #[test]

@@ -4,8 +4,11 @@
 //! [`codec`] is the sans-I/O core (replies, commands, DATA encoding, the message scan);
 //! [`settings`] parses the config keys; this file is the driver: it opens the connection (TCP
 //! `host:port` or a Unix socket), greets with LHLO or EHLO (falling back to HELO), and sends one
-//! message per [`Deliverer::deliver`] call, pipelined when the server offers PIPELINING
-//! (RFC 2920: MAIL, RCPT and DATA in one round trip). The connection is reused across messages.
+//! message per [`Deliverer::submit`] call. When the server offers PIPELINING (RFC 2920) up to
+//! [`WINDOW`] messages are sent before the oldest one's answers are read: with CHUNKING
+//! (RFC 3030) the envelope and `BDAT n LAST` with the message in one write, without it MAIL,
+//! RCPT and DATA in one write, ahead of the previous message's final answer. Verdicts come back
+//! in the order the messages were sent. The connection is reused across messages.
 //!
 //! A message counts as delivered only after the final 2xx for it; with LMTP, after a 2xx for
 //! every recipient (RFC 2033 §4.2). Every read and write has a timeout, and nothing the server
@@ -27,6 +30,28 @@ use codec::{Command, DataEncoder, MAX_REPLY_LINE, ReplyParser, check_address, sc
 /// Octets of the message read per chunk, and the most kept in the send buffer before it is
 /// written out: memory stays bounded whatever the message size.
 const CHUNK: usize = 64 * 1024;
+
+/// Messages sent and not yet answered, at most, on a pipelining connection: the most a kill
+/// can deliver twice (the server may have taken them before their answer was read and
+/// recorded). Small, because the gain stops once the server's answers overlap the sending.
+pub const WINDOW: usize = 4;
+
+/// A message sent whose answers are still to be read, in order.
+#[derive(Debug)]
+struct Pending {
+    /// An RSET went before its MAIL.
+    rset: bool,
+    kind: PendingKind,
+}
+
+#[derive(Debug)]
+enum PendingKind {
+    /// `MAIL`, `RCPT` (one recipient) and `BDAT n LAST` with the message: three answers.
+    Bdat,
+    /// The envelope was answered and the message sent after DATA: its final answers (LMTP:
+    /// one per recipient).
+    Final { answers: usize },
+}
 
 /// What became of one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,6 +149,14 @@ pub struct Options {
     pub timeout: Duration,
     /// Use PIPELINING when the server offers it (`false` forces one round trip per command).
     pub pipelining: bool,
+    /// How many messages may be sent and still wait for their final answer when pipelining
+    /// ([`WINDOW`] by default; 0 waits for each message's answer before the next is sent).
+    /// With CHUNKING the whole message goes out behind its envelope (`BDAT n LAST`); without
+    /// it, the next envelope goes out before the previous message's final answer is read.
+    pub window: usize,
+    /// Use CHUNKING (`BDAT`) when the server offers it (`false`: DATA, for tests and for a
+    /// server whose CHUNKING is broken).
+    pub chunking: bool,
     /// The name given in LHLO/EHLO/HELO.
     pub client_name: String,
 }
@@ -133,6 +166,8 @@ impl Default for Options {
         Options {
             timeout: Duration::from_secs(60),
             pipelining: true,
+            window: WINDOW,
+            chunking: true,
             client_name: client_name(),
         }
     }
@@ -198,6 +233,12 @@ pub struct Deliverer<S: Read + Write> {
     pipelining: bool,
     /// A transaction was left half done (MAIL accepted, then a failure): RSET before the next.
     needs_rset: bool,
+    /// See [`Options::window`].
+    window: usize,
+    /// Messages sent and not yet answered, oldest first.
+    pending: std::collections::VecDeque<Pending>,
+    /// Transactions started on this connection.
+    transactions: u64,
     out: Vec<u8>,
     /// Reused buffer for reading message chunks.
     chunk: Vec<u8>,
@@ -231,6 +272,9 @@ impl<S: Read + Write> Deliverer<S> {
             extensions: Extensions::default(),
             pipelining: false,
             needs_rset: false,
+            window: options.window,
+            pending: std::collections::VecDeque::new(),
+            transactions: 0,
             out: Vec::with_capacity(CHUNK + 1024),
             chunk: Vec::new(),
         };
@@ -256,6 +300,7 @@ impl<S: Read + Write> Deliverer<S> {
             return Err(deliverer.refused(reply));
         }
         deliverer.pipelining = options.pipelining && deliverer.extensions.pipelining;
+        deliverer.extensions.chunking &= options.chunking;
         Ok(deliverer)
     }
 
@@ -269,15 +314,38 @@ impl<S: Read + Write> Deliverer<S> {
         self.pipelining
     }
 
-    /// Delivers `message` (read twice: once to learn its envelope, once to send it) to
-    /// `recipients`. The envelope sender is the message's `Return-Path` (the null sender when
-    /// it has none). `Ok` is the server's verdict on this message; after `Err` the connection
-    /// cannot be used any more.
+    /// Messages sent whose answers have not been read yet.
+    pub fn in_flight(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Delivers `message` and waits for the server's verdict on it (and on any message still
+    /// in flight before it, whose verdicts are dropped: use [`Deliverer::submit`] for those).
+    /// After `Err` the connection cannot be used any more.
     pub fn deliver<R: Read + Seek>(
+        &mut self,
+        message: R,
+        recipients: &[String],
+    ) -> Result<Verdict, DeliveryError> {
+        let mut settled = Vec::new();
+        self.submit(message, recipients, &mut settled)?;
+        self.settle(&mut settled)?;
+        Ok(settled.pop().expect("a verdict for the message just sent"))
+    }
+
+    /// Sends `message` (read twice or three times: to learn its envelope, to size a BDAT
+    /// chunk, to send it) to `recipients`, and appends to `settled`, in the order they were
+    /// sent, the verdicts that arrived meanwhile: for earlier messages, and for this one when
+    /// its answer had to be awaited. At most [`Options::window`] messages stay in flight;
+    /// [`Deliverer::settle`] reads the rest. The envelope sender is the message's `Return-Path`
+    /// (the null sender when it has none). After `Err` the connection cannot be used any more,
+    /// and the messages still in flight may or may not have been delivered.
+    pub fn submit<R: Read + Seek>(
         &mut self,
         mut message: R,
         recipients: &[String],
-    ) -> Result<Verdict, DeliveryError> {
+        settled: &mut Vec<Verdict>,
+    ) -> Result<(), DeliveryError> {
         self.check_recipients(recipients)?;
         let scan = scan_message(&mut message).map_err(DeliveryError::Message)?;
         message
@@ -299,6 +367,37 @@ impl<S: Read + Write> Deliverer<S> {
             smtputf8,
         };
 
+        // CHUNKING and PIPELINING: envelope and message in one write, answers read later
+        // (RFC 3030 §4.2). One recipient only: with several, an LMTP server's answer count
+        // after BDAT depends on which were accepted, and a partial acceptance would already
+        // have delivered the message to some.
+        if self.pipelining && self.extensions.chunking && recipients.len() == 1 && self.window > 0 {
+            while self.pending.len() >= self.window {
+                settled.push(self.settle_one()?);
+            }
+            let size = bdat_size(&mut message).map_err(DeliveryError::Message)?;
+            message
+                .seek(SeekFrom::Start(0))
+                .map_err(DeliveryError::Message)?;
+            // The previous transaction's outcome is not known yet: RSET is harmless after a
+            // complete one and needed after a failed one.
+            let rset = self.needs_rset || self.transactions > 0;
+            if rset {
+                Command::Rset.encode(&mut self.out);
+            }
+            mail.encode(&mut self.out);
+            Command::RcptTo(&recipients[0]).encode(&mut self.out);
+            Command::BdatLast(size).encode(&mut self.out);
+            self.transactions += 1;
+            self.needs_rset = false;
+            self.send_body(&mut message, DataEncoder::for_bdat())?;
+            self.pending.push_back(Pending {
+                rset,
+                kind: PendingKind::Bdat,
+            });
+            return Ok(());
+        }
+
         // The envelope: MAIL, RCPT..., DATA; in one write when pipelining.
         let mut commands = Vec::with_capacity(recipients.len() + 3);
         if self.needs_rset {
@@ -307,7 +406,8 @@ impl<S: Read + Write> Deliverer<S> {
         commands.push(mail);
         commands.extend(recipients.iter().map(|r| Command::RcptTo(r)));
         commands.push(Command::Data);
-        let replies = self.send_envelope(&commands)?;
+        self.transactions += 1;
+        let replies = self.send_envelope(&commands, settled)?;
         let mut replies = replies.into_iter();
         if self.needs_rset {
             // An RSET refused says the session is unusable.
@@ -349,7 +449,8 @@ impl<S: Read + Write> Deliverer<S> {
                 _ => {}
             }
             self.needs_rset = true;
-            return Ok(self.verdict_of(refusal));
+            settled.push(self.verdict_of(refusal));
+            return Ok(());
         }
         let data_reply = match data_reply {
             Some(reply) => reply,
@@ -359,17 +460,95 @@ impl<S: Read + Write> Deliverer<S> {
         if data_reply.code != 354 {
             if data_reply.is_transient() || data_reply.is_permanent() {
                 self.needs_rset = true;
-                return Ok(self.verdict_of(data_reply));
+                settled.push(self.verdict_of(data_reply));
+                return Ok(());
             }
             return Err(self.unexpected("DATA", &data_reply));
         }
 
-        self.send_body(&mut message)?;
+        self.send_body(&mut message, DataEncoder::new())?;
         // LMTP: one reply per accepted recipient, in order (RFC 2033 §4.2); SMTP: one.
         let answers = match self.protocol {
             Protocol::Lmtp => recipients.len(),
             Protocol::Smtp => 1,
         };
+        if self.pipelining && self.window > 0 {
+            // The final answer is read behind the next envelope (RFC 2920 §3.1 lets the
+            // message content lead a group of commands).
+            self.pending.push_back(Pending {
+                rset: false,
+                kind: PendingKind::Final { answers },
+            });
+        } else {
+            let verdict = self.read_final(answers)?;
+            settled.push(verdict);
+        }
+        Ok(())
+    }
+
+    /// Reads the answers of every message in flight, appending their verdicts to `settled`.
+    pub fn settle(&mut self, settled: &mut Vec<Verdict>) -> Result<(), DeliveryError> {
+        while !self.pending.is_empty() {
+            settled.push(self.settle_one()?);
+        }
+        Ok(())
+    }
+
+    /// Reads the answers of the oldest message in flight. The message was sent in full, so a
+    /// connection lost now leaves its fate unknown ([`DeliveryError::Unconfirmed`]).
+    fn settle_one(&mut self) -> Result<Verdict, DeliveryError> {
+        let pending = self.pending.pop_front().expect("a message in flight");
+        self.read_pending(&pending).map_err(|e| match e {
+            DeliveryError::Io { protocol, source } => {
+                DeliveryError::Unconfirmed { protocol, source }
+            }
+            other => other,
+        })
+    }
+
+    fn read_pending(&mut self, pending: &Pending) -> Result<Verdict, DeliveryError> {
+        if pending.rset {
+            let reply = self.read_reply()?;
+            if !reply.is_positive() {
+                return Err(self.unexpected("RSET", &reply));
+            }
+        }
+        match pending.kind {
+            PendingKind::Final { answers } => self.read_final(answers),
+            PendingKind::Bdat => {
+                let mail = self.read_reply()?;
+                let rcpt = self.read_reply()?;
+                // One answer to BDAT LAST whether or not the recipient was accepted (RFC 2033
+                // §4.2 for LMTP: one per accepted recipient, else the command fails once).
+                let last = self.read_reply()?;
+                let refusal = [mail, rcpt].into_iter().find(|r| !r.is_positive());
+                if let Some(refusal) = refusal {
+                    if last.is_positive() {
+                        return Err(DeliveryError::Protocol {
+                            protocol: self.protocol,
+                            detail: format!(
+                                "it accepted the message after refusing the envelope ({refusal})"
+                            ),
+                        });
+                    }
+                    if !refusal.is_transient() && !refusal.is_permanent() {
+                        return Err(self.unexpected("the envelope", &refusal));
+                    }
+                    return Ok(self.verdict_of(refusal));
+                }
+                if last.is_positive() {
+                    Ok(Verdict::Delivered)
+                } else if last.is_transient() || last.is_permanent() {
+                    Ok(self.verdict_of(last))
+                } else {
+                    Err(self.unexpected("BDAT", &last))
+                }
+            }
+        }
+    }
+
+    /// Reads the `answers` final replies after a message sent with DATA; the worst decides.
+    fn read_final(&mut self, answers: usize) -> Result<Verdict, DeliveryError> {
         let mut worst: Option<Reply> = None;
         for _ in 0..answers {
             let reply = self.read_reply().map_err(|e| match e {
@@ -433,14 +612,21 @@ impl<S: Read + Write> Deliverer<S> {
     /// Sends the envelope commands and returns their replies. Pipelined: everything at once,
     /// every reply read (RFC 2920 §3.1). Otherwise one at a time, stopping before RCPT when
     /// MAIL fails and before DATA when a RCPT fails (DATA is then left to the caller).
-    fn send_envelope(&mut self, commands: &[Command<'_>]) -> Result<Vec<Reply>, DeliveryError> {
+    /// The answers to the messages still in flight come first and go to `settled`.
+    fn send_envelope(
+        &mut self,
+        commands: &[Command<'_>],
+        settled: &mut Vec<Verdict>,
+    ) -> Result<Vec<Reply>, DeliveryError> {
         if self.pipelining {
             for command in commands {
                 command.encode(&mut self.out);
             }
             self.flush()?;
+            self.settle(settled)?;
             return commands.iter().map(|_| self.read_reply()).collect();
         }
+        self.settle(settled)?;
         let mut replies = Vec::with_capacity(commands.len());
         for command in commands {
             if *command == Command::Data {
@@ -456,9 +642,12 @@ impl<S: Read + Write> Deliverer<S> {
         Ok(replies)
     }
 
-    /// Streams the message through the DATA encoder in chunks, then the final `.`.
-    fn send_body<R: Read>(&mut self, message: &mut R) -> Result<(), DeliveryError> {
-        let mut encoder = DataEncoder::new();
+    /// Streams the message through `encoder` in chunks, then its end (DATA: the final `.`).
+    fn send_body<R: Read>(
+        &mut self,
+        message: &mut R,
+        mut encoder: DataEncoder,
+    ) -> Result<(), DeliveryError> {
         self.chunk.resize(CHUNK, 0);
         loop {
             let n = match message.read(&mut self.chunk) {
@@ -574,6 +763,27 @@ impl<S: Read + Write> Deliverer<S> {
             detail: format!("unexpected answer to {after}: {reply}"),
         }
     }
+}
+
+/// The size of `message` as a BDAT chunk: its octets once every line ends in CRLF.
+fn bdat_size(message: &mut impl Read) -> io::Result<u64> {
+    let mut encoder = DataEncoder::for_bdat();
+    let mut buf = vec![0u8; CHUNK];
+    let mut out = Vec::with_capacity(CHUNK + CHUNK / 16);
+    let mut size = 0u64;
+    loop {
+        let n = match message.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        encoder.encode(&buf[..n], &mut out);
+        size += out.len() as u64;
+        out.clear();
+    }
+    encoder.finish(&mut out);
+    Ok(size + out.len() as u64)
 }
 
 /// The name this host gives in LHLO/EHLO: its host name when that is a plausible domain,
