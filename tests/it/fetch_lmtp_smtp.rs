@@ -333,3 +333,81 @@ fn fetch_all_delivery_throughput_lmtp_and_smtp() {
         n as f64 / smtp_secs
     );
 }
+
+/// A fetchmail user's "fetch into my local MTA" setup, end to end: the fetchmailrc is
+/// imported, and `fetch-all` hands the mail to the local Postfix. With `--nocapture` it prints
+/// the transcript that docs/delivery.md shows.
+#[test]
+fn fetchmail_user_switches_and_pop3_delivers_into_the_local_mta() {
+    let pf = postfix();
+    let d = dovecot();
+    let originals = [message("switch", 1), message("switch", 2)];
+    let refs: Vec<&[u8]> = originals.iter().map(Vec::as_slice).collect();
+    let source = d.add_user(&refs);
+    let home = tempfile::tempdir().unwrap();
+    let rc = home.path().join(".fetchmailrc");
+    std::fs::write(
+        &rc,
+        format!(
+            "poll localhost protocol pop3 port {port}:\n    user \"{user}\" password \"{password}\" is carol@{DOMAIN} here\n    ssl sslcertfile {ca}\n    smtphost 127.0.0.1/{smtp}\n    fetchall no keep\n",
+            port = d.pop3s_port,
+            user = source.name,
+            password = source.password,
+            ca = d.ca_file.display(),
+            smtp = pf.port,
+        ),
+    )
+    .unwrap();
+    let config = home.path().join("config.toml");
+    let state = home.path().join("state");
+    let before = files_in(&pf.maildir("carol").join("new")).len();
+    let run = |args: &[&str]| {
+        let mut pop3 = crate::support::cli::Pop3::new()
+            .env("XDG_STATE_HOME", &state)
+            .args([Path::new("--config"), &config]);
+        pop3 = pop3.args(args);
+        let outcome = pop3.run();
+        println!(
+            "$ pop3 {}\n{}{}",
+            args.join(" "),
+            outcome.stdout,
+            outcome.stderr
+        );
+        outcome
+    };
+    let imported = run(&["import", "fetchmail", rc.to_str().unwrap(), "--write"]);
+    assert_eq!(imported.code, 0, "{}", imported.stderr);
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(
+        text.contains(&format!("smtp = \"127.0.0.1:{}\"", pf.port)),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("recipient = \"carol@{DOMAIN}\"")),
+        "{text}"
+    );
+    assert!(text.contains("delete = true"), "{text}");
+    let fetched = run(&["fetch-all", "-v"]);
+    assert_eq!(fetched.code, 0, "{}", fetched.stderr);
+    assert!(
+        fetched.stderr.contains("fetched 2 messages"),
+        "{}",
+        fetched.stderr
+    );
+    assert_eq!(source.messages_on_server(), 0, "fetchall no keep: deleted");
+    let copies = pf.wait_for_messages("carol", before + 2);
+    for original in &originals {
+        let id = message_id(original).unwrap();
+        let copy = copies
+            .iter()
+            .find(|c| message_id_anywhere(c, &id))
+            .unwrap_or_else(|| panic!("{id} not delivered"));
+        assert_delivered_exactly(copy, original, "bounce-switch@example.org", true);
+    }
+    let again = run(&["fetch-all", "-v"]);
+    assert!(
+        again.stderr.contains("mailbox is empty"),
+        "{}",
+        again.stderr
+    );
+}
