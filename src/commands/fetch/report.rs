@@ -257,38 +257,47 @@ pub(crate) fn summary(context: &Context, summary: &Summary) {
         count(summary.fetched as u64, "message"),
         human_size(summary.octets)
     );
-    if summary.deleted > 0 {
-        line += &format!(", deleted {}", summary.deleted);
-    }
-    if summary.recognised > 0 {
-        line += &format!(
-            ", {} already delivered by an interrupted run",
-            summary.recognised
-        );
-    }
-    if summary.too_big > 0 {
-        line += &format!(", {} too big (left on the server)", summary.too_big);
-    }
-    if summary.deleted_unread > 0 {
-        line += &format!(
-            ", {} deleted unread (larger than delete_larger_than)",
-            summary.deleted_unread
-        );
-    }
-    if summary.filter_deleted > 0 {
-        line += &format!(
-            ", {} deleted unread by filter_command",
-            summary.filter_deleted
-        );
-    }
-    if summary.filter_skipped > 0 {
-        line += &format!(", {} left by filter_command", summary.filter_skipped);
-    }
-    if summary.deferred > 0 {
-        line += &format!(
-            ", {} left for the next run (max_messages)",
-            summary.deferred
-        );
+    let details = [
+        (summary.deleted, format!("deleted {}", summary.deleted)),
+        (
+            summary.recognised,
+            format!(
+                "{} already delivered by an interrupted run",
+                summary.recognised
+            ),
+        ),
+        (
+            summary.too_big,
+            format!("{} too big (left on the server)", summary.too_big),
+        ),
+        (
+            summary.deleted_unread,
+            format!(
+                "{} deleted unread (larger than delete_larger_than)",
+                summary.deleted_unread
+            ),
+        ),
+        (
+            summary.filter_deleted,
+            format!(
+                "{} deleted unread by filter_command",
+                summary.filter_deleted
+            ),
+        ),
+        (
+            summary.filter_skipped,
+            format!("{} left by filter_command", summary.filter_skipped),
+        ),
+        (
+            summary.deferred,
+            format!("{} left for the next run (max_messages)", summary.deferred),
+        ),
+    ];
+    for (count, text) in details {
+        if count > 0 {
+            line += ", ";
+            line += &text;
+        }
     }
     eprintln!("{line}");
 }
