@@ -293,8 +293,8 @@ pub(crate) fn summary(context: &Context, summary: &Summary) {
             format!("{} left for the next run (max_messages)", summary.deferred),
         ),
     ];
-    for (count, text) in details {
-        if count > 0 {
+    for (how_many, text) in details {
+        if how_many > 0 {
             line += ", ";
             line += &text;
         }
