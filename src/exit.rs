@@ -117,6 +117,24 @@ impl ExitCode {
     }
 }
 
+/// The one line a person sees for `error`: its chain joined with `: `, where a cause whose text
+/// the line already ends with is left out (many errors quote their cause in their own
+/// message), and with the server's text made safe for the terminal.
+pub fn describe(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.ends_with(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    crate::message::display_safe(&line)
+}
+
 /// The exit code for an error: the first error in the chain that has a known meaning decides.
 pub fn classify(error: &anyhow::Error) -> ExitCode {
     for cause in error.chain() {
@@ -319,6 +337,27 @@ fn server_code(error: &crate::store::smtp::DeliveryError) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cause_quoted_by_its_error_is_said_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot read config file /tmp: {source}")]
+        struct Quoting {
+            source: std::io::Error,
+        }
+        let io = || std::io::Error::other("Is a directory (os error 21)");
+        let quoting = anyhow::Error::new(Quoting { source: io() });
+        assert_eq!(
+            describe(&quoting),
+            "cannot read config file /tmp: Is a directory (os error 21)"
+        );
+        // A context that does not quote its cause still shows it, and server text is filtered.
+        let context = anyhow::Error::new(io()).context("the download stopped\x1b[2J");
+        assert_eq!(
+            describe(&context),
+            "the download stopped[2J: Is a directory (os error 21)"
+        );
+    }
 
     #[test]
     fn all_lists_every_code_once_in_numeric_order() {

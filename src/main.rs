@@ -5,7 +5,6 @@ use std::sync::Mutex;
 
 use pop3::cli::Cli;
 use pop3::exit;
-use pop3::message::display_safe;
 
 /// Where the last panic happened, for the one-line report.
 static PANIC_LOCATION: Mutex<Option<String>> = Mutex::new(None);
@@ -47,7 +46,7 @@ fn main() -> ExitCode {
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             // Error lines quote the server (greetings, -ERR text): filter them at this edge.
-            eprintln!("pop3: {}", display_safe(&format!("{error:#}")));
+            eprintln!("pop3: {}", exit::describe(&error));
             ExitCode::from(exit::classify(&error) as u8)
         }
     }

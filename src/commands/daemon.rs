@@ -136,7 +136,7 @@ pub(crate) fn run(
                 }
                 Err(error) => eprintln!(
                     "pop3: cannot re-read the configuration, keeping the previous one: {}",
-                    crate::message::display_safe(&format!("{error:#}"))
+                    crate::exit::describe(&error)
                 ),
             }
         }

@@ -369,15 +369,14 @@ fn worse(a: crate::exit::ExitCode, b: crate::exit::ExitCode) -> crate::exit::Exi
 /// `NAME: error`, without naming the account twice when the error already starts with it,
 /// and with the server's text made safe for the terminal.
 fn account_error(name: &str, error: &anyhow::Error) -> String {
-    let text = format!("{error:#}");
-    let line = match text
+    let text = crate::exit::describe(error);
+    match text
         .strip_prefix(name)
         .and_then(|rest| rest.strip_prefix(": "))
     {
         Some(_) => text,
         None => format!("{name}: {text}"),
-    };
-    crate::message::display_safe(&line)
+    }
 }
 
 /// Resolves the named accounts for a run over several of them, asking for passwords now, one

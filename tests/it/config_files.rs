@@ -160,3 +160,20 @@ fn a_world_readable_file_with_a_password_gets_a_warning() {
     assert!(!outcome.stderr.contains("chmod"), "{}", outcome.stderr);
     assert!(!outcome.stderr.contains("pw"), "{}", outcome.stderr);
 }
+
+#[test]
+fn an_unreadable_config_file_names_its_cause_once() {
+    // Before: "cannot read config file DIR: Is a directory (os error 21): Is a directory (os error 21)".
+    let dir = tempfile::tempdir().unwrap();
+    let outcome = Pop3::new()
+        .args([Path::new("--config"), dir.path()])
+        .args(["stat"])
+        .run()
+        .expect_code(78);
+    assert_eq!(
+        outcome.stderr.matches("Is a directory").count(),
+        1,
+        "{}",
+        outcome.stderr
+    );
+}
