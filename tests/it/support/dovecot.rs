@@ -455,13 +455,17 @@ impl Dovecot {
             format!("{line}userdb_quota_rule=*:storage={storage}\n"),
         )
         .unwrap_or_else(|e| panic!("writing {}: {e}", tmp.display()));
-        // Same owner and mode as dovecot-sandbox gives it: readable by the auth process.
-        let status = Command::new("chgrp")
-            .arg("dovecot")
-            .arg(&tmp)
-            .status()
-            .expect("running chgrp");
-        assert!(status.success(), "chgrp dovecot {}", tmp.display());
+        // Same owner and mode as dovecot-sandbox gives it: readable by the auth process, which
+        // runs as `dovecot` under root and as ourselves otherwise (then the file is ours already).
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            let status = Command::new("chgrp")
+                .arg("dovecot")
+                .arg(&tmp)
+                .status()
+                .expect("running chgrp");
+            assert!(status.success(), "chgrp dovecot {}", tmp.display());
+        }
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o640)).unwrap();
         std::fs::rename(&tmp, &path).unwrap();

@@ -26,6 +26,9 @@ impl Terminal {
 
     /// Starts `command` on a fresh pseudo-terminal of `columns` columns.
     pub fn spawn_with_width(mut command: Command, columns: u16) -> Terminal {
+        // The child sees a terminal, so it gets the variable that describes one: without TERM
+        // (as under cron or a CI runner) programs rightly draw nothing fancy.
+        command.env("TERM", "xterm");
         let (mut master_fd, mut slave_fd) = (0, 0);
         let size = libc::winsize {
             ws_row: 40,
