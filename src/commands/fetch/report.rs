@@ -154,36 +154,41 @@ pub(super) fn dry_run(
     )
 }
 
+/// The first [`REPORTED_BY_NAME`] of `items`, each as `show` puts it, joined with `; `, then
+/// "and N more" for the rest.
+fn named<T>(items: &[T], show: impl Fn(&T) -> String) -> String {
+    let mut text = items
+        .iter()
+        .take(REPORTED_BY_NAME)
+        .map(show)
+        .collect::<Vec<_>>()
+        .join("; ");
+    if items.len() > REPORTED_BY_NAME {
+        text.push_str(&format!("; and {} more", items.len() - REPORTED_BY_NAME));
+    }
+    text
+}
+
 /// One line naming the messages left on the server against the user's wish, and why: those
 /// the server refused to send, those pop3 could not identify (it never guesses), and those
-/// `filter_command` gave no verdict on. `None` when nothing was withheld. Past [`REPORTED_BY_NAME`] of a kind only a count follows, so a
-/// broken listing of a million messages still gives one readable line.
+/// `filter_command` gave no verdict on. `None` when nothing was withheld. Past
+/// [`REPORTED_BY_NAME`] of a kind only a count follows, so a broken listing of a million
+/// messages still gives one readable line.
 pub(super) fn withheld_report(
     refused: &[String],
     unidentified: &[String],
     filter_failed: &[String],
 ) -> Option<String> {
-    let named = |items: &[String]| {
-        let mut text = items
-            .iter()
-            .take(REPORTED_BY_NAME)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("; ");
-        if items.len() > REPORTED_BY_NAME {
-            text.push_str(&format!("; and {} more", items.len() - REPORTED_BY_NAME));
-        }
-        text
-    };
+    let list = |items: &[String]| named(items, String::clone);
     let mut parts = Vec::new();
     if !refused.is_empty() {
-        parts.push(format!("the server refused to send {}", named(refused)));
+        parts.push(format!("the server refused to send {}", list(refused)));
     }
     if !unidentified.is_empty() {
-        parts.push(format!("could not safely identify {}", named(unidentified)));
+        parts.push(format!("could not safely identify {}", list(unidentified)));
     }
     if !filter_failed.is_empty() {
-        parts.push(format!("filter_command failed on {}", named(filter_failed)));
+        parts.push(format!("filter_command failed on {}", list(filter_failed)));
     }
     (!parts.is_empty()).then(|| format!("{}; they stay on the server", parts.join("; ")))
 }
@@ -198,28 +203,19 @@ pub(super) fn refused_by_server(
     rejected: &[(usize, String)],
     delete_rejected: bool,
 ) -> Option<String> {
-    let named = |items: &[(usize, String)]| {
-        let mut text = items
-            .iter()
-            .take(REPORTED_BY_NAME)
-            .map(|(i, reply)| {
-                let message = &wanted[*i];
-                let reply = crate::message::display_safe(reply);
-                format!("message {} ({}): {reply}", message.number, message.uid)
-            })
-            .collect::<Vec<_>>()
-            .join("; ");
-        if items.len() > REPORTED_BY_NAME {
-            text.push_str(&format!("; and {} more", items.len() - REPORTED_BY_NAME));
-        }
-        text
+    let list = |items: &[(usize, String)]| {
+        named(items, |(i, reply)| {
+            let message = &wanted[*i];
+            let reply = crate::message::display_safe(reply);
+            format!("message {} ({}): {reply}", message.number, message.uid)
+        })
     };
     let mut parts = Vec::new();
     if !deferred.is_empty() {
         parts.push(format!(
             "the delivery server refused {} for now, left on the server to try again next run: {}",
             count(deferred.len() as u64, "message"),
-            named(deferred)
+            list(deferred)
         ));
     }
     if !rejected.is_empty() {
@@ -231,7 +227,7 @@ pub(super) fn refused_by_server(
         parts.push(format!(
             "the delivery server rejected {}, {fate}: {}",
             count(rejected.len() as u64, "message"),
-            named(rejected)
+            list(rejected)
         ));
     }
     (!parts.is_empty()).then(|| parts.join("; "))
