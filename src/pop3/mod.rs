@@ -11,6 +11,10 @@ pub mod client;
 pub mod command;
 pub mod multiline;
 pub mod response;
+#[cfg(test)]
+mod transcript;
+#[cfg(test)]
+mod transcript_tests;
 
 use std::fmt;
 

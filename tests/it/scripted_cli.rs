@@ -2,7 +2,7 @@
 //! server will not produce.
 
 use crate::support::cli::{Outcome, Pop3};
-use crate::support::scripted::{ScriptedServer, text_of};
+use crate::support::scripted::{ScriptedServer, text_of, transcript};
 
 /// Runs `pop3 ARGS` as alice (password "pw") against a plain scripted server.
 fn run_plain(server: &ScriptedServer, args: &[&str]) -> Outcome {
@@ -30,28 +30,7 @@ const GREETING_AND_CAPA: &str = "
 
 #[test]
 fn stat_sends_exactly_these_bytes() {
-    let server = ScriptedServer::start(&format!(
-        "{GREETING_AND_CAPA}
-        C: USER alice
-        S: +OK
-        C: PASS pw
-        S: +OK
-        C: CAPA
-        S: +OK
-        S: USER
-        S: UIDL
-        S: .
-        C: STAT
-        S: +OK 3 24678
-        C: UIDL
-        S: +OK
-        S: 1 a
-        S: 2 b
-        S: 3 c
-        S: .
-        C: QUIT
-        S: +OK bye"
-    ));
+    let server = ScriptedServer::start(&transcript("login-user-stat"));
     let outcome = run_plain(&server, &["stat"]).expect_code(0);
     assert_eq!(outcome.stdout, "3 messages (3 new), 24.1 KiB\n");
     assert_eq!(
@@ -88,23 +67,7 @@ fn stat_without_uidl_says_nothing_about_new_messages() {
 
 #[test]
 fn auto_prefers_sasl_plain_and_sends_rfc4616_bytes() {
-    let server = ScriptedServer::start_tls(
-        "S: +OK ready
-         C: CAPA
-         S: +OK
-         S: USER
-         S: SASL PLAIN LOGIN
-         S: .
-         C: AUTH PLAIN AGFsaWNlAHB3
-         S: +OK logged in
-         C: CAPA
-         S: -ERR no
-         C: STAT
-         S: +OK 1 10
-         C: QUIT
-         S: +OK",
-        &["localhost"],
-    );
+    let server = ScriptedServer::start_tls(&transcript("login-sasl-plain"), &["localhost"]);
     let outcome = run_tls(&server, "localhost", &["stat", "--json"]).expect_code(0);
     assert_eq!(outcome.stdout, "{\"messages\":1,\"octets\":10}\n");
     server.finish();
@@ -113,19 +76,7 @@ fn auto_prefers_sasl_plain_and_sends_rfc4616_bytes() {
 #[test]
 fn apop_sends_the_rfc1939_digest() {
     // The example of RFC 1939 §7: user mrose, secret tanstaaf.
-    let server = ScriptedServer::start(
-        "S: +OK POP3 server ready <1896.697170952@dbc.mtview.ca.us>
-         C: CAPA
-         S: -ERR what
-         C: APOP mrose c4c9334bac560ecc979e58001b3e22fb
-         S: +OK maildrop has 1 message
-         C: CAPA
-         S: -ERR what
-         C: STAT
-         S: +OK 1 369
-         C: QUIT
-         S: +OK",
-    );
+    let server = ScriptedServer::start(&transcript("login-apop"));
     Pop3::new()
         .server("127.0.0.1", server.port, None)
         .login("mrose", "tanstaaf")

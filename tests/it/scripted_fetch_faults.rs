@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::cli::{Outcome, Pop3};
 use crate::support::fetch::*;
-use crate::support::scripted::{ScriptedServer, login_script};
+use crate::support::scripted::{ScriptedServer, login_script, transcript};
 
 #[test]
 fn a_disconnect_mid_retr_keeps_what_was_complete() {
@@ -147,18 +147,7 @@ fn a_refused_retr_skips_that_message_only() {
 #[test]
 fn in_use_at_login_is_temporary_and_writes_nothing() {
     let fixture = Fixture::new();
-    let server = ScriptedServer::start(
-        "S: +OK ready
-         C: CAPA
-         S: +OK
-         S: USER
-         S: UIDL
-         S: .
-         C: USER alice
-         S: +OK
-         C: PASS pw
-         S: -ERR [IN-USE] mailbox is locked by another session",
-    );
+    let server = ScriptedServer::start(&transcript("login-refused"));
     let outcome = fixture.fetch_maildir(&server, &[]).expect_code(75);
     assert!(outcome.stderr.contains("[IN-USE]"), "{}", outcome.stderr);
     assert_eq!(outcome.stderr.lines().count(), 1, "{}", outcome.stderr);

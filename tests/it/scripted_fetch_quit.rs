@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 
 use crate::support::fetch::*;
-use crate::support::scripted::{ScriptedServer, login_script};
+use crate::support::scripted::{ScriptedServer, login_script, transcript};
 
 /// Login, listing of A and B, both RETRs and their replies.
 fn opening(capabilities: &str) -> String {
@@ -154,27 +154,11 @@ fn without_pipelining_quit_waits_for_the_last_dele_reply() {
     // Strict lock-step (RFC 1939 without RFC 2449 PIPELINING): nothing is sent before the
     // previous reply; `!quiet` proves the client does not send QUIT early.
     let fixture = Fixture::new();
-    let server = ScriptedServer::start(&format!(
-        "{}{}
-         C: RETR 1
-         {}
-         C: RETR 2
-         {}
-         C: DELE 1
-         !quiet 200
-         S: +OK
-         C: DELE 2
-         !quiet 200
-         S: +OK
-         C: QUIT
-         S: +OK bye",
-        login_script("USER UIDL"),
-        list_and_uidl(&[&A, &B]),
-        send(&A.retr_reply()),
-        send(&B.retr_reply()),
-    ));
+    let server = ScriptedServer::start(&transcript("fetch-all-delete-two"));
     let outcome = fixture.fetch_maildir(&server, &["--delete"]).expect_code(0);
     assert_silent(&outcome);
     server.finish();
+    // The transcript serves tests/it/support/fetch.rs's A and B.
+    assert_eq!(fixture.new_messages(), sorted(&[A.text, B.text]));
     assert_eq!(fixture.delivered(), BTreeSet::new());
 }

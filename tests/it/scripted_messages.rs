@@ -2,7 +2,7 @@
 //! without TOP, refused RETR, and a connection lost at QUIT.
 
 use crate::support::cli::{Outcome, Pop3};
-use crate::support::scripted::{ScriptedServer, login_script, text_of};
+use crate::support::scripted::{ScriptedServer, login_script, text_of, transcript};
 
 fn run(server: &ScriptedServer, args: &[&str]) -> Outcome {
     Pop3::scripted_plain(server.port).args(args).run()
@@ -18,24 +18,7 @@ const LIST_TWO: &str = "
 #[test]
 fn headers_pipelines_top_when_the_server_allows_it() {
     // Both TOP commands must arrive before the server answers the first one.
-    let server = ScriptedServer::start(&format!(
-        "{}
-         {LIST_TWO}
-         C: TOP 1 0
-         C: TOP 2 0
-         S: +OK
-         S: Subject: first
-         S:
-         S: .
-         S: +OK
-         S: Subject: second
-         S: From: =?UTF-8?Q?J=C3=BCrgen?= <j@example.de>
-         S:
-         S: .
-         C: QUIT
-         S: +OK",
-        login_script("USER TOP PIPELINING")
-    ));
+    let server = ScriptedServer::start(&transcript("top-headers-pipelined"));
     let outcome = run(&server, &["headers"]).expect_code(0);
     let lines: Vec<&str> = outcome.stdout.lines().collect();
     assert_eq!(lines.len(), 2, "{}", outcome.stdout);
@@ -202,4 +185,25 @@ fn delete_refused_for_one_message_deletes_none() {
         sent.ends_with("DELE 1\r\nDELE 2\r\nRSET\r\nQUIT\r\n"),
         "{sent}"
     );
+}
+
+#[test]
+fn read_raw_gives_the_message_without_its_byte_stuffing() {
+    let server = ScriptedServer::start(&transcript("retr-dot-stuffing"));
+    let outcome = run(&server, &["read", "--raw", "1"]).expect_code(0);
+    assert_eq!(
+        outcome.stdout,
+        "From: alice@example.org\r\nTo: bob@example.org\r\nSubject: one\r\n\r\n\
+         First message.\r\n.leading dot\r\n.\r\n..two dots\r\nend\r\n"
+    );
+    server.finish();
+}
+
+#[test]
+fn delete_succeeds_once_quit_is_confirmed() {
+    let server = ScriptedServer::start(&transcript("dele-quit"));
+    let outcome = run(&server, &["delete", "--yes", "-q", "2"]).expect_code(0);
+    assert_eq!((outcome.stdout.as_str(), outcome.stderr.as_str()), ("", ""));
+    let sent = text_of(&server.finish());
+    assert!(sent.ends_with("DELE 2\r\nQUIT\r\n"), "{sent}");
 }

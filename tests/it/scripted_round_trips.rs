@@ -4,7 +4,7 @@
 //! there and time out), and `!quiet` fails when a client sends ahead of a reply.
 
 use crate::support::cli::Pop3;
-use crate::support::scripted::ScriptedServer;
+use crate::support::scripted::{ScriptedServer, transcript};
 
 fn run(server: &ScriptedServer, args: &[&str]) -> crate::support::cli::Outcome {
     Pop3::scripted_plain(server.port).args(args).run()
@@ -22,28 +22,7 @@ fn opening(capabilities: &str) -> String {
 #[test]
 fn pipelined_login_sends_capa_list_and_uidl_with_the_password() {
     // Every line up to UIDL is read before the server answers USER.
-    let server = ScriptedServer::start(&format!(
-        "{}C: USER alice
-         C: PASS pw
-         C: CAPA
-         C: LIST
-         C: UIDL
-         S: +OK
-         S: +OK logged in
-         S: +OK
-         S: UIDL
-         S: PIPELINING
-         S: .
-         S: +OK
-         S: 1 120
-         S: .
-         S: +OK
-         S: 1 abc
-         S: .
-         C: QUIT
-         S: +OK",
-        opening("USER,UIDL,PIPELINING")
-    ));
+    let server = ScriptedServer::start(&transcript("list-uidl-pipelined"));
     let outcome = run(&server, &["list"]).expect_code(0);
     assert_eq!(outcome.stdout.trim(), "1  120  abc");
     server.finish();
@@ -98,32 +77,7 @@ fn refused_pipelined_login_is_reported_as_a_refused_login() {
 
 #[test]
 fn without_pipelining_every_command_waits_for_its_reply() {
-    let server = ScriptedServer::start(&format!(
-        "{}C: USER alice
-         !quiet 150
-         S: +OK
-         C: PASS pw
-         !quiet 150
-         S: +OK
-         C: CAPA
-         !quiet 150
-         S: +OK
-         S: UIDL
-         S: .
-         C: LIST
-         !quiet 150
-         S: +OK
-         S: 1 120
-         S: .
-         C: UIDL
-         !quiet 150
-         S: +OK
-         S: 1 abc
-         S: .
-         C: QUIT
-         S: +OK",
-        opening("USER,UIDL")
-    ));
+    let server = ScriptedServer::start(&transcript("list-uidl-lockstep"));
     let outcome = run(&server, &["list"]).expect_code(0);
     assert_eq!(outcome.stdout.trim(), "1  120  abc");
     server.finish();

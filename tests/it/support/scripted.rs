@@ -9,25 +9,11 @@
 //!
 //! # Script syntax
 //!
-//! One step per line; leading and trailing whitespace of every line is ignored (so scripts can be
-//! indented raw strings), as are blank lines and lines starting with `#`.
-//!
-//! | step          | meaning |
-//! |---------------|---------|
-//! | `S: text`     | send `text` + CRLF |
-//! | `S-: text`    | send `text` + bare LF |
-//! | `S=: text`    | send `text` with the escapes `\r` `\n` `\t` `\0` `\\` `\xNN` decoded and no line ending added (fragments, odd bytes, trailing spaces as `\x20`) |
-//! | `C: text`     | read one line from the client and assert it is exactly `text` + CRLF |
-//! | `C: *`        | read one line (any content, CRLF-terminated) |
-//! | `C~ prefix`   | read one line and assert it starts with `prefix` (and ends with CRLF) |
-//! | `!close`      | close the connection cleanly (TLS close_notify if on TLS, then TCP FIN); must be the last step |
-//! | `!abort`      | close the TCP connection at once, without TLS close_notify; must be the last step |
-//! | `!sleep MS`   | sleep `MS` milliseconds |
-//! | `!quiet MS`   | wait `MS` milliseconds and assert the client sent nothing unread meanwhile (proves it waits for a reply instead of pipelining; plain connections only) |
-//! | `!starttls`   | do the server side of a TLS handshake on the connection; later steps go over TLS |
-//! | `!flush`      | flush (every `S` step is already written and flushed on its own; kept for readability) |
-//!
-//! Client lines must end in CRLF: a line ending in a bare LF never matches a `C` step.
+//! A script is a transcript: `S:` lines the server sends, `C:` lines it expects from the
+//! client, and `!` directives (`!quiet`, `!close`, `!abort`, `!starttls`, ...), one step per
+//! line. The syntax is described once, in `tests/fixtures/transcripts/README.md`, and parsed
+//! once, by `src/pop3/transcript.rs`, which the client's unit tests use as well: a canonical
+//! dialogue is a fixture file in that folder, loaded with [`transcript`], and replayed by both.
 //!
 //! When the script ends without `!close`/`!abort`, the server closes the connection as `!close`
 //! does. After closing cleanly it keeps reading until the client closes (or 10 s pass), so bytes
@@ -48,6 +34,11 @@ use std::time::{Duration, Instant};
 
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+// The transcript parser of the library's unit tests, so that a fixture means the same to both.
+#[path = "../../../src/pop3/transcript.rs"]
+mod transcript;
+use transcript::{Script, Step};
 
 /// How long the server waits for the client to connect, and (plus the script's sleeps) how long
 /// `finish` waits for the script to end.
@@ -82,6 +73,16 @@ pub fn login_script(capabilities: &str) -> String {
     )
 }
 
+/// The canonical transcript `tests/fixtures/transcripts/NAME.txt`, to pass to
+/// [`ScriptedServer::start`] (or `start_tls`) as it is or with steps added.
+pub fn transcript(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/transcripts")
+        .join(format!("{name}.txt"));
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("transcript fixture {}: {e}", path.display()))
+}
+
 /// Lossy UTF-8 view of bytes, for assertions on what the client sent.
 pub fn text_of(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -113,147 +114,7 @@ fn shown_line(line: &[u8]) -> String {
     }
 }
 
-/// Decodes the escapes of an `S=:` step.
-fn unescape(text: &str, line_no: usize) -> Vec<u8> {
-    let bad = |why: &str| -> ! { panic!("script line {line_no}: {why} in {text:?}") };
-    let mut out = Vec::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            let mut buf = [0u8; 4];
-            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-            continue;
-        }
-        match chars.next() {
-            Some('r') => out.push(b'\r'),
-            Some('n') => out.push(b'\n'),
-            Some('t') => out.push(b'\t'),
-            Some('0') => out.push(0),
-            Some('\\') => out.push(b'\\'),
-            Some('x') => {
-                let hex: String = chars.by_ref().take(2).collect();
-                match u8::from_str_radix(&hex, 16) {
-                    Ok(b) if hex.len() == 2 => out.push(b),
-                    _ => bad("bad \\xNN escape"),
-                }
-            }
-            Some(other) => bad(&format!("unknown escape \\{other}")),
-            None => bad("trailing backslash"),
-        }
-    }
-    out
-}
-
-/// One step of a [`Script`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Step {
-    /// Bytes to send, and how the step looked in the script (for the transcript).
-    Send {
-        bytes: Vec<u8>,
-        shown: String,
-    },
-    /// Read a line; it must be `text` + CRLF.
-    Expect(String),
-    /// Read a line; any content.
-    ExpectAny,
-    /// Read a line; it must start with the prefix.
-    ExpectPrefix(String),
-    Close,
-    Abort,
-    Sleep(Duration),
-    Quiet(Duration),
-    StartTls,
-    Flush,
-}
-
-/// A parsed transcript (see the module docs for the syntax).
-#[derive(Debug, Clone)]
-pub struct Script {
-    /// Steps with the script line numbers they came from (1-based).
-    steps: Vec<(usize, Step)>,
-}
-
 impl Script {
-    /// Parses a transcript. Panics (it is a test helper) on a line it does not understand.
-    pub fn parse(text: &str) -> Script {
-        let mut steps = Vec::new();
-        for (idx, raw) in text.lines().enumerate() {
-            let line_no = idx + 1;
-            let line = raw.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            if let Some((_, last)) = steps.last()
-                && matches!(last, Step::Close | Step::Abort)
-            {
-                panic!("script line {line_no}: step after !close/!abort: {line:?}");
-            }
-            let arg = |prefix: &str| -> Option<String> {
-                line.strip_prefix(prefix)
-                    .map(|rest| rest.trim_start().to_owned())
-            };
-            let step = if let Some(text) = arg("S=:") {
-                Step::Send {
-                    bytes: unescape(&text, line_no),
-                    shown: format!("S=: {text}"),
-                }
-            } else if let Some(text) = arg("S-:") {
-                let mut bytes = text.clone().into_bytes();
-                bytes.push(b'\n');
-                Step::Send {
-                    bytes,
-                    shown: format!("S-: {text}   [bare LF]"),
-                }
-            } else if let Some(text) = arg("S:") {
-                let mut bytes = text.clone().into_bytes();
-                bytes.extend_from_slice(b"\r\n");
-                Step::Send {
-                    bytes,
-                    shown: format!("S: {text}"),
-                }
-            } else if let Some(text) = arg("C~") {
-                Step::ExpectPrefix(text)
-            } else if let Some(text) = arg("C:") {
-                if text == "*" {
-                    Step::ExpectAny
-                } else {
-                    Step::Expect(text)
-                }
-            } else if let Some(cmd) = line.strip_prefix('!') {
-                let mut words = cmd.split_whitespace();
-                let name = words.next().unwrap_or("");
-                let step = match name {
-                    "close" => Step::Close,
-                    "abort" => Step::Abort,
-                    "starttls" => Step::StartTls,
-                    "flush" => Step::Flush,
-                    "sleep" | "quiet" => {
-                        let ms = words.next().and_then(|w| w.parse::<u64>().ok()).unwrap_or_else(
-                            || panic!("script line {line_no}: `!{name} MS` needs milliseconds: {line:?}"),
-                        );
-                        let wait = Duration::from_millis(ms);
-                        if name == "sleep" {
-                            Step::Sleep(wait)
-                        } else {
-                            Step::Quiet(wait)
-                        }
-                    }
-                    _ => panic!("script line {line_no}: unknown directive {line:?}"),
-                };
-                if words.next().is_some() {
-                    panic!("script line {line_no}: extra words after directive: {line:?}");
-                }
-                step
-            } else {
-                panic!(
-                    "script line {line_no}: cannot parse step {line:?} (expected S:, S-:, S=:, C:, C~ or !directive)"
-                );
-            };
-            steps.push((line_no, step));
-        }
-        Script { steps }
-    }
-
     fn uses_starttls(&self) -> bool {
         self.steps.iter().any(|(_, s)| *s == Step::StartTls)
     }
