@@ -7,32 +7,20 @@
 //!
 //! The normal suite runs a few kills; `POP3_KILL_ROUNDS=100 cargo test --locked sigkill_campaign
 //! -- --nocapture` runs a full campaign and prints its figures (docs/fetch-all.md quotes them).
+//!
+//! The kill loop and the counting are `support::kill_campaign`'s; this file says where the
+//! runs deliver and what a round and the campaign may leave there.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::dovecot_fetch::{
-    Rng, TestMessage, add_user, delivered_form, files_in, generate_messages, ids_on_server,
-    message_id, pop3, seed,
-};
+use crate::dovecot_fetch::{files_in, pop3};
 use crate::support::dovecot::User;
-
-/// Kills per campaign and messages per wave: `POP3_KILL_ROUNDS` kills of runs over 300
-/// messages, else a short variant for the normal suite.
-fn campaign_size() -> (usize, usize) {
-    match std::env::var("POP3_KILL_ROUNDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-    {
-        Some(kills) => (kills, 300),
-        None => (3, 60),
-    }
-}
+use crate::support::kill_campaign::{self, Round};
 
 #[derive(Clone, Copy, PartialEq)]
 enum Target {
@@ -47,6 +35,8 @@ struct Delivery {
     place: std::path::PathBuf,
     /// The MDA script.
     script: std::path::PathBuf,
+    /// The mbox's dot-lock.
+    lock: std::path::PathBuf,
 }
 
 impl Delivery {
@@ -74,8 +64,13 @@ impl Delivery {
             target,
             place,
             script,
+            lock: dir.join("inbox.lock"),
         }
     }
+}
+
+impl kill_campaign::Target for Delivery {
+    const SPAN_BY_WHAT_IS_LEFT: bool = true;
 
     fn command(&self, user: &User, state_home: &Path) -> (Command, tempfile::TempDir) {
         let pop3 =
@@ -115,6 +110,38 @@ impl Delivery {
             while !files_in(&self.place.join("tmp")).is_empty() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(5));
             }
+        }
+    }
+
+    fn is_whole(copy: &[u8], form: &[u8]) -> bool {
+        copy == form
+    }
+
+    fn check_round(&self, r: &Round<'_>) {
+        let (label, round) = (r.label, r.round);
+        if self.target == Target::Mbox {
+            assert_eq!(r.duplicates, 0, "[{label}] round {round}: duplicated");
+            // Only the append a kill interrupted may be torn, until the next run cuts it.
+            assert!(
+                r.partial <= 1,
+                "[{label}] round {round}: {} partial copies",
+                r.partial
+            );
+            // A dot-lock left by a killed run names it, so the next run can take it over.
+            if let Ok(text) = fs::read_to_string(&self.lock) {
+                assert!(
+                    text.trim().parse::<u32>().is_ok(),
+                    "[{label}] round {round}: a dot-lock without a PID: {text:?}"
+                );
+            }
+        } else {
+            assert_eq!(r.partial, 0, "[{label}] round {round}: partial copies");
+            assert!(
+                r.duplicates <= r.killed,
+                "[{label}] round {round}: {} duplicates after {} kills",
+                r.duplicates,
+                r.killed
+            );
         }
     }
 }
@@ -160,211 +187,44 @@ fn memchr(byte: u8, data: &[u8]) -> Option<usize> {
     data.iter().position(|&b| b == byte)
 }
 
-/// Whole copies per Message-ID, and the number of copies that are not a whole message.
-fn tally(
-    copies: &[Vec<u8>],
-    expected: &HashMap<String, Vec<u8>>,
-) -> (HashMap<String, usize>, usize) {
-    let mut whole: HashMap<String, usize> = HashMap::new();
-    let mut partial = 0;
-    for copy in copies {
-        match message_id(copy) {
-            Some(id) if expected.get(&id) == Some(copy) => *whole.entry(id).or_insert(0) += 1,
-            _ => partial += 1,
-        }
-    }
-    (whole, partial)
-}
-
-fn run_to_completion(delivery: &Delivery, user: &User, state_home: &Path) -> (Duration, String) {
-    let (mut command, _home) = delivery.command(user, state_home);
-    let started = Instant::now();
-    let output = command.stdin(Stdio::null()).output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(output.status.success(), "run failed: {stderr}");
-    delivery.settle();
-    (started.elapsed(), stderr)
-}
-
 fn campaign(target: Target) {
     let label = match target {
         Target::Mbox => "mbox",
         Target::Mda => "mda",
     };
-    let seed = seed() ^ 0x6b69_6c6c ^ u64::from(target == Target::Mda);
-    let mut rng = Rng(seed);
-    let (kills, messages_per_wave) = campaign_size();
-    let work = tempfile::tempdir().unwrap();
-    eprintln!("[{label}] seed {seed}, {kills} kills (POP3_TEST_SEED, POP3_KILL_ROUNDS)");
-
-    // Calibration: an uninterrupted run of the same size on another user.
-    let calibration = generate_messages(&mut rng, &format!("{label}-calibrate"), messages_per_wave);
-    let calibration_user = add_user(&calibration);
-    let calibration_dir = work.path().join("calibrate");
-    fs::create_dir_all(&calibration_dir).unwrap();
-    let calibration_delivery = Delivery::new(target, &calibration_dir);
-    let (full_run, _) = run_to_completion(
-        &calibration_delivery,
-        &calibration_user,
-        &calibration_dir.join("state"),
-    );
-    assert_eq!(calibration_delivery.copies().len(), messages_per_wave);
-    eprintln!("[{label}] an uninterrupted run of {messages_per_wave} messages: {full_run:?}");
-
-    let dir = work.path().join("run");
-    fs::create_dir_all(&dir).unwrap();
-    let delivery = Delivery::new(target, &dir);
-    let state_home = dir.join("state");
-    let lock = dir.join("inbox.lock");
-    // Every message of every wave, as it must arrive.
-    let mut expected: HashMap<String, Vec<u8>> = HashMap::new();
-    let mut all: Vec<String> = Vec::new();
-    // A wave is a fresh user with its own messages; once a run finishes it (delete mode
-    // empties the maildrop), the next wave starts, so every kill has work to interrupt.
-    let mut wave: Option<(User, Vec<TestMessage>)> = None;
-    let mut waves = 0;
-
-    let started = Instant::now();
-    let mut killed = 0;
-    let mut finished_early = 0;
-    let mut torn_after_kill = 0;
-    let mut round = 0;
-    while killed < kills {
-        assert!(
-            round < kills * 4,
-            "[{label}] too many runs finished before their kill"
-        );
-        round += 1;
-        let (user, messages) = wave.get_or_insert_with(|| {
-            waves += 1;
-            let messages =
-                generate_messages(&mut rng, &format!("{label}-{waves}"), messages_per_wave);
-            for m in &messages {
-                expected.insert(m.id.clone(), delivered_form(&m.raw));
-                all.push(m.id.clone());
-            }
-            (add_user(&messages), messages)
-        });
-        // What is left of the wave bounds a run's length: kill within it.
-        let left = {
-            let (whole, _) = tally(&delivery.copies(), &expected);
-            messages
-                .iter()
-                .filter(|m| !whole.contains_key(&m.id))
-                .count()
-        };
-        let span = full_run.as_micros() as u64 * (left as u64 + 10) / messages_per_wave as u64;
-        let before = delivery.progress();
-        let (mut command, _home) = delivery.command(user, &state_home);
-        let mut child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        if round % 2 == 0 {
-            std::thread::sleep(Duration::from_micros(rng.below(span + 1)));
-        } else {
-            // Just after delivery starts growing: inside an append, or between the append and
-            // its record, the windows a uniform delay rarely hits.
-            let delay = Duration::from_micros(rng.below(3_000));
-            let deadline = Instant::now() + full_run * 2;
-            while Instant::now() < deadline && child.try_wait().unwrap().is_none() {
-                if delivery.progress() > before {
-                    std::thread::sleep(delay);
-                    break;
-                }
-                std::thread::sleep(Duration::from_micros(100));
-            }
-        }
-        let _ = child.kill();
-        let output = child.wait_with_output().unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let finished = if output.status.signal() == Some(libc::SIGKILL) {
-            killed += 1;
-            false
-        } else {
-            assert!(
-                output.status.success(),
-                "[{label}] round {round}: pop3 failed ({}): {stderr}",
-                output.status
-            );
-            finished_early += 1;
-            true
-        };
-        delivery.settle();
-
-        // Never lost: on the server (looked at first), or whole in the target.
-        let on_server = ids_on_server(user);
-        let (whole, partial) = tally(&delivery.copies(), &expected);
-        for message in messages.iter() {
-            assert!(
-                on_server.contains(&message.id) || whole.contains_key(&message.id),
-                "[{label}] round {round}: {} is lost",
-                message.id
-            );
-        }
-        let duplicates: usize = whole.values().map(|n| n - 1).sum();
-        if target == Target::Mbox {
-            assert_eq!(duplicates, 0, "[{label}] round {round}: duplicated");
-            // Only the append a kill interrupted may be torn, until the next run cuts it.
-            assert!(
-                partial <= 1,
-                "[{label}] round {round}: {partial} partial copies"
-            );
-            torn_after_kill += partial;
-            // A dot-lock left by a killed run names it, so the next run can take it over.
-            if let Ok(text) = fs::read_to_string(&lock) {
-                assert!(
-                    text.trim().parse::<u32>().is_ok(),
-                    "[{label}] round {round}: a dot-lock without a PID: {text:?}"
-                );
-            }
-        } else {
-            assert_eq!(partial, 0, "[{label}] round {round}: partial copies");
-            assert!(
-                duplicates <= killed,
-                "[{label}] round {round}: {duplicates} duplicates after {killed} kills"
-            );
-        }
-        if finished {
-            wave = None;
-        }
-    }
-
-    let user = match &wave {
-        Some((user, _)) => user,
-        None => &add_user(&[]),
-    };
-    let (final_run, summary) = run_to_completion(&delivery, user, &state_home);
+    let salt = 0x6b69_6c6c ^ u64::from(target == Target::Mda);
+    let c = kill_campaign::campaign(label, salt, |dir| Delivery::new(target, dir));
     assert!(
-        final_run < full_run * 3 + Duration::from_secs(5),
-        "[{label}] the clean run took {final_run:?} (a stuck lock?)"
+        c.final_run < c.full_run * 3 + Duration::from_secs(5),
+        "[{label}] the clean run took {:?} (a stuck lock?)",
+        c.final_run
     );
-    let copies = delivery.copies();
-    let (whole, partial) = tally(&copies, &expected);
-    let lost = all.iter().filter(|id| !whole.contains_key(*id)).count();
-    let duplicates: usize = whole.values().map(|n| n - 1).sum();
-    let max_copies = whole.values().copied().max().unwrap_or(0);
-    let stuck_lock = lock.exists();
-    let lock_leftovers: Vec<String> = fs::read_dir(&dir)
+    let stuck_lock = c.target.lock.exists();
+    let lock_leftovers: Vec<String> = fs::read_dir(&c.dir)
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| n.contains(".lock"))
         .collect();
+    let (killed, duplicates) = (c.killed, c.duplicates);
     eprintln!(
-        "[{label}] {killed} kills ({finished_early} runs finished first) in {:?}; clean run: {}; \
-         {} messages in {waves} wave(s): {lost} lost, {duplicates} duplicated (at most {max_copies} copies \
-         of one), {partial} partial left ({torn_after_kill} torn copies seen after kills, cut \
+        "[{label}] {killed} kills ({} runs finished first) in {:?}; clean run: {}; \
+         {} messages in {} wave(s): {} lost, {duplicates} duplicated (at most {} copies \
+         of one), {} partial left ({} torn copies seen after kills, cut \
          back by the next run), stuck lock: {stuck_lock}",
-        started.elapsed(),
-        summary.lines().last().unwrap_or_default(),
-        all.len()
+        c.finished_early,
+        c.elapsed,
+        c.summary,
+        c.messages,
+        c.waves,
+        c.lost,
+        c.max_copies,
+        c.partial,
+        c.torn_after_kill,
     );
-    assert_eq!(lost, 0, "[{label}] lost messages");
-    assert_eq!(partial, 0, "[{label}] partial copies left");
-    assert_eq!(user.messages_on_server(), 0, "[{label}] delete mode");
+    assert_eq!(c.lost, 0, "[{label}] lost messages");
+    assert_eq!(c.partial, 0, "[{label}] partial copies left");
+    assert_eq!(c.left_on_server, 0, "[{label}] delete mode");
     assert!(!stuck_lock, "[{label}] a dot-lock stayed");
     assert!(lock_leftovers.is_empty(), "[{label}] {lock_leftovers:?}");
     match target {
@@ -375,7 +235,7 @@ fn campaign(target: Target) {
         ),
     }
     // Nothing of ours stays beside the state file (the mbox spool included).
-    let state_files: HashSet<String> = fs::read_dir(state_home.join("pop3"))
+    let state_files: HashSet<String> = fs::read_dir(c.state_home.join("pop3"))
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())

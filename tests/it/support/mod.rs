@@ -4,6 +4,7 @@ pub mod cli;
 pub mod dovecot;
 pub mod fetch;
 pub mod hostile;
+pub mod kill_campaign;
 pub mod postfix;
 pub mod pty;
 pub mod scripted;
