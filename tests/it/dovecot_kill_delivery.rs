@@ -208,17 +208,9 @@ fn campaign(target: Target) {
         .collect();
     let (killed, duplicates) = (c.killed, c.duplicates);
     eprintln!(
-        "[{label}] {killed} kills ({} runs finished first) in {:?}; clean run: {}; \
-         {} messages in {} wave(s): {} lost, {duplicates} duplicated (at most {} copies \
-         of one), {} partial left ({} torn copies seen after kills, cut \
-         back by the next run), stuck lock: {stuck_lock}",
-        c.finished_early,
-        c.elapsed,
-        c.summary,
-        c.messages,
-        c.waves,
-        c.lost,
-        c.max_copies,
+        "[{label}] {}), {} partial left ({} torn copies seen after kills, cut back by the next \
+         run), stuck lock: {stuck_lock}",
+        c.figures(),
         c.partial,
         c.torn_after_kill,
     );

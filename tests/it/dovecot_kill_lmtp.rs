@@ -91,18 +91,8 @@ impl kill_campaign::Target for Lmtp {
 fn sigkill_campaign_lmtp_loses_nothing_and_duplicates_at_most_the_window() {
     let c = kill_campaign::campaign("lmtp", 0x6c6d_7470, Lmtp::new);
     eprintln!(
-        "[lmtp] {} kills ({} runs finished first) in {:?}; clean run: {}; \
-         {} messages in {} wave(s): {} lost, {} duplicated (at most \
-         {} copies of one; allowed {WINDOW} per kill), {} partial",
-        c.killed,
-        c.finished_early,
-        c.elapsed,
-        c.summary,
-        c.messages,
-        c.waves,
-        c.lost,
-        c.duplicates,
-        c.max_copies,
+        "[lmtp] {}; allowed {WINDOW} per kill), {} partial",
+        c.figures(),
         c.partial
     );
     assert_eq!(c.lost, 0, "[lmtp] lost messages");

@@ -94,6 +94,26 @@ pub struct Campaign<T> {
     _work: tempfile::TempDir,
 }
 
+impl<T> Campaign<T> {
+    /// The figures every campaign prints: kills, time, the clean run's summary, messages lost
+    /// and duplicated; it ends inside a parenthesis for the target's own figures to follow.
+    pub fn figures(&self) -> String {
+        format!(
+            "{} kills ({} runs finished first) in {:?}; clean run: {}; {} messages in {} \
+             wave(s): {} lost, {} duplicated (at most {} copies of one",
+            self.killed,
+            self.finished_early,
+            self.elapsed,
+            self.summary,
+            self.messages,
+            self.waves,
+            self.lost,
+            self.duplicates,
+            self.max_copies,
+        )
+    }
+}
+
 /// Whole copies per Message-ID, and the number of copies that are not a whole message.
 fn tally<T: Target>(
     copies: &[Vec<u8>],
