@@ -5,7 +5,7 @@
 
 use std::io::{self, Read, Seek, SeekFrom, Write};
 
-use super::codec::{Command, DataEncoder, Reply, check_address, scan_message};
+use super::codec::{Command, DataEncoder, Reply, check_address, read_some, scan_message};
 use super::settings::Protocol;
 use super::window::{Pending, PendingKind};
 use super::{CHUNK, Deliverer, DeliveryError, Verdict};
@@ -229,11 +229,9 @@ impl<S: Read + Write> Deliverer<S> {
     ) -> Result<(), DeliveryError> {
         self.chunk.resize(CHUNK, 0);
         loop {
-            let n = match message.read(&mut self.chunk) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(DeliveryError::Message(e)),
+            let n = match read_some(message, &mut self.chunk).map_err(DeliveryError::Message)? {
+                0 => break,
+                n => n,
             };
             encoder.encode(&self.chunk[..n], &mut self.out);
             if self.out.len() >= CHUNK {
@@ -252,11 +250,9 @@ fn bdat_size(message: &mut impl Read) -> io::Result<u64> {
     let mut out = Vec::with_capacity(CHUNK + CHUNK / 16);
     let mut size = 0u64;
     loop {
-        let n = match message.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
+        let n = match read_some(message, &mut buf)? {
+            0 => break,
+            n => n,
         };
         encoder.encode(&buf[..n], &mut out);
         size += out.len() as u64;
