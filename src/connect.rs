@@ -6,20 +6,28 @@
 //! unless the account allows it; a wrong TLS mode is recognised and named, not waited out; and
 //! there is exactly one login attempt per run (a second guess could lock the account on some
 //! servers). Every copy of a secret made here is wiped when dropped.
+//!
+//! This file holds the flow of [`open`] (TCP, TLS or STLS, greeting, capabilities, login,
+//! capabilities again) and what it returns; its steps live apart:
+//! - [`secret_source`]: where the password or token comes from.
+//! - [`tcp`]: the TCP path (maybe through the proxy) and the wait for a plain greeting, which
+//!   recognises a port that speaks implicit TLS.
+//! - [`login`]: the plaintext policy, the choice of mechanism and the login itself.
 
-use std::io::Read;
-use std::net::TcpStream;
-use std::process::{Command as Process, Stdio};
-use std::time::{Duration, Instant};
+mod login;
+mod secret_source;
+mod tcp;
 
-use base64::Engine;
-use zeroize::Zeroizing;
-
-use crate::config::{Account, AuthMethod, PasswordSource, TlsMode};
-use crate::pop3::client::{Greeting, Tracer};
+use crate::config::{Account, TlsMode};
+use crate::pop3::client::Tracer;
 use crate::pop3::{self, Capabilities, Client, Command, Session, StatusLine};
 use crate::secret::Secret;
-use crate::transport::{self, Stream, TlsConnector, TlsInfo, TransportError};
+use crate::transport::{Stream, TlsConnector, TlsInfo, TransportError};
+
+pub use login::check_plaintext_policy;
+use login::{choose_mechanism, log_in, pipeline_behind_login};
+pub use secret_source::{credential, uses_oauth};
+use tcp::{await_greeting, open_tcp};
 
 /// Milestones of connecting, reported as they happen (`login-check` prints them).
 #[derive(Debug)]
@@ -159,16 +167,6 @@ pub struct Options<'a> {
     pub remembered: Option<Capabilities>,
 }
 
-/// Whether the account logs in with an OAuth2 token rather than a password: when asked to, or
-/// (with `auth = "auto"`) whenever a token command is configured.
-pub fn uses_oauth(account: &Account) -> bool {
-    match account.auth {
-        AuthMethod::Xoauth2 | AuthMethod::Oauthbearer => true,
-        AuthMethod::Auto => account.oauth_token_command.is_some(),
-        AuthMethod::User | AuthMethod::Plain | AuthMethod::Apop => false,
-    }
-}
-
 impl Connection {
     /// How many commands to keep in flight: a full window when the server announced
     /// PIPELINING (RFC 2449 §6.6), else one at a time.
@@ -179,198 +177,6 @@ impl Connection {
             1
         }
     }
-}
-
-/// Obtains the secret to log in with: an OAuth2 access token from `oauth_token_command`, or the
-/// password from its configured source.
-pub fn credential(account: &Account) -> Result<Secret, ConnectError> {
-    if uses_oauth(account)
-        && let Some(argv) = &account.oauth_token_command
-    {
-        return run_secret_command(argv, "oauth_token_command", "token");
-    }
-    password(account)
-}
-
-fn password(account: &Account) -> Result<Secret, ConnectError> {
-    match &account.password {
-        PasswordSource::Inline(secret) => Ok(secret.clone()),
-        PasswordSource::Env(var) => match crate::secret::from_env(var) {
-            Some(secret) if !secret.expose().is_empty() => Ok(secret),
-            _ => Err(ConnectError::Password(format!(
-                "password_env names {var}, but that environment variable is not set"
-            ))),
-        },
-        PasswordSource::File(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                ConnectError::Password(format!("cannot read password_file {}: {e}", path.display()))
-            })?;
-            first_line(Zeroizing::new(text)).ok_or_else(|| {
-                ConnectError::Password(format!("password_file {} is empty", path.display()))
-            })
-        }
-        PasswordSource::Command(argv) => run_secret_command(argv, "password_command", "password"),
-        PasswordSource::Prompt => {
-            if !crate::ui::stdin_is_terminal() {
-                return Err(ConnectError::Password(format!(
-                    "no password for {}@{}: not on a terminal, so set password_command, password_env or password_file",
-                    account.user, account.host
-                )));
-            }
-            let prompt = format!("Password for {}@{}: ", account.user, account.host);
-            crate::ui::prompt_password(&prompt)
-                .map_err(|e| ConnectError::Password(format!("cannot read the password: {e}")))
-        }
-    }
-}
-
-fn first_line(text: Zeroizing<String>) -> Option<Secret> {
-    let line = text.lines().next().unwrap_or("");
-    (!line.is_empty()).then(|| Secret::new(line.to_owned()))
-}
-
-/// Runs `argv` and takes the first line of its output as the secret. `key` names the setting
-/// and `what` the secret in error messages.
-fn run_secret_command(argv: &[String], key: &str, what: &str) -> Result<Secret, ConnectError> {
-    let shown = argv.join(" ");
-    let fail = |why: String| ConnectError::Password(format!("{key} `{shown}` {why}"));
-    // stdin and stderr stay with the user: helpers like `pass` may ask for a passphrase.
-    let mut child = Process::new(&argv[0])
-        .args(&argv[1..])
-        .stdout(Stdio::piped())
-        .spawn()
-        .map_err(|e| fail(format!("cannot run: {e}")))?;
-    // Room for any sane secret up front: growing would leave unwiped copies behind.
-    let mut output = Zeroizing::new(String::with_capacity(8192));
-    let read = child
-        .stdout
-        .take()
-        .map(|mut out| out.read_to_string(&mut output));
-    let status = child.wait().map_err(|e| fail(format!("cannot run: {e}")))?;
-    if !status.success() {
-        return Err(fail(format!("failed ({status})")));
-    }
-    if let Some(Err(e)) = read {
-        return Err(fail(format!("printed something unreadable: {e}")));
-    }
-    first_line(output).ok_or_else(|| fail(format!("printed no {what}")))
-}
-
-/// Refuses, before anything is asked or sent, a login that would put the password on an
-/// unencrypted connection. APOP counts too: its digest over a server-chosen timestamp can be
-/// brute-forced offline by anyone who sees it.
-pub fn check_plaintext_policy(account: &Account) -> Result<(), ConnectError> {
-    if account.tls == TlsMode::None && !account.allow_plaintext_password {
-        return Err(plaintext_refused(account));
-    }
-    Ok(())
-}
-
-fn plaintext_refused(account: &Account) -> ConnectError {
-    let what = if uses_oauth(account) {
-        "the OAuth token"
-    } else if account.auth == AuthMethod::Apop {
-        "an APOP digest of the password (it can be cracked offline)"
-    } else {
-        "the password"
-    };
-    ConnectError::PlaintextRefused {
-        what,
-        user: account.user.clone(),
-        host: account.host.clone(),
-    }
-}
-
-/// How long a plain connection waits for the greeting before a second connection checks
-/// whether the port expects TLS instead (a TLS port waits for our handshake in silence).
-const TLS_PROBE_AFTER: Duration = Duration::from_secs(3);
-/// The longest the probe's TLS handshake may take.
-const TLS_PROBE_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// Waits for the first byte of the greeting on a plain connection. When none comes within a
-/// few seconds, a second connection tries a TLS handshake: if the port speaks TLS, that is the
-/// mistake to name; if not, the server is merely slow and is waited for up to the timeout.
-fn await_greeting(tcp: &TcpStream, account: &Account) -> Result<(), ConnectError> {
-    let started = Instant::now();
-    let first_wait = TLS_PROBE_AFTER.min(account.timeout);
-    let restore = |tcp: &TcpStream| {
-        let _ = tcp.set_read_timeout(Some(account.timeout));
-    };
-    if byte_arrives(tcp, first_wait) {
-        restore(tcp);
-        return Ok(());
-    }
-    let remaining = account.timeout.saturating_sub(started.elapsed());
-    if !remaining.is_zero() {
-        let probe = remaining.min(TLS_PROBE_TIMEOUT);
-        // The probe takes the same way as the session (through the proxy, if any): a direct
-        // connection could leak the server's name or be blocked where only the proxy gets out.
-        if let Ok(tcp) = open_tcp(account, probe)
-            && transport::speaks_tls(tcp, &account.host)
-        {
-            return Err(ConnectError::ImplicitTlsPort {
-                host: account.host.clone(),
-                port: account.port,
-            });
-        }
-    }
-    let remaining = account.timeout.saturating_sub(started.elapsed());
-    let arrived = !remaining.is_zero() && byte_arrives(tcp, remaining);
-    restore(tcp);
-    if arrived {
-        Ok(())
-    } else {
-        Err(ConnectError::NoGreeting {
-            host: account.host.clone(),
-            port: account.port,
-        })
-    }
-}
-
-/// Whether a byte (or the end of the stream, or an error, which the client then reports) can
-/// be read within `wait`; nothing is consumed.
-fn byte_arrives(tcp: &TcpStream, wait: Duration) -> bool {
-    if tcp.set_read_timeout(Some(wait)).is_err() {
-        return true;
-    }
-    loop {
-        match tcp.peek(&mut [0u8; 1]) {
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                return false;
-            }
-            _ => return true,
-        }
-    }
-}
-
-/// Base64 of the concatenated `parts` (a SASL payload, which holds the secret), built in
-/// buffers sized up front (so no reallocation leaves a copy behind) and wiped when dropped.
-fn sasl_payload(parts: &[&str]) -> Zeroizing<String> {
-    let len = parts.iter().map(|p| p.len()).sum();
-    let mut raw = Zeroizing::new(Vec::with_capacity(len));
-    for part in parts {
-        raw.extend_from_slice(part.as_bytes());
-    }
-    let mut encoded = Zeroizing::new(String::with_capacity(
-        base64::encoded_len(len, true).unwrap_or(0),
-    ));
-    base64::engine::general_purpose::STANDARD.encode_string(&*raw, &mut encoded);
-    encoded
-}
-
-/// A TCP connection to the account's server, through its proxy if it has one, with `timeout`
-/// for connecting and for every read and write.
-fn open_tcp(account: &Account, timeout: Duration) -> Result<TcpStream, ConnectError> {
-    Ok(match &account.proxy {
-        Some(proxy) => crate::proxy::connect(proxy, &account.host, account.port, timeout)?,
-        None => transport::connect_tcp(&account.host, account.port, timeout)?,
-    })
 }
 
 /// Connects, secures and logs in: one attempt, no fallbacks that weaken security. See
@@ -470,76 +276,14 @@ pub fn open(
         }
         chosen => chosen?,
     };
-    if account.tls == TlsMode::None && !account.allow_plaintext_password {
-        return Err(plaintext_refused(account));
-    }
-    let user = account.user.as_str();
+    // Checked again although commands check it first: the rule must hold for every caller.
+    check_plaintext_policy(account)?;
     let secret = password.expose();
-    // OAuth mechanisms answer a refused token with a challenge, which would swallow pipelined
-    // commands as SASL answers: they log in alone.
-    if capabilities.pipelining()
-        && matches!(
-            mechanism,
-            Mechanism::User | Mechanism::Plain | Mechanism::Apop
-        )
-    {
-        let mut tail = vec![Command::Capa];
-        // Nothing the server said it lacks: UIDL then waits for the post-login CAPA to decide.
-        tail.extend(
-            prefetch
-                .iter()
-                .filter(|c| capabilities.uidl() || !matches!(c, Command::Uidl(_)))
-                .cloned(),
-        );
-        client.send_after_login(&tail);
-    }
-    let login = match mechanism {
-        Mechanism::User => client.login_user(user, secret),
-        Mechanism::Plain => {
-            // RFC 4616: authzid (empty) NUL authcid NUL passwd.
-            let payload = sasl_payload(&["\0", user, "\0", secret]);
-            // The initial response goes on the AUTH line (RFC 5034 §4); should the server
-            // still send a challenge, an empty answer is the right reply to an unexpected one.
-            client.authenticate("PLAIN", Some(&payload), |_| Zeroizing::new(String::new()))
-        }
-        Mechanism::Apop => {
-            let timestamp = greeting.apop_timestamp.clone().unwrap_or_default();
-            client.login_apop(user, secret, &timestamp)
-        }
-        Mechanism::Xoauth2 => {
-            // Microsoft's servers refuse the token on the AUTH line; every server takes it as
-            // the answer to an empty challenge, so that form is always used. After a failure
-            // the server sends an error challenge, which gets an empty answer (Google's docs).
-            let payload = sasl_payload(&["user=", user, "\x01auth=Bearer ", secret, "\x01\x01"]);
-            let mut answers = std::iter::once(payload);
-            client.authenticate("XOAUTH2", None, |_| {
-                answers
-                    .next()
-                    .unwrap_or_else(|| Zeroizing::new(String::new()))
-            })
-        }
-        Mechanism::Oauthbearer => {
-            // RFC 7628 §3.1: the GS2 header, then host, port and the bearer token.
-            let port = account.port.to_string();
-            let payload = sasl_payload(&[
-                "n,a=",
-                user,
-                ",\x01host=",
-                host,
-                "\x01port=",
-                &port,
-                "\x01auth=Bearer ",
-                secret,
-                "\x01\x01",
-            ]);
-            // RFC 7628 §3.2.3: an error challenge is answered with a single %x01.
-            let dummy = sasl_payload(&["\x01"]);
-            client.authenticate("OAUTHBEARER", Some(&payload), |_| dummy.clone())
-        }
-    };
+    pipeline_behind_login(&mut client, mechanism, &capabilities, prefetch);
+    let login = log_in(client, mechanism, account, secret, &greeting);
     let mut session = login.map_err(|e| match e {
         pop3::Error::Server { status, .. } => ConnectError::Authentication {
-            user: user.to_owned(),
+            user: account.user.clone(),
             host: host.to_owned(),
             status,
         },
@@ -557,73 +301,4 @@ pub fn open(
         capabilities,
         learned,
     })
-}
-
-/// A login mechanism this program implements.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mechanism {
-    User,
-    Plain,
-    Apop,
-    Xoauth2,
-    Oauthbearer,
-}
-
-impl Mechanism {
-    fn name(self) -> &'static str {
-        match self {
-            Mechanism::User => "USER/PASS",
-            Mechanism::Plain => "SASL PLAIN",
-            Mechanism::Apop => "APOP",
-            Mechanism::Xoauth2 => "SASL XOAUTH2",
-            Mechanism::Oauthbearer => "SASL OAUTHBEARER",
-        }
-    }
-}
-
-fn choose_mechanism(
-    account: &Account,
-    capabilities: &Capabilities,
-    greeting: &Greeting,
-) -> Result<Mechanism, ConnectError> {
-    match account.auth {
-        AuthMethod::User => Ok(Mechanism::User),
-        AuthMethod::Plain => Ok(Mechanism::Plain),
-        AuthMethod::Apop if greeting.apop_timestamp.is_some() => Ok(Mechanism::Apop),
-        AuthMethod::Apop => Err(ConnectError::ApopUnavailable {
-            host: account.host.clone(),
-        }),
-        AuthMethod::Xoauth2 => Ok(Mechanism::Xoauth2),
-        AuthMethod::Oauthbearer => Ok(Mechanism::Oauthbearer),
-        AuthMethod::Auto if account.oauth_token_command.is_some() => {
-            if capabilities.sasl("OAUTHBEARER") && !capabilities.sasl("XOAUTH2") {
-                Ok(Mechanism::Oauthbearer)
-            } else {
-                Ok(Mechanism::Xoauth2)
-            }
-        }
-        AuthMethod::Auto => {
-            if capabilities.sasl("PLAIN") {
-                Ok(Mechanism::Plain)
-            } else if capabilities.user() || !capabilities.is_known() {
-                // RFC 1939 servers without CAPA all take USER/PASS.
-                Ok(Mechanism::User)
-            } else {
-                let offered = capabilities.arguments("SASL").join(" ");
-                let offered = if offered.is_empty() {
-                    "no USER, no SASL".into()
-                } else {
-                    format!("SASL {offered}")
-                };
-                let host = account.host.clone();
-                // Such a server (Dovecot's default) allows logins only after STLS: the fix is
-                // the TLS mode, not another mechanism.
-                if account.tls == TlsMode::None && capabilities.stls() {
-                    Err(ConnectError::NeedsStarttls { host, offered })
-                } else {
-                    Err(ConnectError::NoMechanism { host, offered })
-                }
-            }
-        }
-    }
 }

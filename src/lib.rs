@@ -8,6 +8,8 @@
 //!   response codes, listings, multi-line decoding with byte-unstuffing, capabilities, and a
 //!   typed client (`Client` in AUTHORIZATION, `Session` in TRANSACTION, `quit` for UPDATE)
 //!   over any `Read + Write`. It opens no sockets, reads no configuration and prints nothing.
+//!   Only [`pop3::client`] does I/O; its folder splits it into the buffered connection, the
+//!   AUTHORIZATION state (logins), the listings and pipelining.
 //! - [`transport`] opens TCP connections and does TLS (rustls; system roots plus an optional
 //!   CA file), for implicit TLS and the STLS upgrade, with timeouts; [`proxy`] tunnels the TCP
 //!   connection through SOCKS5 first when asked.
@@ -17,12 +19,15 @@
 //!   [`secret`] holds passwords so that no `Debug` or `Display` can show them.
 //! - [`connect`] is the one place where config, transport and protocol meet: it turns an
 //!   `Account` into a logged-in `Session`, enforcing the security rules (no plaintext password
-//!   without TLS unless allowed, no silent fallback).
+//!   without TLS unless allowed, no silent fallback). Its folder holds the steps of that flow:
+//!   where the secret comes from, the TCP path (with the probe for an implicit-TLS port) and
+//!   the login.
 //!
 //! What happens to mail:
 //! - [`store`] is where `fetch-all` puts mail: Maildir, mbox, an MDA command (and LMTP/SMTP
-//!   through [`store::smtp`]), the per-account state journal of delivered unique-ids, and the
-//!   per-account lock.
+//!   through [`store::smtp`]: a sans-I/O codec, and a pipelining driver split into the
+//!   connection, one message's transaction and the window of messages in flight), the
+//!   per-account state journal of delivered unique-ids, and the per-account lock.
 //! - [`message`] is the only user of `mail-parser`: header summaries and readable bodies, every
 //!   string made safe for a terminal.
 //! - [`import`] reads mpop's, fetchmail's and getmail's setups into accounts and state.

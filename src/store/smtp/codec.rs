@@ -449,6 +449,17 @@ pub struct MessageScan {
 /// The most octets of one header line (unfolded) examined for `Return-Path:`.
 const MAX_RETURN_PATH_LINE: usize = 4096;
 
+/// Reads from `reader` into `buf` once, trying again when a signal interrupted the read:
+/// how many octets arrived, 0 at the end.
+pub(crate) fn read_some(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match reader.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
 /// Reads `message` to its end and returns its [`MessageScan`], in bounded memory.
 pub fn scan_message(mut message: impl Read) -> io::Result<MessageScan> {
     let mut buf = vec![0u8; 64 * 1024];
@@ -457,11 +468,9 @@ pub fn scan_message(mut message: impl Read) -> io::Result<MessageScan> {
     let mut prev = 0u8;
     let mut headers = HeaderScan::default();
     loop {
-        let n = match message.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
+        let n = match read_some(&mut message, &mut buf)? {
+            0 => break,
+            n => n,
         };
         let chunk = &buf[..n];
         size += n as u64;
