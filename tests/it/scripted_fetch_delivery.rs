@@ -456,6 +456,38 @@ fn dry_run_changes_nothing_and_says_what_it_would_do() {
     }
 }
 
+/// `fetch-all --dry-run -v` used to print the plan ("would fetch 2 messages") and then the
+/// summary line "fetched 0 messages", which read as though the fetch had failed. A dry run's
+/// plan is its summary.
+#[test]
+fn dry_run_verbose_does_not_say_it_fetched_0_messages() {
+    let fixture = Fixture::new();
+    let server = ScriptedServer::start(&format!(
+        "{}{}{QUIT}",
+        login_script("USER UIDL PIPELINING"),
+        list_and_uidl(&[&A, &B]),
+    ));
+    let outcome = fixture
+        .fetch_maildir(&server, &["--dry-run", "-v"])
+        .expect_code(0);
+    assert_sent(&server.finish(), &["LIST", "UIDL", "QUIT"]);
+    assert!(
+        outcome
+            .stdout
+            .starts_with("command-line: would fetch 2 messages "),
+        "{}",
+        outcome.stdout
+    );
+    assert!(!outcome.stderr.contains("fetched"), "{}", outcome.stderr);
+    let stderr: Vec<&str> = outcome.stderr.lines().collect();
+    assert_eq!(stderr.len(), 1, "{}", outcome.stderr);
+    assert!(
+        stderr[0].starts_with("logged in with "),
+        "{}",
+        outcome.stderr
+    );
+}
+
 #[test]
 fn dry_run_on_a_new_account_creates_no_maildir_and_no_state_file() {
     let fixture = Fixture::new();
