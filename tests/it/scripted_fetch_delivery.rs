@@ -65,6 +65,67 @@ fn keep_mode_delivers_once_and_silently() {
     );
 }
 
+/// Keep mode overlaps local durability with the download as delete mode does (issue 11): a
+/// message is made durable and recorded while the next one still downloads, not in one flush
+/// at the end. The server holds message 2 back, so the first state that records anything can
+/// only record message 1; one flush at the end would show both at once.
+#[test]
+fn keep_mode_records_a_message_while_the_next_one_downloads() {
+    let fixture = Fixture::new();
+    let server = ScriptedServer::start(&format!(
+        "{}{}
+         C: RETR 1
+         C: RETR 2
+         {}{}
+         !sleep 1500
+         {}{QUIT}",
+        login_script("USER UIDL PIPELINING"),
+        list_and_uidl(&[&A, &B]),
+        send(&A.retr_reply()),
+        send(&B.retr_reply()[..40]),
+        send(&B.retr_reply()[40..]),
+    ));
+    let state_dir = fixture.path("state");
+    let first_recorded = std::thread::spawn(move || {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let recorded = recorded_in(&state_dir);
+            if !recorded.is_empty() || std::time::Instant::now() > deadline {
+                return recorded;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    });
+    let outcome = fixture.fetch_maildir(&server, &["--keep"]).expect_code(0);
+    assert_silent(&outcome);
+    server.finish();
+    assert_eq!(first_recorded.join().unwrap(), ["uid-A"]);
+    assert_eq!(
+        fixture.delivered(),
+        BTreeSet::from(["uid-A".to_owned(), "uid-B".to_owned()])
+    );
+}
+
+/// The unique-ids recorded as delivered in the state file in `dir` (complete lines only).
+fn recorded_in(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let Some(file) = entries.map(|e| e.unwrap().path()).find(|p| {
+        let name = p.file_name().unwrap().to_string_lossy();
+        !name.starts_with('.') && !name.ends_with(".lock") && !name.ends_with(".capabilities")
+    }) else {
+        return Vec::new();
+    };
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    let complete = &text[..text.rfind('\n').map_or(0, |end| end + 1)];
+    complete
+        .lines()
+        .filter_map(|line| line.strip_prefix("+ "))
+        .map(|rest| rest.split(' ').next().unwrap().to_owned())
+        .collect()
+}
+
 #[test]
 fn verbose_run_prints_a_summary() {
     let fixture = Fixture::new();
@@ -454,6 +515,38 @@ fn dry_run_changes_nothing_and_says_what_it_would_do() {
         assert_eq!(fixture.state_text(), state_before);
         assert_eq!(tree(fixture.root.path()), tree_before);
     }
+}
+
+/// `fetch-all --dry-run -v` used to print the plan ("would fetch 2 messages") and then the
+/// summary line "fetched 0 messages", which read as though the fetch had failed. A dry run's
+/// plan is its summary.
+#[test]
+fn dry_run_verbose_does_not_say_it_fetched_0_messages() {
+    let fixture = Fixture::new();
+    let server = ScriptedServer::start(&format!(
+        "{}{}{QUIT}",
+        login_script("USER UIDL PIPELINING"),
+        list_and_uidl(&[&A, &B]),
+    ));
+    let outcome = fixture
+        .fetch_maildir(&server, &["--dry-run", "-v"])
+        .expect_code(0);
+    assert_sent(&server.finish(), &["LIST", "UIDL", "QUIT"]);
+    assert!(
+        outcome
+            .stdout
+            .starts_with("command-line: would fetch 2 messages "),
+        "{}",
+        outcome.stdout
+    );
+    assert!(!outcome.stderr.contains("fetched"), "{}", outcome.stderr);
+    let stderr: Vec<&str> = outcome.stderr.lines().collect();
+    assert_eq!(stderr.len(), 1, "{}", outcome.stderr);
+    assert!(
+        stderr[0].starts_with("logged in with "),
+        "{}",
+        outcome.stderr
+    );
 }
 
 #[test]

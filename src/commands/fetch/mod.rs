@@ -131,6 +131,8 @@ pub(crate) struct Summary {
     pub(crate) deferred: usize,
     /// The maildrop held no message at all.
     pub(crate) empty: bool,
+    /// A dry run: nothing was fetched, and its plan on stdout already says what it would do.
+    pub(crate) dry_run: bool,
 }
 
 /// Why `fetch-all` failed for an account. Each message is the one line the user sees; the
@@ -210,7 +212,10 @@ pub(crate) enum FetchError {
 /// Runs `fetch-all` for one account, then `on_new_mail` when it delivered anything (even if
 /// it failed afterwards: what was delivered stays delivered).
 pub(crate) fn run(context: &Context, args: &FetchArgs) -> anyhow::Result<Summary> {
-    let mut summary = Summary::default();
+    let mut summary = Summary {
+        dry_run: args.dry_run,
+        ..Summary::default()
+    };
     let result = fetch(context, args, &mut summary);
     if summary.fetched > 0 && !args.dry_run {
         hook::on_new_mail(context, summary.fetched);

@@ -233,14 +233,17 @@ pub(super) fn refused_by_server(
     (!parts.is_empty()).then(|| parts.join("; "))
 }
 
-/// The summary line: printed with -v, or on a terminal; cron (no terminal) gets silence.
+/// The summary line: printed with -v, or on a terminal; cron (no terminal) gets silence, and a
+/// dry run none (its plan on stdout says what it would do).
 pub(crate) fn summary(context: &Context, summary: &Summary) {
     let wanted = match context.verbosity {
         Verbosity::Quiet => false,
         Verbosity::Verbose => true,
         Verbosity::Normal => crate::ui::stderr_is_terminal(),
     };
-    if !wanted {
+    // A dry run's plan is its summary: "fetched 0 messages" after "would fetch 6" read as
+    // though the fetch had failed.
+    if !wanted || summary.dry_run {
         return;
     }
     if summary.empty {
