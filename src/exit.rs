@@ -309,15 +309,43 @@ fn fetch_code(error: &FetchError) -> ExitCode {
 fn deliver_code(error: &crate::store::deliver::DeliverError) -> ExitCode {
     use crate::store::deliver::DeliverError;
     match error {
-        // A full disk does not cure itself by waiting; other write failures (an MDA that
-        // failed, for one) may.
-        DeliverError::Write(_) if error.is_disk_full() => ExitCode::IoError,
+        // A full disk or a read-only file system does not cure itself by waiting; other
+        // failures here (an MDA that failed, for one) may.
+        DeliverError::Write(cause) if is_local_failure(cause) => ExitCode::IoError,
         DeliverError::Write(_) => ExitCode::TempFail,
-        DeliverError::Open { .. } | DeliverError::Commit(_) | DeliverError::State(_) => {
+        // Another program holds the mbox's lock: it lets go eventually.
+        DeliverError::Local { cause, .. } if cause.kind() == std::io::ErrorKind::WouldBlock => {
+            ExitCode::TempFail
+        }
+        DeliverError::Open { .. } | DeliverError::Local { .. } | DeliverError::State(_) => {
             ExitCode::IoError
         }
         DeliverError::Server(e) => server_code(e),
     }
+}
+
+/// Whether `error` is a local file system refusing a write (EX_IOERR), whichever file it was:
+/// read-only, full, over quota, not permitted, the wrong kind of file, or broken. Waiting does
+/// not cure these, so they are never "try again later".
+pub(crate) fn is_local_failure(error: &std::io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(
+            libc::EROFS
+                | libc::ENOSPC
+                | libc::EDQUOT
+                | libc::EFBIG
+                | libc::EACCES
+                | libc::EPERM
+                | libc::EISDIR
+                | libc::ENOTDIR
+                | libc::ENOENT
+                | libc::ELOOP
+                | libc::ENAMETOOLONG
+                | libc::EMLINK
+                | libc::EIO
+        )
+    )
 }
 
 /// An LMTP/SMTP session that failed: temporary (the network, the server's 4xx greeting, a
@@ -357,6 +385,39 @@ mod tests {
             describe(&context),
             "the download stopped[2J: Is a directory (os error 21)"
         );
+    }
+
+    /// Trial item 3: a Maildir on a read-only file system was 75 ("try again later") because
+    /// its EROFS came as a `DeliverError::Write`; by cause, local write failures are 74.
+    #[test]
+    fn a_read_only_file_system_is_a_local_io_error_not_a_temporary_one() {
+        use crate::store::deliver::DeliverError;
+        let os = std::io::Error::from_raw_os_error;
+        for errno in [
+            libc::EROFS,
+            libc::ENOSPC,
+            libc::EACCES,
+            libc::EDQUOT,
+            libc::EIO,
+        ] {
+            let write = anyhow::Error::new(FetchError::Deliver(DeliverError::Write(os(errno))));
+            assert_eq!(classify(&write), ExitCode::IoError, "errno {errno}");
+            let local = anyhow::Error::new(FetchError::Deliver(DeliverError::Local {
+                path: "/m".into(),
+                cause: os(errno),
+            }));
+            assert_eq!(classify(&local), ExitCode::IoError, "errno {errno}");
+            assert!(describe(&local).starts_with("cannot write /m: "));
+        }
+        // An MDA that failed, or a network error, may cure itself: still 75.
+        let mda = std::io::Error::other("mda `false` failed (exit status: 1)");
+        let mda = anyhow::Error::new(FetchError::Deliver(DeliverError::Write(mda)));
+        assert_eq!(classify(&mda), ExitCode::TempFail);
+        let timeout = std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out");
+        let network = anyhow::Error::new(pop3::Error::Io(timeout));
+        assert_eq!(classify(&network), ExitCode::TempFail);
+        let reset = anyhow::Error::new(pop3::Error::Io(os(libc::ECONNRESET)));
+        assert_eq!(classify(&reset), ExitCode::TempFail);
     }
 
     #[test]

@@ -15,7 +15,7 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::maildir::{self, Maildir, MaildirMessage, Precreator, Staged};
 use super::mbox::{self, Mbox, MboxMessage, Recovered, Spooled};
@@ -79,12 +79,18 @@ pub(crate) enum DeliverError {
         /// What failed.
         cause: io::Error,
     },
-    /// Writing a message into the target (or running the MDA) failed.
+    /// Spooling a message for an MDA or a server, or running the MDA, failed.
     #[error("delivery failed: {0}; undelivered messages stay on the server")]
     Write(io::Error),
-    /// Making a batch durable failed.
-    #[error("cannot deliver: {0}; undelivered messages stay on the server")]
-    Commit(io::Error),
+    /// A file or directory of the Maildir or mbox (or the mbox spool) could not be written,
+    /// or a batch could not be made durable there.
+    #[error("cannot write {}: {cause}; undelivered messages stay on the server", path.display())]
+    Local {
+        /// The Maildir, the mbox or the spool file.
+        path: PathBuf,
+        /// What failed.
+        cause: io::Error,
+    },
     /// The state journal could not be written.
     #[error("{0}")]
     State(StateError),
@@ -93,13 +99,11 @@ pub(crate) enum DeliverError {
     Server(DeliveryError),
 }
 
-impl DeliverError {
-    /// Whether it failed for lack of disk space, which waiting does not cure.
-    pub(crate) fn is_disk_full(&self) -> bool {
-        match self {
-            DeliverError::Write(cause) => cause.raw_os_error() == Some(libc::ENOSPC),
-            _ => false,
-        }
+/// `DeliverError::Local` for `path`, as a `map_err` argument.
+fn local(path: &Path) -> impl FnOnce(io::Error) -> DeliverError + '_ {
+    move |cause| DeliverError::Local {
+        path: path.to_owned(),
+        cause,
     }
 }
 
@@ -202,12 +206,17 @@ impl Delivery {
                 ..
             } => {
                 let tag = maildir::tag_for(account_key, key.as_str());
-                match upcoming.as_mut().and_then(|files| files.next(&tag)) {
-                    Some(file) => file.map(Message::Maildir),
-                    None => maildir.start(&tag).map(Message::Maildir),
-                }
+                let file = match upcoming.as_mut().and_then(|files| files.next(&tag)) {
+                    Some(file) => file,
+                    None => maildir.start(&tag),
+                };
+                return file.map(Message::Maildir).map_err(local(maildir.root()));
             }
-            Delivery::Mbox { spool_path, .. } => mbox::spool(spool_path).map(Message::Mbox),
+            Delivery::Mbox { spool_path, .. } => {
+                return mbox::spool(spool_path)
+                    .map(Message::Mbox)
+                    .map_err(local(spool_path));
+            }
             Delivery::Mda(argv) => mda::start(argv).map(Message::Mda),
             Delivery::Server(_) => Relay::start().map(Message::Server),
         };
@@ -228,11 +237,31 @@ impl Delivery {
             (_, message) => message,
         };
         let finished = match (self, message) {
-            (Delivery::Maildir { staged, .. }, Message::Maildir(m)) => {
-                m.finish().map(|file| staged.push(file))
+            (
+                Delivery::Maildir {
+                    maildir, staged, ..
+                },
+                Message::Maildir(m),
+            ) => {
+                return m
+                    .finish()
+                    .map(|file| staged.push(file))
+                    .map(|()| vec![Finished::Delivered])
+                    .map_err(local(maildir.root()));
             }
-            (Delivery::Mbox { spooled, .. }, Message::Mbox(m)) => {
-                m.finish().map(|file| *spooled = Some(file))
+            (
+                Delivery::Mbox {
+                    spooled,
+                    spool_path,
+                    ..
+                },
+                Message::Mbox(m),
+            ) => {
+                return m
+                    .finish()
+                    .map(|file| *spooled = Some(file))
+                    .map(|()| vec![Finished::Delivered])
+                    .map_err(local(spool_path));
             }
             (_, Message::Mda(m)) => m.finish(),
             (_, Message::Mbox(_)) => unreachable!("an mbox message belongs to an mbox"),
@@ -314,12 +343,11 @@ impl Message {
     /// Message data as received (CRLF line endings; each target converts).
     pub(crate) fn write(&mut self, data: &[u8]) -> Result<(), DeliverError> {
         match self {
-            Message::Maildir(m) => m.write(data),
-            Message::Mbox(m) => m.write(data),
-            Message::Mda(m) => m.write(data),
-            Message::Server(m) => m.write(data),
+            Message::Maildir(m) => m.write(data).map_err(local(m.maildir())),
+            Message::Mbox(m) => m.write(data).map_err(local(m.path())),
+            Message::Mda(m) => m.write(data).map_err(DeliverError::Write),
+            Message::Server(m) => m.write(data).map_err(DeliverError::Write),
         }
-        .map_err(DeliverError::Write)
     }
 
     /// Gives up on this message: the target never shows it.
@@ -369,7 +397,7 @@ impl Batch {
                 if result.is_err() {
                     maildir.discard(&staged);
                 }
-                result.map_err(DeliverError::Commit)?;
+                result.map_err(local(maildir.root()))?;
             }
             Batch::Mbox { path, spooled } => {
                 return append_to_mbox(&path, &spooled, &keys[0], state);
@@ -397,14 +425,14 @@ fn append_to_mbox(
     key: &Uid,
     state: &mut State,
 ) -> Result<(), DeliverError> {
-    let mut mbox = Mbox::open_locked(path).map_err(DeliverError::Commit)?;
+    let mut mbox = Mbox::open_locked(path).map_err(local(path))?;
     let appended = mbox.append(spooled, |offset| {
         state
             .record_append_pending(key, offset)
             .map_err(|e| io::Error::other(e.to_string()))
     });
     let settled = state.record_append_settled(appended.is_ok(), unix_now());
-    appended.map_err(DeliverError::Commit)?;
+    appended.map_err(local(path))?;
     settled.map_err(DeliverError::State)
 }
 

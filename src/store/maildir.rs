@@ -60,6 +60,11 @@ impl Maildir {
         })
     }
 
+    /// The Maildir's directory, for error messages.
+    pub(crate) fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// The tags of every message already in `new/` or `cur/` that this program delivered.
     pub(crate) fn delivered_tags(&self) -> io::Result<HashSet<String>> {
         let mut tags = HashSet::new();
@@ -145,6 +150,14 @@ impl Maildir {
 }
 
 impl MaildirMessage {
+    /// The Maildir the message goes to (the parent of its `tmp/`), for error messages.
+    pub(crate) fn maildir(&self) -> &Path {
+        self.tmp_path
+            .parent()
+            .and_then(Path::parent)
+            .unwrap_or(&self.tmp_path)
+    }
+
     /// Appends message data (CRLF becomes LF).
     pub(crate) fn write(&mut self, data: &[u8]) -> io::Result<()> {
         self.writer.write_all(data)

@@ -336,6 +336,11 @@ pub(crate) struct Spooled {
 }
 
 impl MboxMessage {
+    /// The spool file, for error messages.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Spools message data.
     pub(crate) fn write(&mut self, data: &[u8]) -> io::Result<()> {
         self.writer.write_all(data)

@@ -1,0 +1,134 @@
+//! Exit codes and error lines for local failures (the user trial of 2026-12-02): a local file
+//! that cannot be written is 74 and its line names the path; standard output that cannot be
+//! written is 74 and says so; missing parent directories are not created.
+
+use std::os::unix::process::CommandExt;
+
+use crate::support::cli::{Outcome, Pop3};
+use crate::support::fetch::*;
+use crate::support::scripted::{ScriptedServer, login_script};
+
+/// One message of `size` bytes (plus headers) with the unique-id `uid`.
+fn big(uid: &'static str, size: usize) -> Msg {
+    let text = format!("Subject: big\n\n{}\n", "x".repeat(size));
+    Msg {
+        uid,
+        text: Box::leak(text.into_boxed_str()),
+    }
+}
+
+/// A server that offers `message` and serves RETR 1 (the client may stop reading half way).
+fn serving(message: &Msg) -> ScriptedServer {
+    ScriptedServer::start(&format!(
+        "{}{}{}",
+        login_script("USER UIDL PIPELINING"),
+        list_and_uidl(&[message]),
+        retr_pipelined(&[1], &[message]),
+    ))
+}
+
+fn run_with(
+    pop3: Pop3,
+    setup: impl FnMut() -> std::io::Result<()> + Send + Sync + 'static,
+) -> Outcome {
+    let (mut command, _home) = pop3.into_command();
+    // SAFETY: the closure only makes async-signal-safe system calls.
+    unsafe { command.pre_exec(setup) };
+    let output = command
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run pop3");
+    Outcome {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Files may grow to `bytes` at most; past that a write fails with EFBIG (SIGXFSZ ignored):
+/// a local write failure that works without root, unlike a read-only mount.
+fn file_size_limit(bytes: u64) -> impl FnMut() -> std::io::Result<()> + Send + Sync + 'static {
+    move || {
+        let limit = libc::rlimit {
+            rlim_cur: bytes,
+            rlim_max: bytes,
+        };
+        // SAFETY: plain system calls with valid arguments.
+        unsafe {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Trial item 3: a Maildir that cannot be written (there: a read-only file system) was "try
+/// again later" (75) and the line did not say where. Any local write failure is 74 and names
+/// the Maildir.
+#[test]
+fn a_maildir_write_failure_is_74_and_names_the_maildir() {
+    let fixture = Fixture::new();
+    let message = big("uid-big", 64 * 1024);
+    let server = serving(&message);
+    fixture.relay.route(server.port);
+    let maildir = fixture.maildir();
+    let pop3 = fixture.command(
+        fixture.relay.port,
+        &["--maildir", maildir.to_str().unwrap()],
+    );
+    let outcome = run_with(pop3, file_size_limit(16 * 1024)).expect_code(74);
+    assert!(
+        outcome
+            .stderr
+            .contains(&format!("cannot write {}: ", maildir.display()))
+            && outcome.stderr.contains("File too large")
+            && outcome
+                .stderr
+                .contains("undelivered messages stay on the server"),
+        "{}",
+        outcome.stderr
+    );
+    assert!(fixture.delivered().is_empty());
+    assert!(fixture.maildir_files("new").is_empty());
+}
+
+/// Trial: `--mbox /tmp` said `cannot deliver: Is a directory (os error 21)` without a path.
+#[test]
+fn an_mbox_that_is_a_directory_is_named_in_the_error() {
+    let fixture = Fixture::new();
+    let dir = fixture.path("mail");
+    std::fs::create_dir(&dir).unwrap();
+    let server = serving(&A);
+    let outcome = fixture
+        .fetch(&server, &["--mbox", dir.to_str().unwrap()])
+        .expect_code(74);
+    assert!(
+        outcome.stderr.contains(&format!(
+            "cannot write {}: Is a directory (os error 21)",
+            dir.display()
+        )),
+        "{}",
+        outcome.stderr
+    );
+    assert!(fixture.delivered().is_empty());
+}
+
+/// An mbox whose path runs through a file (ENOTDIR) is a local error, 74, naming the mbox.
+#[test]
+fn an_mbox_below_a_file_is_74_and_named() {
+    let fixture = Fixture::new();
+    let file = fixture.path("plain-file");
+    std::fs::write(&file, "x").unwrap();
+    let mbox = file.join("mbox");
+    let server = serving(&A);
+    let outcome = fixture
+        .fetch(&server, &["--mbox", mbox.to_str().unwrap()])
+        .expect_code(74);
+    assert!(
+        outcome.stderr.contains(&mbox.display().to_string()),
+        "{}",
+        outcome.stderr
+    );
+}
