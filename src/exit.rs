@@ -27,7 +27,7 @@ pub enum ExitCode {
     Unavailable = 69,
     /// EX_SOFTWARE: a bug.
     Software = 70,
-    /// EX_IOERR: a local file could not be written.
+    /// EX_IOERR: a local file (or standard output) could not be written.
     IoError = 74,
     /// EX_TEMPFAIL: try again later (timeout, dropped connection, `[IN-USE]`, `[LOGIN-DELAY]`,
     /// `[SYS/TEMP]`, another run holds the lock).
@@ -138,6 +138,13 @@ pub fn describe(error: &anyhow::Error) -> String {
 /// The exit code for an error: the first error in the chain that has a known meaning decides.
 pub fn classify(error: &anyhow::Error) -> ExitCode {
     for cause in error.chain() {
+        // Wherever it surfaces, standard output that cannot be written is a local I/O error.
+        if cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(crate::ui::is_stdout_error)
+        {
+            return ExitCode::IoError;
+        }
         if let Some(e) = cause.downcast_ref::<CommandError>() {
             return command_code(e);
         }

@@ -25,7 +25,7 @@ fn require_file(loaded: &LoadedConfig) -> Result<&std::path::Path, ConfigError> 
 /// names (for shell completion, which must stay quiet when there is no config file).
 pub fn list(loaded: &LoadedConfig, global: &GlobalArgs, names: bool) -> anyhow::Result<()> {
     if names {
-        let mut out = std::io::stdout().lock();
+        let mut out = crate::ui::stdout();
         for name in loaded.file.accounts.keys() {
             writeln!(out, "{name}")?;
         }
@@ -37,7 +37,7 @@ pub fn list(loaded: &LoadedConfig, global: &GlobalArgs, names: bool) -> anyhow::
             .then(|| loaded.file.accounts.keys().next().cloned())
             .flatten()
     });
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::ui::stdout();
     if loaded.file.accounts.is_empty() {
         eprintln!("{} defines no accounts", path.display());
         return Ok(());
@@ -107,7 +107,7 @@ pub fn check(
             crate::ui::count(loaded.file.accounts.len() as u64, "account")
         );
         if verbosity != super::Verbosity::Quiet {
-            writeln!(std::io::stdout(), "{summary}")?;
+            writeln!(crate::ui::stdout(), "{summary}")?;
         }
         return super::check_connections(loaded, global, verbosity);
     }
@@ -119,7 +119,7 @@ pub fn check(
     {
         let names: Vec<&str> = loaded.file.accounts.keys().map(String::as_str).collect();
         writeln!(
-            std::io::stdout(),
+            crate::ui::stdout(),
             "{}: ok, {} ({}); no default_account, so commands need -a NAME\n  \
              pop3 -a NAME config check shows an account's settings",
             path.display(),
@@ -131,7 +131,7 @@ pub fn check(
     let account = loaded
         .resolve(global.account.as_deref(), global.settings())
         .with_context(|| format!("in {}", path.display()))?;
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::ui::stdout();
     writeln!(
         out,
         "{}: ok, {}",

@@ -87,7 +87,7 @@ pub fn run(context: &Context) -> anyhow::Result<()> {
     let echo = !stdin_is_terminal();
     let mut connection = context.connect_prefetching(&[Command::List(None)])?;
     let listing = connection.session.list()?;
-    let mut out = std::io::stdout();
+    let mut out = crate::ui::stdout();
     if listing.is_empty() {
         writeln!(out, "{}", crate::ui::EMPTY_MAILBOX)?;
         let _ = connection.session.quit();

@@ -89,7 +89,7 @@ pub fn run(context: &Context, args: &DeleteArgs) -> anyhow::Result<()> {
         Ok(_) => {
             if !quiet {
                 writeln!(
-                    std::io::stdout(),
+                    crate::ui::stdout(),
                     "Deleted {}.",
                     count(numbers.len() as u64, "message")
                 )?;

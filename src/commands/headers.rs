@@ -37,7 +37,7 @@ pub fn run(context: &Context, args: &HeadersArgs) -> anyhow::Result<()> {
     })?;
     let _ = connection.session.quit();
 
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::ui::stdout();
     if selected.is_empty() && !args.json && !quiet {
         eprintln!("{}", crate::ui::EMPTY_MAILBOX);
     }

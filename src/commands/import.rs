@@ -52,7 +52,7 @@ pub fn run(args: &ImportArgs, global: &GlobalArgs, quiet: bool) -> anyhow::Resul
         .iter()
         .partition(|a| !loaded.file.accounts.contains_key(&a.name));
     print!("{}", imported.to_toml(args.tool, &new));
-    std::io::stdout().flush()?;
+    crate::ui::stdout().flush()?;
     for warning in &imported.warnings {
         warn(warning);
     }

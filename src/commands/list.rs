@@ -28,7 +28,7 @@ pub fn run(context: &Context, args: &JsonArgs) -> anyhow::Result<()> {
 
     let uids: HashMap<_, _> = uids.iter().map(|u| (u.number, u.uid.as_str())).collect();
     let uid_of = |number| uids.get(&number).copied();
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::ui::stdout();
     if args.json {
         let rows: Vec<_> = scan
             .iter()

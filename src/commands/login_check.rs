@@ -12,7 +12,7 @@ use super::Context;
 macro_rules! say {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($arg)*);
+        let _ = writeln!(crate::ui::stdout(), $($arg)*);
     }};
 }
 

@@ -340,7 +340,7 @@ pub(crate) fn check_connections(
         let account = &context.account;
         match result {
             Ok(stat) => writeln!(
-                std::io::stdout(),
+                crate::ui::stdout(),
                 "{:<width$}  ok: {}@{} port {}, {}, {}",
                 account.name,
                 account.user,

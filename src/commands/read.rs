@@ -57,7 +57,7 @@ pub fn run(context: &Context, args: &ReadArgs) -> anyhow::Result<()> {
     let session = &mut connection.session;
 
     if args.raw {
-        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        let mut out = std::io::BufWriter::new(crate::ui::stdout());
         session.retr(number, &mut |data| out.write_all(data))?;
         out.flush()?;
     } else if let Some(path) = &args.output {
@@ -146,7 +146,7 @@ fn save(
 fn print_readable(raw: &[u8]) -> anyhow::Result<()> {
     let readable = message::readable(raw);
     let summary = &readable.summary;
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::ui::stdout();
     for (name, value) in [
         ("From", &summary.from),
         ("To", &summary.to),
@@ -211,7 +211,7 @@ fn check_directory(dir: &Path) -> anyhow::Result<()> {
 /// file is complete. Returns how many were saved.
 fn save_attachments(raw: &[u8], dir: &Path) -> anyhow::Result<usize> {
     let files = message::attachment_files(raw);
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::ui::stdout();
     for file in &files {
         let fallback = if file.attachment.content_type == "message/rfc822" {
             "message.eml"

@@ -11,7 +11,7 @@ pub fn completions(shell: clap_complete::Shell) -> anyhow::Result<()> {
     let mut script = Vec::new();
     clap_complete::generate(shell, &mut cli::command(), "pop3", &mut script);
     let script = complete_account_names(shell, &String::from_utf8_lossy(&script));
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::ui::stdout();
     out.write_all(script.as_bytes())?;
     out.flush()?;
     Ok(())
@@ -32,7 +32,7 @@ pub fn help(path: &[String]) -> anyhow::Result<()> {
         command = sub.clone();
     }
     let help = command.render_long_help().to_string();
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::ui::stdout();
     out.write_all(help.as_bytes())?;
     out.flush()?;
     Ok(())
@@ -137,7 +137,7 @@ pub fn man() -> anyhow::Result<()> {
         crate::exit::ExitCode::man_table()
     )?;
     page.render_version_section(&mut text)?;
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::ui::stdout();
     out.write_all(&text)?;
     out.flush()?;
     Ok(())

@@ -22,7 +22,7 @@ pub fn run(context: &Context, args: &JsonArgs) -> anyhow::Result<()> {
     };
     // Nothing was changed, so a failing QUIT loses nothing; the answer still stands.
     let _ = connection.session.quit();
-    let mut out = std::io::stdout();
+    let mut out = crate::ui::stdout();
     if args.json {
         let mut json = serde_json::json!({ "messages": stat.messages, "octets": stat.octets });
         if let Some(new) = new {

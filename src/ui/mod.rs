@@ -2,10 +2,13 @@
 //! prompt, terminal checks). stdout carries data only; progress, prompts, warnings and errors
 //! go to stderr. `ui` is a leaf: it imports no other module of the crate but [`crate::secret`].
 
+mod output;
 pub(crate) mod progress;
 mod terminal;
 mod text;
 
+pub(crate) use output::stdout;
+pub use output::{StdoutError, is_stdout_error};
 pub(crate) use terminal::{
     ask, prompt_password, stderr_is_terminal, stdin_is_terminal, terminal_width,
 };

@@ -132,3 +132,72 @@ fn an_mbox_below_a_file_is_74_and_named() {
         outcome.stderr
     );
 }
+
+/// Runs `pop3` with its standard output going to `/dev/full` (every write fails with ENOSPC).
+fn to_dev_full(pop3: Pop3) -> Outcome {
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full");
+    let (mut command, _home) = pop3.into_command();
+    let output = command
+        .stdin(std::process::Stdio::null())
+        .stdout(full)
+        .output()
+        .expect("run pop3");
+    Outcome {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::new(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+const STDOUT_FULL: &str =
+    "pop3: cannot write to standard output: No space left on device (os error 28)\n";
+
+/// Trial item 7: a failed write to standard output was exit 70 ("a bug") with a bare
+/// `pop3: No space left on device (os error 28)`.
+#[test]
+fn a_full_standard_output_is_74_and_says_standard_output() {
+    use crate::support::dovecot::dovecot;
+    let offline: [&[&str]; 3] = [&["man"], &["completions", "bash"], &["help"]];
+    for args in offline {
+        let outcome = to_dev_full(Pop3::new().args(args)).expect_code(74);
+        assert_eq!(outcome.stderr, STDOUT_FULL, "{args:?}");
+    }
+    let d = dovecot();
+    let message = b"Subject: s\r\nFrom: a@example.org\r\n\r\nbody\r\n".as_slice();
+    let user = d.add_user(&[message]);
+    let online: [&[&str]; 6] = [
+        &["read", "--raw", "1"],
+        &["read", "1"],
+        &["list"],
+        &["stat", "--json"],
+        &["headers"],
+        &["fetch-all", "--dry-run"],
+    ];
+    for args in online {
+        let pop3 = Pop3::new()
+            .server("localhost", d.pop3s_port, Some(&d.ca_file))
+            .login(&user.name, &user.password)
+            .args(args);
+        let outcome = to_dev_full(pop3).expect_code(74);
+        assert_eq!(outcome.stderr, STDOUT_FULL, "{args:?}");
+    }
+}
+
+/// A reader that goes away (`| head`) is still no error: exit 0, nothing said.
+#[test]
+fn a_closed_standard_output_pipe_stays_quiet() {
+    let (mut command, _home) = Pop3::new().args(["man"]).into_command();
+    let mut child = command
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run pop3");
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("wait");
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "");
+}

@@ -80,7 +80,7 @@ pub(super) fn dry_run(
     delete: bool,
 ) -> std::io::Result<()> {
     let name = &context.account.name;
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::ui::stdout();
     let octets: u64 = plan.wanted.iter().map(|c| c.size).sum();
     let into = match target {
         Target::Server(_) => "and deliver to",
