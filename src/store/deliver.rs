@@ -169,11 +169,18 @@ impl Delivery {
                 staged: Vec::new(),
                 upcoming: None,
             },
-            Target::Mbox(path) => Delivery::Mbox {
-                path: path.clone(),
-                spool_path: mbox_spool,
-                spooled: None,
-            },
+            Target::Mbox(path) => {
+                // Before any download: a mistyped directory fails the run at once.
+                super::check_parent(path).map_err(|cause| DeliverError::Open {
+                    target: target.clone(),
+                    cause,
+                })?;
+                Delivery::Mbox {
+                    path: path.clone(),
+                    spool_path: mbox_spool,
+                    spooled: None,
+                }
+            }
             Target::Mda(argv) => Delivery::Mda(argv.clone()),
             Target::Server(settings) => Delivery::Server(Box::new(Relay::new(settings, timeout))),
         })

@@ -43,8 +43,10 @@ pub(crate) struct Staged {
 }
 
 impl Maildir {
-    /// Opens the Maildir at `root`, creating it (mode 0700) when missing.
+    /// Opens the Maildir at `root`, creating it (mode 0700) when missing; the directory above it
+    /// must exist.
     pub(crate) fn open(root: &Path) -> io::Result<Maildir> {
+        super::check_parent(root)?;
         for sub in ["tmp", "new", "cur"] {
             fs::DirBuilder::new()
                 .recursive(true)

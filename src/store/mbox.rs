@@ -48,13 +48,9 @@ pub(crate) enum Recovered {
 }
 
 impl Mbox {
-    /// Opens (creating, mode 0600) and locks the mbox at `path`.
+    /// Opens (creating, mode 0600) and locks the mbox at `path`; its directory must exist.
     pub(crate) fn open_locked(path: &Path) -> io::Result<Mbox> {
-        if let Some(dir) = path.parent()
-            && !dir.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(dir)?;
-        }
+        super::check_parent(path)?;
         let mut dot_lock = path.as_os_str().to_owned();
         dot_lock.push(".lock");
         let dot_lock = PathBuf::from(dot_lock);

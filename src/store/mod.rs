@@ -17,6 +17,22 @@ pub mod state;
 
 use std::io::{self, Write};
 
+/// Refuses a Maildir or mbox at `path` whose parent directory is missing (or no directory):
+/// pop3 creates the mailbox itself, never the directories above it, so that a mistyped path is
+/// an error and not a new directory tree that nobody reads.
+pub(crate) fn check_parent(path: &std::path::Path) -> io::Result<()> {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() && !parent.is_dir() => Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!(
+                "the directory {} does not exist (pop3 does not create it): create it or correct the path",
+                parent.display()
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Seconds since the Unix epoch, now.
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now()

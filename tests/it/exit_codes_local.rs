@@ -99,7 +99,7 @@ fn a_maildir_write_failure_is_74_and_names_the_maildir() {
 fn an_mbox_that_is_a_directory_is_named_in_the_error() {
     let fixture = Fixture::new();
     let dir = fixture.path("mail");
-    std::fs::create_dir(&dir).unwrap();
+    assert!(dir.is_dir());
     let server = serving(&A);
     let outcome = fixture
         .fetch(&server, &["--mbox", dir.to_str().unwrap()])
@@ -131,6 +131,68 @@ fn an_mbox_below_a_file_is_74_and_named() {
         "{}",
         outcome.stderr
     );
+}
+
+/// Trial item 5: `--mbox /nonexistent/dir/mbox` created the directories and exited 0. A
+/// mistyped directory is an error before anything is downloaded, and nothing is created.
+#[test]
+fn an_mbox_in_a_missing_directory_is_refused_and_nothing_is_created() {
+    let fixture = Fixture::new();
+    let missing = fixture.path("nonexistent/dir");
+    let mbox = missing.join("mbox");
+    let server = serving(&A);
+    let outcome = fixture
+        .fetch(&server, &["--mbox", mbox.to_str().unwrap()])
+        .expect_code(74);
+    assert!(
+        outcome.stderr.contains(&format!(
+            "cannot deliver to mbox {}: the directory {} does not exist",
+            mbox.display(),
+            missing.display()
+        )),
+        "{}",
+        outcome.stderr
+    );
+    assert!(!fixture.path("nonexistent").exists());
+    assert!(fixture.delivered().is_empty());
+}
+
+/// The same for a Maildir: the Maildir itself (and its tmp/, new/, cur/) is created in an
+/// existing directory, a whole tree of directories above it is not.
+#[test]
+fn a_maildir_in_a_missing_directory_is_refused_and_nothing_is_created() {
+    let fixture = Fixture::new();
+    let missing = fixture.path("nonexistent/dir");
+    let maildir = missing.join("Maildir");
+    let server = serving(&A);
+    let outcome = fixture
+        .fetch(&server, &["--maildir", maildir.to_str().unwrap()])
+        .expect_code(74);
+    assert!(
+        outcome.stderr.contains(&format!(
+            "cannot deliver to Maildir {}: the directory {} does not exist",
+            maildir.display(),
+            missing.display()
+        )),
+        "{}",
+        outcome.stderr
+    );
+    assert!(!fixture.path("nonexistent").exists());
+
+    // In an existing directory the Maildir is made.
+    let server = ScriptedServer::start(&format!(
+        "{}{}{}{QUIT}",
+        login_script("USER UIDL PIPELINING"),
+        list_and_uidl(&[&A]),
+        retr_pipelined(&[1], &[&A]),
+    ));
+    let maildir = fixture.path("Maildir");
+    fixture
+        .fetch(&server, &["--maildir", maildir.to_str().unwrap()])
+        .expect_code(0);
+    for sub in ["tmp", "new", "cur"] {
+        assert!(maildir.join(sub).is_dir(), "{sub}");
+    }
 }
 
 /// Runs `pop3` with its standard output going to `/dev/full` (every write fails with ENOSPC).

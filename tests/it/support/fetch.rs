@@ -151,6 +151,8 @@ impl Fixture {
             ),
         )
         .unwrap();
+        // The directory of the Maildir (pop3 creates a Maildir, not the directories above it).
+        std::fs::create_dir(root.path().join("mail")).unwrap();
         Fixture {
             root,
             config,
