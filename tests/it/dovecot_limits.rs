@@ -318,7 +318,7 @@ env >> "$(dirname "$0")/hook.env""#,
     let outcome = more.fetch(&[]).expect_code(0);
     assert_eq!(
         outcome.stderr,
-        "pop3: warning: home: on_new_mail `sh -c exit 3` failed (exit status: 3); the new mail is delivered all the same\n"
+        "pop3: warning: home: on_new_mail `sh -c 'exit 3'` failed (exit status: 3); the new mail is delivered all the same\n"
     );
     assert_eq!(more.delivered(), subjects(&["c"]));
     let missing = Setup::new(

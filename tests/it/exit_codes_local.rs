@@ -263,3 +263,19 @@ fn a_closed_standard_output_pipe_stays_quiet() {
     assert_eq!(output.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&output.stderr), "");
 }
+
+/// Trial: ``mda `sh -c /usr/bin/procmail -d %T` failed`` lost the boundaries between the
+/// arguments; an argument with spaces is shown in shell quotes.
+#[test]
+fn a_failed_mda_is_shown_with_its_argument_boundaries() {
+    let fixture = Fixture::with_config("mda = [\"sh\", \"-c\", \"cat >/dev/null; exit 3\"]");
+    let server = serving(&A);
+    let outcome = fixture.fetch(&server, &[]).expect_code(75);
+    assert!(
+        outcome.stderr.contains(
+            "delivery failed: mda `sh -c 'cat >/dev/null; exit 3'` failed (exit status: 3)"
+        ),
+        "{}",
+        outcome.stderr
+    );
+}
