@@ -366,15 +366,18 @@ fn worse(a: crate::exit::ExitCode, b: crate::exit::ExitCode) -> crate::exit::Exi
     if b.severity() > a.severity() { b } else { a }
 }
 
-/// `NAME: error`, without naming the account twice when the error already starts with it,
-/// and with the server's text made safe for the terminal.
+/// `NAME: error`, without naming the account twice when the error already starts with it
+/// (`NAME: …` or `account NAME: …`), and with the server's text made safe for the terminal.
 fn account_error(name: &str, error: &anyhow::Error) -> String {
     let text = crate::exit::describe(error);
-    match text
-        .strip_prefix(name)
-        .and_then(|rest| rest.strip_prefix(": "))
-    {
-        Some(_) => text,
+    let named = |text: &str| {
+        text.strip_prefix(name)
+            .and_then(|rest| rest.strip_prefix(": "))
+            .map(str::to_owned)
+    };
+    let rest = named(&text).or_else(|| text.strip_prefix("account ").and_then(named));
+    match rest {
+        Some(rest) => format!("{name}: {rest}"),
         None => format!("{name}: {text}"),
     }
 }
@@ -452,5 +455,20 @@ mod tests {
         // A name that merely starts the text is not the account's prefix.
         let other = anyhow::anyhow!("workshop: x");
         assert_eq!(account_error("work", &other), "work: workshop: x");
+    }
+
+    /// Trial: `pop3: default: account default: another pop3 run is already fetching …`.
+    #[test]
+    fn an_error_that_says_account_name_is_not_prefixed_again() {
+        let busy = anyhow::anyhow!("account default: another pop3 run is already fetching");
+        assert_eq!(
+            account_error("default", &busy),
+            "default: another pop3 run is already fetching"
+        );
+        let other = anyhow::anyhow!("account defaults: x");
+        assert_eq!(
+            account_error("default", &other),
+            "default: account defaults: x"
+        );
     }
 }

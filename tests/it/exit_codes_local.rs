@@ -279,3 +279,47 @@ fn a_failed_mda_is_shown_with_its_argument_boundaries() {
         outcome.stderr
     );
 }
+
+/// Trial: `fetch-all --all-accounts` said `pop3: default: account default: another pop3 run
+/// …`; the account is named once.
+#[test]
+fn a_busy_account_is_named_once_with_all_accounts() {
+    let root = tempfile::tempdir().unwrap();
+    let state = root.path().join("state");
+    let config = root.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[defaults]\nstate_dir = {:?}\n\n[accounts.default]\nhost = \"127.0.0.1\"\nport = 9\n\
+             user = \"alice\"\npassword_env = \"POP3_TEST_PASSWORD\"\ntls = \"none\"\n\
+             allow_plaintext_password = true\nmaildir = {:?}\n",
+            state.display().to_string(),
+            root.path().join("Maildir").display().to_string(),
+        ),
+    )
+    .unwrap();
+    // Hold the account's lock the way another run would (the lock is the only file there).
+    let run = || {
+        Pop3::new()
+            .args([std::path::Path::new("--config"), &config])
+            .env("POP3_TEST_PASSWORD", "pw")
+            .args(["--timeout", "3", "fetch-all", "--all-accounts"])
+            .run()
+    };
+    run(); // creates the state directory and the lock file (the connection is refused)
+    let lock = std::fs::read_dir(&state)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".lock"))
+        .expect("a lock file");
+    let held = std::fs::File::open(&lock).unwrap();
+    held.lock().unwrap();
+    let outcome = run().expect_code(75);
+    assert!(
+        outcome
+            .stderr
+            .starts_with("pop3: default: another pop3 run is already fetching this account"),
+        "{}",
+        outcome.stderr
+    );
+}
