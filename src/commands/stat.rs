@@ -59,7 +59,10 @@ fn new_messages(context: &Context, connection: &mut Connection) -> anyhow::Resul
     let state = match State::read_only(&super::fetch::state_path(&context.account)) {
         Ok(state) => state,
         Err(e) => {
-            context.note(&format!("cannot tell which messages are new: {e}"));
+            // Not silent: a damaged state would make fetch-all fail, and "(N new)" is missing.
+            if context.verbosity != super::Verbosity::Quiet {
+                eprintln!("pop3: warning: cannot tell which messages are new: {e}");
+            }
             return Ok(None);
         }
     };

@@ -66,7 +66,7 @@ pub enum StateError {
     },
     /// The file is not a state file, or a complete line is malformed.
     #[error(
-        "state file {} is damaged at line {line}; move it away to start over (messages still on the server would then be downloaded again)",
+        "state file {} is damaged at line {line}: delete or correct that line, or move the file away to start over (then a Maildir recognises the messages it already holds, but any other target gets every message still on the server again)",
         path.display()
     )]
     Damaged {

@@ -409,7 +409,7 @@ fn sigkill_scenario(delete: bool) {
                 output.status
             );
             finished_early += 1;
-            if stderr.contains("already delivered by an interrupted run") {
+            if stderr.contains("found already delivered (now recorded)") {
                 recognised_runs += 1;
             }
             format!("finished ({})", stderr.lines().last().unwrap_or_default())
@@ -443,7 +443,7 @@ fn sigkill_scenario(delete: bool) {
     let output = command.arg("-v").stdin(Stdio::null()).output().unwrap();
     let summary = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "final run failed: {summary}");
-    if summary.contains("already delivered by an interrupted run") {
+    if summary.contains("found already delivered (now recorded)") {
         recognised_runs += 1;
     }
     eprintln!(

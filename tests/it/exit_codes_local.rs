@@ -323,3 +323,66 @@ fn a_busy_account_is_named_once_with_all_accounts() {
         outcome.stderr
     );
 }
+
+/// Trial: a damaged state file (a garbage line appended) said messages "would then be
+/// downloaded again", not true for a Maildir, and not what to do about the line; `stat`
+/// silently left out "(N new)".
+#[test]
+fn a_damaged_state_file_says_which_line_and_stat_warns() {
+    let fixture = Fixture::new();
+    let server = ScriptedServer::start(&format!(
+        "{}{}{}{QUIT}",
+        login_script("USER UIDL PIPELINING"),
+        list_and_uidl(&[&A]),
+        retr_pipelined(&[1], &[&A]),
+    ));
+    fixture.fetch_maildir(&server, &[]).expect_code(0);
+    let state = fixture.state_file().unwrap();
+    let mut text = std::fs::read_to_string(&state).unwrap();
+    let line = text.lines().count() + 1;
+    text.push_str("garbage here\n");
+    std::fs::write(&state, text).unwrap();
+
+    // The state is read before connecting: no server is needed.
+    let maildir = fixture.maildir();
+    let outcome = fixture
+        .command(
+            fixture.relay.port,
+            &["--maildir", maildir.to_str().unwrap()],
+        )
+        .run()
+        .expect_code(74);
+    assert!(
+        outcome.stderr.contains(&format!(
+            "state file {} is damaged at line {line}: delete or correct that line, or move the file away",
+            state.display()
+        )) && !outcome.stderr.contains("would then be downloaded again"),
+        "{}",
+        outcome.stderr
+    );
+
+    let server = ScriptedServer::start(&format!(
+        "{}C: STAT\nS: +OK 2 200\nC: UIDL\n{}{QUIT}",
+        login_script("USER UIDL PIPELINING"),
+        send(&uidl_reply(&[&A, &B])),
+    ));
+    fixture.relay.route(server.port);
+    let outcome = Pop3::new()
+        .args([std::path::Path::new("--config"), &fixture.config])
+        .server("127.0.0.1", fixture.relay.port, None)
+        .login("alice", "pw")
+        .args(["--tls", "none", "--allow-plaintext-password", "stat"])
+        .run();
+    let (sent, error) = server.finish_lenient();
+    assert_eq!(error, None, "{}", String::from_utf8_lossy(&sent));
+    let outcome = outcome.expect_code(0);
+    assert_eq!(outcome.stdout, "2 messages, 200 bytes\n");
+    assert!(
+        outcome
+            .stderr
+            .starts_with("pop3: warning: cannot tell which messages are new: state file ")
+            && outcome.stderr.lines().count() == 1,
+        "{}",
+        outcome.stderr
+    );
+}

@@ -186,7 +186,7 @@ fn messages_delivered_but_not_recorded_are_recognised() {
     assert!(
         outcome
             .stderr
-            .contains("3 already delivered by an interrupted run"),
+            .contains("3 found already delivered (now recorded)"),
         "{}",
         outcome.stderr
     );
@@ -222,7 +222,8 @@ fn a_damaged_state_file_stops_before_connecting() {
     let server = ScriptedServer::start("S: +OK ready");
     let outcome = fixture.fetch_maildir(&server, &[]).expect_code(74);
     assert!(
-        outcome.stderr.contains("damaged at line 2") && outcome.stderr.contains("move it away"),
+        outcome.stderr.contains("damaged at line 2")
+            && outcome.stderr.contains("move the file away"),
         "{}",
         outcome.stderr
     );

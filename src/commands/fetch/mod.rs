@@ -115,7 +115,9 @@ pub(crate) struct Summary {
     pub(crate) octets: u64,
     /// Messages deleted from the server (QUIT confirmed).
     pub(crate) deleted: usize,
-    /// Messages found already delivered by an interrupted run.
+    /// Messages found already delivered although the state did not record them: in the Maildir
+    /// by their tags (an interrupted run, or a lost or truncated state file), or a complete mbox
+    /// append that a killed run announced.
     pub(crate) recognised: usize,
     /// Messages left on the server because they are too big.
     pub(crate) too_big: usize,

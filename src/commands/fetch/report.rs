@@ -261,7 +261,7 @@ pub(crate) fn summary(context: &Context, summary: &Summary) {
         (
             summary.recognised,
             format!(
-                "{} already delivered by an interrupted run",
+                "{} found already delivered (now recorded)",
                 summary.recognised
             ),
         ),
