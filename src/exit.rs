@@ -263,10 +263,12 @@ fn transport_code(error: &TransportError) -> ExitCode {
         TransportError::Connect { .. } => ExitCode::Unavailable,
         TransportError::Timeout { .. } | TransportError::Io { .. } => ExitCode::TempFail,
         TransportError::CaFile { .. }
+        | TransportError::CaFileUnreadable { .. }
         | TransportError::ClientCertificate { .. }
         | TransportError::NoRootCertificates
         | TransportError::ServerName { .. }
-        | TransportError::PlaintextPort { .. } => ExitCode::Config,
+        | TransportError::PlaintextPort { .. }
+        | TransportError::NotTls { .. } => ExitCode::Config,
         TransportError::Tls { .. } => ExitCode::Protocol,
     }
 }

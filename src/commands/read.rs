@@ -235,7 +235,17 @@ fn save_attachments(raw: &[u8], dir: &Path) -> anyhow::Result<usize> {
 fn io_failure(path: &Path, error: std::io::Error) -> CommandError {
     CommandError::CannotWrite {
         path: path.to_owned(),
-        error,
+        error: without_temporary_path(error),
+    }
+}
+
+/// `error` without the ` at path "/dir/.tmpXXXXXX"` that the tempfile crate appends: that
+/// random name means nothing to the user, who asked for another file (named in the message).
+fn without_temporary_path(error: std::io::Error) -> std::io::Error {
+    let text = error.to_string();
+    match text.rfind(" at path \"") {
+        Some(at) if error.get_ref().is_some() => std::io::Error::new(error.kind(), &text[..at]),
+        _ => error,
     }
 }
 

@@ -174,7 +174,14 @@ pub(super) fn read_certificates(
         reason,
     };
     let certificates: Vec<_> = CertificateDer::pem_file_iter(path)
-        .map_err(|e| ca_error(e.to_string()))?
+        .map_err(|e| match e {
+            // Said plainly, not as the PEM reader's "I/O error: …".
+            rustls::pki_types::pem::Error::Io(source) => TransportError::CaFileUnreadable {
+                path: path.to_owned(),
+                source,
+            },
+            other => ca_error(other.to_string()),
+        })?
         .collect::<Result<_, _>>()
         .map_err(|e| ca_error(e.to_string()))?;
     if certificates.is_empty() {

@@ -66,6 +66,14 @@ pub enum TransportError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The CA file could not be read at all (missing, unreadable).
+    #[error("cannot read CA file {}: {source}", path.display())]
+    CaFileUnreadable {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
     /// The client certificate or key could not be used.
     #[error("cannot use client certificate {}: {reason}", path.display())]
     ClientCertificate {
@@ -103,6 +111,20 @@ pub enum TransportError {
         /// The start of what the server sent (`+OK` or `-ERR`).
         greeting: String,
     },
+    /// Something other than TLS (and other than a POP3 greeting: that is
+    /// [`TransportError::PlaintextPort`]) answered the TLS handshake: an SSH or HTTP server, say.
+    #[error(
+        "the server at {host}:{port} did not answer with TLS{}: check the port (the implicit-TLS POP3 port is usually 995)",
+        match sent { Some(sent) => format!("; it sent `{sent}`"), None => String::new() }
+    )]
+    NotTls {
+        /// The host name.
+        host: String,
+        /// The port.
+        port: u16,
+        /// The start of what the server sent, when it was printable text.
+        sent: Option<String>,
+    },
     /// The connection timed out.
     #[error("timed out talking to {host}")]
     Timeout {
@@ -134,10 +156,6 @@ fn describe_tls_error(error: &rustls::Error) -> String {
                 .into()
         }
         Error::InvalidCertificate(CertificateError::Other(other)) => other.0.to_string(),
-        Error::InvalidMessage(_) => format!(
-            "{error}; the server did not answer in TLS: if this port expects plain POP3 first \
-             (usually 110), use tls = \"starttls\""
-        ),
         Error::InvalidCertificate(CertificateError::Expired)
         | Error::InvalidCertificate(CertificateError::ExpiredContext { .. }) => {
             "the server's certificate has expired".into()
@@ -232,6 +250,12 @@ impl TlsConnector {
                     TransportError::CaFile { path, reason } => {
                         TransportError::ClientCertificate { path, reason }
                     }
+                    TransportError::CaFileUnreadable { path, source } => {
+                        TransportError::ClientCertificate {
+                            path,
+                            reason: source.to_string(),
+                        }
+                    }
                     other => other,
                 })?;
                 let key = PrivateKeyDer::from_pem_file(key).map_err(|e| {
@@ -289,11 +313,39 @@ impl TlsConnector {
                             .collect(),
                     });
                 }
+                if !first.is_empty() && !looks_like_tls(&first) {
+                    return Err(TransportError::NotTls {
+                        host: host.to_owned(),
+                        port: stream.sock.peer_addr().map_or(0, |a| a.port()),
+                        sent: printable_start(&first),
+                    });
+                }
                 return Err(handshake_error(host, error));
             }
         }
         Ok(TlsStream(stream))
     }
+}
+
+/// Whether `first` (the server's first bytes) can be a TLS record: its content type is one of
+/// TLS's (RFC 8446 §5.1: 20 to 23; a server's first record is a handshake or an alert).
+fn looks_like_tls(first: &[u8]) -> bool {
+    matches!(first.first(), Some(20..=23))
+}
+
+/// The first line of `first` when it is printable ASCII text (an SSH banner, an HTTP status
+/// line), to name what answered; `None` for binary data.
+fn printable_start(first: &[u8]) -> Option<String> {
+    let line = first.split(|&b| b == b'\r' || b == b'\n').next()?;
+    if line.is_empty() || !line.iter().all(|b| (0x20..0x7f).contains(b)) {
+        return None;
+    }
+    let text = String::from_utf8_lossy(line).into_owned();
+    Some(if line.len() == first.len() && first.len() >= FIRST_BYTES {
+        format!("{text}…")
+    } else {
+        text
+    })
 }
 
 /// How many of the server's first bytes are kept to recognise a plaintext greeting.

@@ -386,3 +386,104 @@ fn a_damaged_state_file_says_which_line_and_stat_warns() {
         outcome.stderr
     );
 }
+
+/// A TCP server on a free port that sends `first` to each of `connections` clients and then
+/// waits for them to hang up.
+fn answering(first: &'static [u8], connections: usize) -> (u16, std::thread::JoinHandle<()>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let thread = std::thread::spawn(move || {
+        for _ in 0..connections {
+            let (mut client, _) = listener.accept().unwrap();
+            let _ = client.write_all(first);
+            let _ = client.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+            let _ = client.read(&mut [0u8; 4096]);
+            let _ = client.read(&mut [0u8; 4096]);
+        }
+    });
+    (port, thread)
+}
+
+/// Trial: implicit TLS to an SSH or HTTP port said `received corrupt message of type
+/// InvalidContentType` and advised `--tls starttls`, although the port is not POP3 at all.
+#[test]
+fn implicit_tls_to_a_port_that_is_not_pop3_names_what_answered() {
+    for (first, expected) in [
+        (
+            b"SSH-2.0-OpenSSH_9.6\r\n".as_slice(),
+            "did not answer with TLS; it sent `SSH-2.0-OpenSSH_9.6`: check the port",
+        ),
+        (
+            b"\x00\x01\x02\xffbinary".as_slice(),
+            "did not answer with TLS: check the port",
+        ),
+    ] {
+        let (port, server) = answering(first, 1);
+        let outcome = Pop3::new()
+            .server("127.0.0.1", port, None)
+            .login("alice", "pw")
+            .args(["--timeout", "5", "stat"])
+            .run()
+            .expect_code(78);
+        assert_eq!(
+            outcome.stderr,
+            format!(
+                "pop3: the server at 127.0.0.1:{port} {expected} (the implicit-TLS POP3 port is usually 995)\n"
+            ),
+        );
+        server.join().unwrap();
+    }
+}
+
+/// Trial: `--ca-file /nonexist` said `I/O error: No such file or directory`.
+#[test]
+fn a_missing_ca_file_is_named_plainly() {
+    let (port, server) = answering(b"", 1);
+    let outcome = Pop3::new()
+        .server(
+            "127.0.0.1",
+            port,
+            Some(std::path::Path::new("/nonexistent/ca.pem")),
+        )
+        .login("alice", "pw")
+        .args(["--timeout", "5", "stat"])
+        .run()
+        .expect_code(78);
+    assert_eq!(
+        outcome.stderr,
+        "pop3: cannot read CA file /nonexistent/ca.pem: No such file or directory (os error 2)\n"
+    );
+    server.join().unwrap();
+}
+
+/// Trial: `read -o FILE` into a directory that cannot be written showed the tempfile crate's
+/// random name (`… at path "/x/.tmpDbxr1h"`) instead of just FILE.
+#[test]
+fn read_output_failure_names_only_the_requested_file() {
+    use crate::support::dovecot::dovecot;
+    let d = dovecot();
+    let user = d.add_user(&[b"Subject: s\r\n\r\nbody\r\n".as_slice()]);
+    let dir = tempfile::tempdir().unwrap();
+    let not_a_dir = dir.path().join("file");
+    std::fs::write(&not_a_dir, "x").unwrap();
+    let target = not_a_dir.join("out.eml");
+    let outcome = Pop3::new()
+        .server("localhost", d.pop3s_port, Some(&d.ca_file))
+        .login(&user.name, &user.password)
+        .args([
+            std::ffi::OsStr::new("read"),
+            "-o".as_ref(),
+            target.as_os_str(),
+            "1".as_ref(),
+        ])
+        .run()
+        .expect_code(74);
+    assert_eq!(
+        outcome.stderr,
+        format!(
+            "pop3: cannot write {}: Not a directory (os error 20)\n",
+            target.display()
+        )
+    );
+}
