@@ -305,6 +305,15 @@ pub(crate) fn summary(context: &Context, summary: &Summary) {
     eprintln!("{line}");
 }
 
+/// The line a `fetch-all` stopped by SIGTERM or SIGINT ends with: `fetched` counts every
+/// account's messages delivered and recorded in this run.
+pub(crate) fn interrupted(fetched: usize) {
+    eprintln!(
+        "pop3: interrupted: fetched {}, the rest stay on the server",
+        count(fetched as u64, "message")
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,13 +330,4 @@ mod tests {
         assert!(report.contains("message 10 (x); and 15 more;"), "{report}");
         assert!(!report.contains("refused"), "{report}");
     }
-}
-
-/// The line a `fetch-all` stopped by SIGTERM or SIGINT ends with: `fetched` counts every
-/// account's messages delivered and recorded in this run.
-pub(crate) fn interrupted(fetched: usize) {
-    eprintln!(
-        "pop3: interrupted: fetched {}, the rest stay on the server",
-        count(fetched as u64, "message")
-    );
 }
