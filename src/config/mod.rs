@@ -16,6 +16,7 @@
 //! into an [`Account`]; [`paths`] expands `~` and relative paths.
 
 mod account;
+mod explain;
 mod file;
 mod paths;
 mod resolve;
