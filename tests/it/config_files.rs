@@ -204,3 +204,17 @@ fn bad_flag_values_are_usage_errors_naming_the_flag_not_the_config_file() {
         assert!(!outcome.stderr.contains("config"), "{}", outcome.stderr);
     }
 }
+
+#[test]
+fn password_env_set_but_empty_says_empty_not_unset() {
+    let outcome = Pop3::new()
+        .args(["--host", "localhost", "--user", "u", "--password-env", "PW"])
+        .env("PW", "")
+        .args(["stat"])
+        .run();
+    assert!(
+        outcome.stderr.contains("PW, but that environment variable is empty"),
+        "{}",
+        outcome.stderr
+    );
+}
