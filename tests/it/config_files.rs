@@ -213,7 +213,9 @@ fn password_env_set_but_empty_says_empty_not_unset() {
         .args(["stat"])
         .run();
     assert!(
-        outcome.stderr.contains("PW, but that environment variable is empty"),
+        outcome
+            .stderr
+            .contains("PW, but that environment variable is empty"),
         "{}",
         outcome.stderr
     );

@@ -410,3 +410,12 @@ fn config_check_reports_missing_files_and_commands_that_cannot_run() {
         .expect_code(78);
     assert!(check.stderr.contains("script.sh"), "{}", check.stderr);
 }
+
+#[test]
+fn fetch_all_help_says_all_duplicates_into_the_same_mailbox() {
+    let help = Pop3::new()
+        .args(["fetch-all", "--help"])
+        .run()
+        .expect_code(0);
+    assert!(help.stdout.contains("second copy"), "{}", help.stdout);
+}
