@@ -239,6 +239,14 @@ pub(crate) enum Command {
 pub(crate) enum ConfigCommand {
     /// Check the config file and show an account's effective settings (secrets masked)
     Check(CheckArgs),
+    /// Print the annotated example config (every key, with a comment)
+    Example,
+    /// Write a starter config file where pop3 looks for it (never over an existing one)
+    ///
+    /// The file is readable by its owner only. Given the server (`pop3 config init --host HOST
+    /// --user USER`, also --port and --tls), it holds that one account, named after the user;
+    /// else it is the annotated example, commented out.
+    Init,
 }
 
 /// Arguments of `config check`.
