@@ -495,3 +495,18 @@ fn no_config_file_points_to_config_init_not_a_file_the_install_lacks() {
         );
     }
 }
+
+#[test]
+fn no_arguments_prints_the_short_help_and_where_the_rest_is() {
+    let outcome = Pop3::new().run().expect_code(64);
+    assert!(
+        outcome.stderr.contains("Usage: pop3 [OPTIONS] <COMMAND>")
+            && outcome.stderr.contains("see more with '--help'")
+            && outcome
+                .stderr
+                .trim_end()
+                .ends_with("run `pop3 --help` for all options"),
+        "{}",
+        outcome.stderr
+    );
+}
