@@ -236,6 +236,25 @@ fn filter_command_decides_deliver_delete_skip_and_is_not_asked_twice() {
 }
 
 #[test]
+fn stat_does_not_count_a_message_filter_command_left_for_good_as_new() {
+    let setup = Setup::new(&[message("deliver", "one"), message("skip", "two")], "");
+    let filter = setup.script("filter.sh", FILTER);
+    setup.write_config(&format!("filter_command = [\"{}\"]", filter.display()));
+    setup.fetch(&[]).expect_code(0);
+    let stat = Pop3::new()
+        .args([Path::new("--config"), &setup.path("config.toml")])
+        .env("POP3_TEST_PASSWORD", &setup.user.password)
+        .args(["stat"])
+        .run()
+        .expect_code(0);
+    assert!(
+        stat.stdout.starts_with("2 messages (0 new)"),
+        "{}",
+        stat.stdout
+    );
+}
+
+#[test]
 fn a_failing_or_hanging_filter_never_loses_mail() {
     let setup = Setup::new(
         &[
