@@ -353,3 +353,29 @@ env >> "$(dirname "$0")/hook.env""#,
         outcome.stderr
     );
 }
+
+#[test]
+fn maildir_file_names_have_the_sequence_number_docs_fetch_all_shows() {
+    let setup = Setup::new(&[message("one", "1")], "");
+    setup.fetch(&[]).expect_code(0);
+    let sequence = |name: &str| -> String {
+        let after = name.split_once('Q').map_or("", |(_, rest)| rest);
+        after.chars().take_while(char::is_ascii_digit).collect()
+    };
+    let names: Vec<String> = fs::read_dir(setup.path("mail/new"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    let docs = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/fetch-all.md"))
+        .unwrap();
+    let example = docs
+        .lines()
+        .find(|l| l.contains("_pop3-") && l.contains(".M"))
+        .expect("a Maildir file name in docs/fetch-all.md");
+    assert_eq!(
+        sequence(&names[0]),
+        sequence(example),
+        "{names:?} vs {example}"
+    );
+}
