@@ -243,8 +243,8 @@ pub(crate) enum ConfigCommand {
     Example,
     /// Write a starter config file where pop3 looks for it (never over an existing one)
     ///
-    /// The file is readable by its owner only. Given the server (`pop3 config init --host HOST
-    /// --user USER`, also --port and --tls), it holds that one account, named after the user;
+    /// The file is readable by its owner only. Given the server (pop3 config init --host HOST
+    /// --user USER, also --port and --tls), it holds that one account, named after the user;
     /// else it is the annotated example, commented out.
     Init,
 }
