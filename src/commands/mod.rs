@@ -4,6 +4,7 @@
 
 pub(crate) mod accounts;
 pub(crate) mod browse;
+mod config_file;
 mod daemon;
 pub(crate) mod delete;
 mod error;
@@ -160,6 +161,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Man => return shell::man(),
         Command::Import(args) => return import::run(args, global, verbosity == Verbosity::Quiet),
         Command::Help { command } => return shell::help(command),
+        Command::Config(crate::cli::ConfigCommand::Example) => return config_file::example(),
+        Command::Config(crate::cli::ConfigCommand::Init) => {
+            return config_file::init(global, verbosity == Verbosity::Quiet);
+        }
         _ => {}
     }
     if let Command::Accounts(args) = &cli.command
@@ -249,10 +254,7 @@ fn fetch_all_accounts(
     }
     let names: Vec<String> = loaded.file.accounts.keys().cloned().collect();
     if names.is_empty() {
-        return Err(config::ConfigError::NoAccount(
-            "--all-accounts needs accounts in the config file".into(),
-        )
-        .into());
+        return Err(config::ConfigError::NoAccount(no_accounts_for_all(loaded)).into());
     }
     let contexts = contexts_for(loaded, global, verbosity, &names)?;
     let results = fetch_in_parallel(&contexts, args);
@@ -282,6 +284,23 @@ fn exit_if_stopped(fetched: usize) {
     if let Some(signal) = crate::signals::stopped_by() {
         fetch::report_interrupted(fetched);
         std::process::exit(128 + signal);
+    }
+}
+
+/// Why `--all-accounts` has nothing to fetch: no file, or a file without accounts.
+fn no_accounts_for_all(loaded: &config::LoadedConfig) -> String {
+    match &loaded.path {
+        Some(path) => format!(
+            "--all-accounts needs accounts in the config file, and {} defines none",
+            path.display()
+        ),
+        None => match config::config_path(None) {
+            Some((path, _)) => format!(
+                "--all-accounts needs accounts in the config file, but there is no config file at {}; create one with `pop3 config init`",
+                path.display()
+            ),
+            None => "--all-accounts needs a config file; pass --config FILE".into(),
+        },
     }
 }
 

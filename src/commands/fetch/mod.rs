@@ -58,7 +58,8 @@ pub struct FetchArgs {
     /// Keep messages on the server (overrides delete and keep_days)
     #[arg(long)]
     pub keep: bool,
-    /// Download every message again, whatever was downloaded before
+    /// Download every message again, whatever was downloaded before (a Maildir or mbox then
+    /// holds a second copy of what it already had)
     #[arg(long)]
     pub all: bool,
     /// Fetch every configured account, several at once
@@ -70,7 +71,7 @@ pub struct FetchArgs {
     /// If another run holds the account, wait for it instead of exiting with 75
     #[arg(long)]
     pub wait: bool,
-    /// Keep running: fetch, then again every INTERVAL (e.g. 5m, 30s, 1h) until SIGTERM/SIGINT
+    /// Keep running: fetch, then again every INTERVAL (e.g. 5m, 30s, 1h, 1d) until SIGTERM/SIGINT
     #[arg(long, value_name = "INTERVAL", value_parser = super::daemon::parse_interval, conflicts_with = "dry_run")]
     pub every: Option<std::time::Duration>,
     /// Deliver into this Maildir for this run
