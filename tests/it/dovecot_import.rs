@@ -381,10 +381,69 @@ fn import_refuses_connection_flags() {
         assert_eq!(refused.stdout, "");
         assert!(!home.join("pop3.toml").exists(), "{flags:?}");
     }
+    // Nor does its help list them.
+    let help = pop3(home)
+        .args(["import", "-h"])
+        .run()
+        .expect_code(0)
+        .stdout;
+    assert!(!help.contains("--host"), "{help}");
+    assert!(!help.contains("Connection options"), "{help}");
     // --config is what import writes to; -q is fine too.
     pop3(home)
         .args(["import", "mpop", "-q", "--write"])
         .run()
         .expect_code(0);
     assert!(home.join("pop3.toml").exists());
+}
+
+/// The trial's fetchmailrc: `is 'root' here` with an mda using `%T` was imported with `%T` left
+/// in the command. Real fetchmail delivers with the file first (it puts `'root'` for `%T`);
+/// after the import pop3 delivers through the same command, to the same mbox.
+#[test]
+fn fetchmail_mda_percent_t_imports_the_local_user_and_fetches() {
+    let d = dovecot();
+    let user = dovecot().add_user(&[&message("old-1")]);
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    let rc = home.join(".fetchmailrc");
+    fs::write(
+        &rc,
+        format!(
+            "set no bouncemail\npoll localhost with protocol pop3 and port {}:\n    user '{}' there with password '{}' is 'root' here\n    ssl sslcertfile {} sslcertck\n    keep\n    mda \"/usr/bin/tee -a {}/%T.mbox >/dev/null\"\n",
+            d.pop3s_port,
+            user.name,
+            user.password,
+            d.ca_file.display(),
+            home.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&rc, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    run_tool(home, "fetchmail", &["--nosyslog"]);
+    let mbox = home.join("root.mbox");
+    let text = fs::read_to_string(&mbox).unwrap();
+    assert_eq!(
+        subject_counts(&text, &["old-1"]),
+        [1],
+        "fetchmail delivered\n{text}"
+    );
+
+    arrive(&user, "new-1");
+    let written = pop3(home)
+        .args(["import", "fetchmail", "--write"])
+        .run()
+        .expect_code(0);
+    assert!(
+        written.stdout.contains(&format!(
+            "mda = [\"sh\", \"-c\", \"/usr/bin/tee -a {}/'root'.mbox >/dev/null\"]",
+            home.display()
+        )),
+        "{}",
+        written.stdout
+    );
+    assert!(!written.stderr.contains("%T"), "{}", written.stderr);
+    pop3(home).args(["fetch-all"]).run().expect_code(0);
+    let text = fs::read_to_string(&mbox).unwrap();
+    assert_eq!(subject_counts(&text, &["old-1", "new-1"]), [1, 1], "{text}");
 }
