@@ -645,7 +645,7 @@ keep off
              account alice2 : alice\nkeep on\n",
         )
         .unwrap();
-        let imported = crate::import::read_tool(Tool::Mpop, &[rc.clone()]).unwrap();
+        let imported = crate::import::read_tool(Tool::Mpop, std::slice::from_ref(&rc)).unwrap();
         let names: Vec<&str> = imported.accounts.iter().map(|a| a.name.as_str()).collect();
         assert_eq!(names, ["alice", "bob"]);
         assert_eq!(imported.default_account.as_deref(), Some("alice"));
