@@ -14,8 +14,9 @@ pub(crate) const CONNECTION: &str = "Connection options";
 pub(crate) const GLOBAL: &str = "Global options";
 
 /// Subcommands that never connect: their help does not list the connection flags (they are
-/// still accepted, so a shell alias carrying `--host` keeps working).
-const OFFLINE: [&str; 5] = ["accounts", "completions", "man", "config", "help"];
+/// still accepted, so a shell alias carrying `--host` keeps working; `import` then refuses
+/// them, as it would otherwise ignore where the user meant to connect).
+const OFFLINE: [&str; 6] = ["accounts", "completions", "man", "config", "help", "import"];
 
 /// The full command definition, as parsed and as shown by help, completions and the man page.
 pub(crate) fn command() -> clap::Command {
