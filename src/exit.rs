@@ -183,7 +183,8 @@ fn command_code(error: &CommandError) -> ExitCode {
         | CommandError::AllAccountsWithAccount
         | CommandError::DeleteWhat
         | CommandError::DeleteUnconfirmed
-        | CommandError::ImportOneFile { .. } => ExitCode::Usage,
+        | CommandError::ImportOneFile { .. }
+        | CommandError::ImportFlag { .. } => ExitCode::Usage,
         CommandError::TooBigToShow { .. } => ExitCode::Unavailable,
         CommandError::CannotWrite { .. }
         | CommandError::CannotSaveIn { .. }

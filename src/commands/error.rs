@@ -132,6 +132,14 @@ pub(crate) enum CommandError {
     /// Another tool's setup could not be read.
     #[error("{0}")]
     Import(ImportError),
+    /// `import` with a flag it has no use for (it opens no connection and uses no account).
+    #[error(
+        "pop3 import does not use {flag}: it reads the tool's files and writes the config file (--config)"
+    )]
+    ImportFlag {
+        /// The flag, as typed (`--host`).
+        flag: &'static str,
+    },
     /// There is no place for the config file.
     #[error("no config directory; pass --config FILE")]
     NoConfigDir,

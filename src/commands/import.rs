@@ -29,8 +29,38 @@ fn failure(error: ImportError) -> anyhow::Error {
     CommandError::Import(error).into()
 }
 
+/// The global flags `import` has no use for, by name, when given: it opens no connection and
+/// uses no account, so `--host` and the like would be ignored, which hides a mistake.
+fn unused_flags(global: &GlobalArgs) -> Vec<&'static str> {
+    let given = [
+        ("--account", global.account.is_some()),
+        ("--host", global.host.is_some()),
+        ("--port", global.port.is_some()),
+        ("--user", global.user.is_some()),
+        ("--tls", global.tls.is_some()),
+        ("--ca-file", global.ca_file.is_some()),
+        ("--auth", global.auth.is_some()),
+        ("--password-env", global.password_env.is_some()),
+        ("--password-file", global.password_file.is_some()),
+        (
+            "--allow-plaintext-password",
+            global.allow_plaintext_password,
+        ),
+        ("--timeout", global.timeout.is_some()),
+        ("--proxy", global.proxy.is_some()),
+        ("--debug", global.debug),
+    ];
+    given
+        .into_iter()
+        .filter_map(|(name, given)| given.then_some(name))
+        .collect()
+}
+
 /// Runs `pop3 import`.
 pub fn run(args: &ImportArgs, global: &GlobalArgs, quiet: bool) -> anyhow::Result<()> {
+    if let Some(flag) = unused_flags(global).first() {
+        return Err(CommandError::ImportFlag { flag }.into());
+    }
     if args.files.len() > 1 && args.tool != Tool::Getmail {
         return Err(CommandError::ImportOneFile { tool: args.tool }.into());
     }
@@ -51,8 +81,32 @@ pub fn run(args: &ImportArgs, global: &GlobalArgs, quiet: bool) -> anyhow::Resul
         .accounts
         .iter()
         .partition(|a| !loaded.file.accounts.contains_key(&a.name));
-    print!("{}", imported.to_toml(args.tool, &new));
-    crate::ui::stdout().flush()?;
+    // The tool's default account becomes `default_account`, unless the file already has one.
+    let default_account = match (&imported.default_account, &loaded.file.default_account) {
+        (Some(name), None) => Some(name.as_str()),
+        (Some(name), Some(current)) => {
+            if name != current {
+                warn(&format!(
+                    "{}'s default account is {name}; default_account = {current:?} in {} is left as it is",
+                    args.tool,
+                    path.display()
+                ));
+            }
+            None
+        }
+        (None, _) => None,
+    };
+    // stdout carries only what is new: nothing at all when everything is already there.
+    let nothing_new = new.is_empty() && default_account.is_none();
+    if !nothing_new {
+        let mut out = crate::ui::stdout();
+        write!(
+            out,
+            "{}",
+            imported.to_toml(args.tool, &new, default_account)
+        )?;
+        out.flush()?;
+    }
     for warning in &imported.warnings {
         warn(warning);
     }
@@ -63,6 +117,9 @@ pub fn run(args: &ImportArgs, global: &GlobalArgs, quiet: bool) -> anyhow::Resul
                 account.name, args.tool
             ));
         }
+        for warning in &account.warnings {
+            warn(&format!("account {}: {warning}", account.name));
+        }
     }
     for account in &existing {
         warn(&format!(
@@ -70,6 +127,22 @@ pub fn run(args: &ImportArgs, global: &GlobalArgs, quiet: bool) -> anyhow::Resul
             account.name,
             path.display()
         ));
+    }
+    if nothing_new && !quiet {
+        eprintln!(
+            "nothing new to import from {}{}",
+            imported
+                .sources
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            if imported.accounts.is_empty() {
+                String::new()
+            } else {
+                format!(": its accounts are already in {}", path.display())
+            }
+        );
     }
     if !args.write {
         for account in imported.accounts.iter().filter(|a| !a.seen.is_empty()) {
@@ -94,13 +167,27 @@ pub fn run(args: &ImportArgs, global: &GlobalArgs, quiet: bool) -> anyhow::Resul
         }
         return Ok(());
     }
-    if !new.is_empty() {
-        append(&path, &imported.to_toml(args.tool, &new))?;
-        eprintln!(
-            "appended {} to {}",
-            crate::ui::count(new.len() as u64, "account"),
-            path.display()
-        );
+    if !nothing_new {
+        let text = if new.is_empty() {
+            String::new()
+        } else {
+            imported.to_toml(args.tool, &new, None)
+        };
+        append(&path, default_account, &text)?;
+        if !new.is_empty() {
+            eprintln!(
+                "appended {} to {}",
+                crate::ui::count(new.len() as u64, "account"),
+                path.display()
+            );
+        }
+        if let Some(name) = default_account {
+            eprintln!(
+                "set {} in {}",
+                import::default_account_line(name),
+                path.display()
+            );
+        }
     }
     let loaded = config::load(Some(&path))?;
     let now = std::time::SystemTime::now()
@@ -151,9 +238,10 @@ pub fn run(args: &ImportArgs, global: &GlobalArgs, quiet: bool) -> anyhow::Resul
     Ok(())
 }
 
-/// Appends `text` to the config file at `path` (created, private, when missing), after
-/// checking that the result still parses; the file is replaced atomically.
-fn append(path: &Path, text: &str) -> anyhow::Result<()> {
+/// Appends `text` to the config file at `path` (created, private, when missing), and puts
+/// `default_account` before its first table, after checking that the result still parses; the
+/// file is replaced atomically.
+fn append(path: &Path, default_account: Option<&str>, text: &str) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let old = match std::fs::read_to_string(path) {
         Ok(old) => old,
@@ -166,15 +254,31 @@ fn append(path: &Path, text: &str) -> anyhow::Result<()> {
             .into());
         }
     };
-    let mut combined = old.clone();
-    if !combined.is_empty() && !combined.ends_with('\n') {
-        combined.push('\n');
+    let mut combined = match default_account {
+        Some(name) => with_default_account(&old, name),
+        None => old.clone(),
+    };
+    if !text.is_empty() {
+        if !combined.is_empty() && !combined.ends_with('\n') {
+            combined.push('\n');
+        }
+        if !combined.is_empty() {
+            combined.push('\n');
+        }
+        combined.push_str(text);
     }
-    if !combined.is_empty() {
-        combined.push('\n');
+    let parsed = config::parse(&combined, path).map_err(CommandError::ImportedConfigInvalid)?;
+    if default_account.is_some() && parsed.default_account.as_deref() != default_account {
+        // The line landed inside something (a multi-line string before the first table).
+        return Err(
+            CommandError::ImportedConfigInvalid(config::ConfigError::Parse {
+                path: path.to_owned(),
+                line: 1,
+                message: "default_account could not be placed before the first table".into(),
+            })
+            .into(),
+        );
     }
-    combined.push_str(text);
-    config::parse(&combined, path).map_err(CommandError::ImportedConfigInvalid)?;
     let io = |error: std::io::Error| CommandError::CannotWrite {
         path: path.to_owned(),
         error,
@@ -198,4 +302,28 @@ fn append(path: &Path, text: &str) -> anyhow::Result<()> {
     temp.as_file().sync_all().map_err(io)?;
     temp.persist(path).map_err(|e| io(e.error))?;
     Ok(())
+}
+
+/// `old` with `default_account = "name"` before its first table (a top-level key after a
+/// `[table]` header would belong to that table).
+fn with_default_account(old: &str, name: &str) -> String {
+    let mut head = 0;
+    for line in old.split_inclusive('\n') {
+        if line.trim_start().starts_with('[') {
+            break;
+        }
+        head += line.len();
+    }
+    let (before, after) = old.split_at(head);
+    let mut out = before.to_owned();
+    if !out.is_empty() && !out.ends_with('\n') {
+        out.push('\n');
+    }
+    out.push_str(&import::default_account_line(name));
+    out.push('\n');
+    if !after.is_empty() {
+        out.push('\n');
+        out.push_str(after);
+    }
+    out
 }

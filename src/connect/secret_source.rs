@@ -38,7 +38,10 @@ fn password(account: &Account) -> Result<Secret, ConnectError> {
         PasswordSource::Inline(secret) => Ok(secret.clone()),
         PasswordSource::Env(var) => match crate::secret::from_env(var) {
             Some(secret) if !secret.expose().is_empty() => Ok(secret),
-            _ => Err(ConnectError::Password(format!(
+            Some(_) => Err(ConnectError::Password(format!(
+                "password_env names {var}, but that environment variable is empty"
+            ))),
+            None => Err(ConnectError::Password(format!(
                 "password_env names {var}, but that environment variable is not set"
             ))),
         },

@@ -106,6 +106,9 @@ pub struct ImportedAccount {
     pub seen_from: Option<PathBuf>,
     /// The password is written in the config in clear.
     pub plaintext_password: bool,
+    /// Things to say on stderr about this account: a setting imported that may not work as
+    /// the tool's did (the comment under the account says more).
+    pub warnings: Vec<String>,
 }
 
 impl ImportedAccount {
@@ -131,6 +134,18 @@ impl ImportedAccount {
 
     fn note(&mut self, text: impl Into<String>) {
         self.lines.push(Line::Note(text.into()));
+    }
+
+    fn warn(&mut self, text: impl Into<String>) {
+        self.warnings.push(text.into());
+    }
+
+    /// The port set, if any.
+    fn port(&self) -> Option<i64> {
+        self.lines.iter().find_map(|line| match line {
+            Line::Set("port", toml::Value::Integer(port)) => Some(*port),
+            _ => None,
+        })
     }
 
     /// The value set for `key`, if any.
@@ -168,21 +183,86 @@ pub struct Imported {
     pub accounts: Vec<ImportedAccount>,
     /// Things to report: state entries of unknown accounts, accounts that cannot be imported.
     pub warnings: Vec<String>,
+    /// The account the tool uses when none is named (mpop's account `default`), for pop3's
+    /// `default_account`.
+    pub default_account: Option<String>,
 }
 
 impl Imported {
-    /// All accounts as TOML, for printing or appending to the config file.
-    pub fn to_toml(&self, tool: Tool, accounts: &[&ImportedAccount]) -> String {
+    /// All accounts as TOML, for printing or appending to the config file, after
+    /// `default_account` when one is given (a top-level key must come before any table).
+    pub fn to_toml(
+        &self,
+        tool: Tool,
+        accounts: &[&ImportedAccount],
+        default_account: Option<&str>,
+    ) -> String {
         let mut out = format!(
             "# Imported from {} ({tool}) by pop3 import\n",
             list(&self.sources)
         );
+        if let Some(name) = default_account {
+            out.push_str(&format!("\n{}\n", default_account_line(name)));
+        }
         for account in accounts {
             out.push('\n');
             out.push_str(&account.to_toml());
         }
         out
     }
+}
+
+impl Imported {
+    /// Drops every account that is the same mailbox (host, port, user) as an earlier one: both
+    /// would share one state file and one lock, so the second could never fetch while the first
+    /// does, and `--all-accounts` would fetch the mailbox twice. The account kept says so in a
+    /// comment, and a warning names the one dropped. Returns the pairs (dropped, kept).
+    fn drop_same_mailboxes(&mut self, tool: Tool) -> Vec<(String, String)> {
+        let mut pairs = Vec::new();
+        let mut kept: Vec<ImportedAccount> = Vec::new();
+        for account in std::mem::take(&mut self.accounts) {
+            let twin = kept.iter_mut().find(|k| {
+                k.host.eq_ignore_ascii_case(&account.host)
+                    && k.user == account.user
+                    && k.port() == account.port()
+            });
+            match twin {
+                Some(twin) => {
+                    let mailbox = format!(
+                        "{}@{} port {}",
+                        account.user,
+                        account.host,
+                        account.port().unwrap_or_default()
+                    );
+                    twin.note(format!(
+                        "{tool} account {} is the same mailbox ({mailbox}): not imported, pop3 keeps one account per mailbox",
+                        account.name
+                    ));
+                    self.warnings.push(format!(
+                        "{tool} account {} is the same mailbox as {} ({mailbox}): not imported",
+                        account.name, twin.name
+                    ));
+                    let known: std::collections::HashSet<Uid> =
+                        twin.seen.iter().map(|(uid, _)| uid.clone()).collect();
+                    twin.seen.extend(
+                        account
+                            .seen
+                            .into_iter()
+                            .filter(|(uid, _)| !known.contains(uid)),
+                    );
+                    pairs.push((account.name, twin.name.clone()));
+                }
+                None => kept.push(account),
+            }
+        }
+        self.accounts = kept;
+        pairs
+    }
+}
+
+/// The `default_account` line for `name`.
+pub fn default_account_line(name: &str) -> String {
+    format!("default_account = {}", toml::Value::String(name.to_owned()))
 }
 
 /// `name` as a TOML key: bare when it can be, quoted otherwise.
@@ -211,6 +291,11 @@ fn argv<S: AsRef<str>>(words: &[S]) -> toml::Value {
 /// A shell command line as an argv that runs it the same way the tool did (through `sh -c`).
 fn shell(command: &str) -> toml::Value {
     argv(&["sh", "-c", command])
+}
+
+/// `word` as one shell word, in single quotes (fetchmail quotes `%T` the same way).
+fn sh_quote(word: &str) -> String {
+    format!("'{}'", word.replace('\'', r"'\''"))
 }
 
 /// A `password_command` that reads the password for `host` from `~/.netrc`.
@@ -271,11 +356,16 @@ fn first_existing(tool: Tool, candidates: Vec<PathBuf>) -> Result<PathBuf, Impor
 
 /// Reads `tool`'s config (`files`, or its default places) and its record of fetched messages.
 pub fn read_tool(tool: Tool, files: &[PathBuf]) -> Result<Imported, ImportError> {
-    match tool {
-        Tool::Mpop => mpop::import(files.first().map(PathBuf::as_path)),
-        Tool::Fetchmail => fetchmail::import(files.first().map(PathBuf::as_path)),
-        Tool::Getmail => getmail::import(files),
+    let mut imported = match tool {
+        Tool::Mpop => mpop::import(files.first().map(PathBuf::as_path))?,
+        Tool::Fetchmail => fetchmail::import(files.first().map(PathBuf::as_path))?,
+        Tool::Getmail => getmail::import(files)?,
+    };
+    let pairs = imported.drop_same_mailboxes(tool);
+    if tool == Tool::Mpop {
+        imported.default_account = mpop::default_account(&imported, &pairs);
     }
+    Ok(imported)
 }
 
 /// Records `seen` as delivered in the state file at `state_path`, under the account lock beside

@@ -1,7 +1,8 @@
 //! mpop: `~/.mpoprc` (or `$XDG_CONFIG_HOME/mpop/config`) and its UIDLs files.
 //!
 //! The config is one command per line (`defaults`, `account NAME [: OTHER,...]`, then
-//! `command argument`), an argument optionally in double quotes with `\"` and `\\` escapes.
+//! `command argument`), an argument optionally in double quotes (mpop removes a pair that opens
+//! and closes it, and knows no escapes).
 //! A UIDLs file (`uidls_file`, default `~/.mpop_uidls/%U_at_%H`) holds lists, each opened by a
 //! line ` COUNT HOST USER` (leading space) and followed by COUNT unique-ids, one a line; lines
 //! starting with `#` are comments.
@@ -38,11 +39,7 @@ pub fn parse_config(text: &str, path: &Path) -> Result<Vec<(String, Commands)>, 
             Some((c, r)) => (c, r.trim()),
             None => (line, ""),
         };
-        let argument = unquote(rest).ok_or_else(|| ImportError::Parse {
-            path: path.to_owned(),
-            line: number,
-            message: "unterminated quoted argument".into(),
-        })?;
+        let argument = unquote(rest);
         match command {
             "defaults" => in_defaults = true,
             "account" => {
@@ -85,21 +82,15 @@ pub fn parse_config(text: &str, path: &Path) -> Result<Vec<(String, Commands)>, 
     Ok(accounts)
 }
 
-/// mpop's argument quoting: `"..."` with `\"` and `\\`; unquoted text as is.
-fn unquote(text: &str) -> Option<String> {
-    let Some(inner) = text.strip_prefix('"') else {
-        return Some(text.to_owned());
-    };
-    let mut out = String::new();
-    let mut chars = inner.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => out.push(chars.next()?),
-            '"' => return Some(out),
-            c => out.push(c),
-        }
+/// mpop's argument quoting (`trim_string` in its conf.c): blanks around it are dropped, and so
+/// is a pair of double quotes that opens and closes it; there are no escapes (mpop 1.4.18 keeps
+/// `\"` as it is). Used for every argument, and again for a `delivery` method's own argument.
+fn unquote(text: &str) -> String {
+    let text = text.trim_matches([' ', '\t']);
+    match text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+        Some(inner) => inner.to_owned(),
+        None => text.to_owned(),
     }
-    None
 }
 
 fn on(argument: &str) -> bool {
@@ -257,20 +248,28 @@ fn proxy(account: &mut ImportedAccount, host: &str, port: &str) {
     }
 }
 
+/// What mpop puts for `%F` when a message has no `Return-Path:` or `Sender:` header.
+const NO_SENDER: &str = "MAILER-DAEMON";
+
 fn delivery(account: &mut ImportedAccount, argument: &str) {
-    let (method, rest) = argument.split_once(' ').unwrap_or((argument, ""));
-    let rest = rest.trim();
+    let (method, rest) = argument.split_once([' ', '\t']).unwrap_or((argument, ""));
+    // mpop unquotes the method's argument again: `delivery mda "cmd args"` runs `cmd args`.
+    let rest = unquote(rest);
     match method {
         "maildir" => account.set("maildir", rest),
         "mbox" => account.set("mbox", rest),
-        "mda" => {
-            account.set("mda", super::shell(rest));
-            if rest.contains("%F") {
-                account.note(
-                    "mpop replaced %F in the mda command with the envelope sender; pop3 does not",
-                );
-            }
+        "mda" if rest.contains("%F") => {
+            // mpop put the message's envelope sender there (from its Return-Path: or Sender:
+            // header); pop3 passes none to an MDA, so this takes what mpop used without one.
+            account.set("mda", super::shell(&rest.replace("%F", NO_SENDER)));
+            account.note(format!(
+                "mpop replaced %F in the mda command with the envelope sender; pop3 cannot, so it is {NO_SENDER} here (as mpop did for a message without one). The mpop command was:\n  {rest}\nIf the MDA can do without the sender, drop that option"
+            ));
+            account.warn(format!(
+                "the mda command's %F (the envelope sender) is imported as {NO_SENDER}: pop3 passes no sender to an MDA; see the comment under the account"
+            ));
         }
+        "mda" => account.set("mda", super::shell(&rest)),
         "exchange" => account.note(format!(
             "mpop: delivery exchange {rest}: no equivalent in pop3 (messages go to ~/Maildir)"
         )),
@@ -331,6 +330,22 @@ fn uidls_path(pattern: &str, host: &str, user: &str) -> PathBuf {
 
 /// A UID list of a UIDLs file (host, user, unique-ids) and whether an account claimed it.
 type Claimable = (String, String, Vec<Uid>, bool);
+
+/// The name of the account mpop uses when none is named.
+const DEFAULT: &str = "default";
+
+/// pop3's `default_account` for mpop's account `default`: the account it is the same mailbox
+/// as (`account default : alice` becomes `default_account = "alice"`), or itself.
+pub fn default_account(imported: &Imported, dropped: &[(String, String)]) -> Option<String> {
+    match dropped.iter().find(|(name, _)| name == DEFAULT) {
+        Some((_, kept)) => Some(kept.clone()),
+        None => imported
+            .accounts
+            .iter()
+            .any(|a| a.name == DEFAULT)
+            .then(|| DEFAULT.to_owned()),
+    }
+}
 
 /// Reads `file` (or mpop's default config) and the UIDLs of its accounts.
 pub fn import(file: Option<&Path>) -> Result<Imported, ImportError> {
@@ -393,6 +408,13 @@ pub fn import(file: Option<&Path>) -> Result<Imported, ImportError> {
             }
         }
         imported.accounts.push(account);
+    }
+    // mpop's account `default` is what it fetches when no account is named; usually it just
+    // inherits another (`account default : alice`). Last, so that it is the one dropped when
+    // it is the same mailbox as another account.
+    if let Some(index) = imported.accounts.iter().position(|a| a.name == DEFAULT) {
+        let default = imported.accounts.remove(index);
+        imported.accounts.push(default);
     }
     for (file, lists) in &files {
         for (host, user, uids, claimed) in lists {
@@ -538,5 +560,119 @@ keep off
         assert_eq!(a.get("tls"), Some(&"starttls".into()));
         assert_eq!(a.get("port"), Some(&110.into()));
         assert!(a.to_toml().contains("# mpop used no TLS"));
+    }
+
+    /// The trial's mpoprc: `delivery mda "..."` kept mpop's quotes inside the `sh -c` string,
+    /// so sh looked for a program named `/usr/bin/tee -a ... >/dev/null`.
+    #[test]
+    fn mpop_delivery_mda_quotes_are_removed() {
+        let rc = "account dave\nhost localhost\nuser dave\npassword p\n\
+                  delivery mda \"/usr/bin/tee -a /x/dave.mbox >/dev/null\"\n\
+                  account m : dave\ndelivery maildir \"~/Mail box\"\n\
+                  account b : dave\ndelivery\tmbox   \"/var/mail/dave\"  \n";
+        let accounts = parse_config(rc, Path::new("rc")).unwrap();
+        let (dave, _) = convert(&accounts[0].0, &accounts[0].1);
+        assert_eq!(
+            dave.get("mda"),
+            Some(&super::super::shell(
+                "/usr/bin/tee -a /x/dave.mbox >/dev/null"
+            ))
+        );
+        assert!(dave.warnings.is_empty(), "{:?}", dave.warnings);
+        let (m, _) = convert(&accounts[1].0, &accounts[1].1);
+        assert_eq!(m.get("maildir"), Some(&"~/Mail box".into()));
+        let (b, _) = convert(&accounts[2].0, &accounts[2].1);
+        assert_eq!(b.get("mbox"), Some(&"/var/mail/dave".into()));
+    }
+
+    /// mpop's manual's procmail line: `%F` is the envelope sender, which pop3 does not pass to
+    /// an MDA; it becomes what mpop used without one, said in a note and a warning.
+    #[test]
+    fn mpop_delivery_mda_percent_f_becomes_mailer_daemon_with_a_note() {
+        let rc = "account a\nhost h\nuser u\npassword p\ndelivery mda \"/usr/bin/procmail -f '%F' -d $USER\"\n";
+        let accounts = parse_config(rc, Path::new("rc")).unwrap();
+        let (a, _) = convert(&accounts[0].0, &accounts[0].1);
+        assert_eq!(
+            a.get("mda"),
+            Some(&super::super::shell(
+                "/usr/bin/procmail -f 'MAILER-DAEMON' -d $USER"
+            ))
+        );
+        let text = a.to_toml();
+        assert!(
+            text.contains("#   /usr/bin/procmail -f '%F' -d $USER"),
+            "{text}"
+        );
+        assert!(text.contains("MAILER-DAEMON here"), "{text}");
+        assert_eq!(a.warnings.len(), 1, "{:?}", a.warnings);
+        crate::config::parse(&text, Path::new("x")).unwrap();
+    }
+
+    /// mpop removes a pair of quotes around an argument and nothing else: no escapes
+    /// (`mpop --pretend` 1.4.18 shows `passwordeval "echo \"x\""` as `echo \"x\"`).
+    #[test]
+    fn mpop_arguments_are_unquoted_as_mpop_does() {
+        assert_eq!(unquote(r#""echo \"x\" y""#), r#"echo \"x\" y"#);
+        assert_eq!(unquote(r#"  "a \\ b"  "#), r#"a \\ b"#);
+        assert_eq!(unquote(r#""unterminated"#), r#""unterminated"#);
+        assert_eq!(unquote(r#""a" b"#), r#""a" b"#);
+        assert_eq!(unquote(r#""""#), "");
+        assert_eq!(unquote(r#"""#), r#"""#);
+        let rc = "account a\nhost h\nuser u\npasswordeval \"pass show \\\"mail\\\"\"\nfilter \"spamc -c\"\n";
+        let accounts = parse_config(rc, Path::new("rc")).unwrap();
+        let (a, _) = convert(&accounts[0].0, &accounts[0].1);
+        assert_eq!(
+            a.get("password_command"),
+            Some(&super::super::shell(r#"pass show \"mail\""#))
+        );
+        assert_eq!(
+            a.get("filter_command"),
+            Some(&super::super::shell("spamc -c"))
+        );
+    }
+
+    /// The trial's `account default : alice` was imported as a second account on the same
+    /// mailbox (same state, same lock): it becomes `default_account = "alice"`.
+    #[test]
+    fn mpop_account_default_becomes_default_account() {
+        let dir = tempfile::tempdir().unwrap();
+        let rc = dir.path().join("mpoprc");
+        std::fs::write(
+            &rc,
+            "defaults\ntls on\n\naccount alice\nhost pop.example.com\nuser alice\npassword p\n\n\
+             account bob\nhost pop.example.com\nuser bob\npassword q\n\n\
+             account default : alice\n\n\
+             account alice2 : alice\nkeep on\n",
+        )
+        .unwrap();
+        let imported = crate::import::read_tool(Tool::Mpop, std::slice::from_ref(&rc)).unwrap();
+        let names: Vec<&str> = imported.accounts.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["alice", "bob"]);
+        assert_eq!(imported.default_account.as_deref(), Some("alice"));
+        let alice = imported.accounts[0].to_toml();
+        assert!(
+            alice.contains(
+                "# mpop account alice2 is the same mailbox (alice@pop.example.com port 110)"
+            ),
+            "{alice}"
+        );
+        assert!(
+            alice.contains("# mpop account default is the same mailbox"),
+            "{alice}"
+        );
+        assert_eq!(imported.warnings.len(), 2, "{:?}", imported.warnings);
+        let text = imported.to_toml(
+            Tool::Mpop,
+            &imported.accounts.iter().collect::<Vec<_>>(),
+            Some("alice"),
+        );
+        let parsed = crate::config::parse(&text, Path::new("x")).unwrap();
+        assert_eq!(parsed.default_account.as_deref(), Some("alice"));
+
+        // An account `default` of its own mailbox stays, and is the default.
+        std::fs::write(&rc, "account default\nhost h\nuser u\npassword p\naccount other\nhost h2\nuser u\npassword p\n").unwrap();
+        let imported = crate::import::read_tool(Tool::Mpop, &[rc]).unwrap();
+        assert_eq!(imported.accounts.len(), 2);
+        assert_eq!(imported.default_account.as_deref(), Some("default"));
     }
 }

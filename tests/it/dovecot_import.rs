@@ -232,3 +232,218 @@ fn switching_from_getmail_fetches_only_what_arrived_since() {
         ("getmail", vec!["--quiet".into()])
     });
 }
+
+/// How often `Subject: NAME` starts a line of `text` (an mbox), for each name.
+fn subject_counts(text: &str, names: &[&str]) -> Vec<usize> {
+    names
+        .iter()
+        .map(|name| {
+            text.lines()
+                .filter(|l| *l == format!("Subject: {name}"))
+                .count()
+        })
+        .collect()
+}
+
+/// The trial's mpoprc: `delivery mda "..."` (imported with mpop's quotes inside the `sh -c`
+/// string, so every fetch-all failed) and `account default : NAME` (imported as a second
+/// account on the same mailbox, so `fetch-all --all-accounts` hit its own lock). Real mpop
+/// fetches with that file first; after the import, pop3 delivers through the same MDA.
+#[test]
+fn mpop_delivery_mda_and_account_default_import_and_fetch() {
+    let d = dovecot();
+    let user = dovecot().add_user(&[&message("old-1")]);
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    let mbox = home.join("dave.mbox");
+    let rc = home.join(".mpoprc");
+    fs::write(
+        &rc,
+        format!(
+            "defaults\ntls on\ntls_starttls off\ntls_trust_file {}\nkeep on\n\naccount dave\nhost localhost\nport {}\nuser {}\npasswordeval \"echo {}\"\ndelivery mda \"/usr/bin/tee -a {} >/dev/null\"\n\naccount default : dave\n",
+            d.ca_file.display(),
+            d.pop3s_port,
+            user.name,
+            user.password,
+            mbox.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&rc, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    // mpop with no account named fetches `default`.
+    run_tool(home, "mpop", &[]);
+    let text = fs::read_to_string(&mbox).unwrap();
+    assert_eq!(
+        subject_counts(&text, &["old-1"]),
+        [1],
+        "mpop delivered\n{text}"
+    );
+
+    arrive(&user, "new-1");
+    let written = pop3(home)
+        .args(["import", "mpop", "--write"])
+        .run()
+        .expect_code(0);
+    let config = fs::read_to_string(home.join("pop3.toml")).unwrap();
+    assert!(
+        config.contains(&format!(
+            "mda = [\"sh\", \"-c\", \"/usr/bin/tee -a {} >/dev/null\"]",
+            mbox.display()
+        )),
+        "{config}"
+    );
+    assert!(
+        config.starts_with("default_account = \"dave\"\n"),
+        "{config}"
+    );
+    assert_eq!(config.matches("[accounts.").count(), 1, "{config}");
+    assert!(
+        written
+            .stderr
+            .contains("account default is the same mailbox as dave"),
+        "{}",
+        written.stderr
+    );
+
+    // No account named: default_account; and --all-accounts meets no second lock holder.
+    pop3(home).args(["fetch-all"]).run().expect_code(0);
+    arrive(&user, "new-2");
+    pop3(home)
+        .args(["fetch-all", "--all-accounts"])
+        .run()
+        .expect_code(0);
+    let text = fs::read_to_string(&mbox).unwrap();
+    assert_eq!(
+        subject_counts(&text, &["old-1", "new-1", "new-2"]),
+        [1, 1, 1],
+        "{text}"
+    );
+}
+
+/// The trial's `import mpop --write` with nothing new printed `# Imported from ...` on stdout.
+#[test]
+fn import_with_nothing_new_prints_nothing_on_stdout() {
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    let rc = home.join(".mpoprc");
+    fs::write(
+        &rc,
+        "account a\nhost pop.example.com\nuser a\npasswordeval \"echo x\"\n",
+    )
+    .unwrap();
+    let first = pop3(home)
+        .args(["import", "mpop", "--write"])
+        .run()
+        .expect_code(0);
+    assert!(first.stdout.contains("[accounts.a]"), "{}", first.stdout);
+    for write in [true, false] {
+        let again = pop3(home)
+            .args(["import", "mpop"])
+            .args(write.then_some("--write"))
+            .run()
+            .expect_code(0);
+        assert_eq!(again.stdout, "", "--write {write}");
+        assert!(
+            again
+                .stderr
+                .contains(&format!("nothing new to import from {}", rc.display())),
+            "{}",
+            again.stderr
+        );
+    }
+}
+
+/// The trial's `pop3 import mpop --host evil.example --write` was accepted and the flag
+/// ignored: import uses no connection flag, so each is refused (usage, 64) and nothing written.
+#[test]
+fn import_refuses_connection_flags() {
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    fs::write(
+        home.join(".mpoprc"),
+        "account a\nhost pop.example.com\nuser a\npasswordeval \"echo x\"\n",
+    )
+    .unwrap();
+    for flags in [
+        &["--host", "evil.example"][..],
+        &["--port", "995"],
+        &["--user", "x"],
+        &["--tls", "none"],
+        &["--account", "a"],
+        &["--debug"],
+    ] {
+        let refused = pop3(home)
+            .args(["import", "mpop", "--write"])
+            .args(flags)
+            .run()
+            .expect_code(64);
+        assert!(refused.stderr.contains(flags[0]), "{}", refused.stderr);
+        assert_eq!(refused.stdout, "");
+        assert!(!home.join("pop3.toml").exists(), "{flags:?}");
+    }
+    // Nor does its help list them.
+    let help = pop3(home)
+        .args(["import", "-h"])
+        .run()
+        .expect_code(0)
+        .stdout;
+    assert!(!help.contains("--host"), "{help}");
+    assert!(!help.contains("Connection options"), "{help}");
+    // --config is what import writes to; -q is fine too.
+    pop3(home)
+        .args(["import", "mpop", "-q", "--write"])
+        .run()
+        .expect_code(0);
+    assert!(home.join("pop3.toml").exists());
+}
+
+/// The trial's fetchmailrc: `is 'root' here` with an mda using `%T` was imported with `%T` left
+/// in the command. Real fetchmail delivers with the file first (it puts `'root'` for `%T`);
+/// after the import pop3 delivers through the same command, to the same mbox.
+#[test]
+fn fetchmail_mda_percent_t_imports_the_local_user_and_fetches() {
+    let d = dovecot();
+    let user = dovecot().add_user(&[&message("old-1")]);
+    let home = tempfile::tempdir().unwrap();
+    let home = home.path();
+    let rc = home.join(".fetchmailrc");
+    fs::write(
+        &rc,
+        format!(
+            "set no bouncemail\npoll localhost with protocol pop3 and port {}:\n    user '{}' there with password '{}' is 'root' here\n    ssl sslcertfile {} sslcertck\n    keep\n    mda \"/usr/bin/tee -a {}/%T.mbox >/dev/null\"\n",
+            d.pop3s_port,
+            user.name,
+            user.password,
+            d.ca_file.display(),
+            home.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&rc, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    run_tool(home, "fetchmail", &["--nosyslog"]);
+    let mbox = home.join("root.mbox");
+    let text = fs::read_to_string(&mbox).unwrap();
+    assert_eq!(
+        subject_counts(&text, &["old-1"]),
+        [1],
+        "fetchmail delivered\n{text}"
+    );
+
+    arrive(&user, "new-1");
+    let written = pop3(home)
+        .args(["import", "fetchmail", "--write"])
+        .run()
+        .expect_code(0);
+    assert!(
+        written.stdout.contains(&format!(
+            "mda = [\"sh\", \"-c\", \"/usr/bin/tee -a {}/'root'.mbox >/dev/null\"]",
+            home.display()
+        )),
+        "{}",
+        written.stdout
+    );
+    assert!(!written.stderr.contains("%T"), "{}", written.stderr);
+    pop3(home).args(["fetch-all"]).run().expect_code(0);
+    let text = fs::read_to_string(&mbox).unwrap();
+    assert_eq!(subject_counts(&text, &["old-1", "new-1"]), [1, 1], "{text}");
+}

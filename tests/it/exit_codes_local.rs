@@ -222,7 +222,12 @@ const STDOUT_FULL: &str =
 #[test]
 fn a_full_standard_output_is_74_and_says_standard_output() {
     use crate::support::dovecot::dovecot;
-    let offline: [&[&str]; 3] = [&["man"], &["completions", "bash"], &["help"]];
+    let offline: [&[&str]; 4] = [
+        &["man"],
+        &["completions", "bash"],
+        &["help"],
+        &["config", "example"],
+    ];
     for args in offline {
         let outcome = to_dev_full(Pop3::new().args(args)).expect_code(74);
         assert_eq!(outcome.stderr, STDOUT_FULL, "{args:?}");

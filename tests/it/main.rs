@@ -37,4 +37,5 @@ mod scripted_quit;
 mod scripted_round_trips;
 mod scripted_selftest;
 mod secrets_and_trust;
+mod signal_stop;
 mod support;

@@ -41,6 +41,50 @@ fn server_delivery(
     account.note("fetchmail deleted (or bounced) a message the server refused for good (5xx); pop3 leaves it on the server unless delete_rejected = true");
 }
 
+/// fetchmail's `mda` command as pop3's `mda`: fetchmail replaced `%T` (and `%s`) with the local
+/// user, quoted, and `%F` with the message's envelope sender. The local user is known here when
+/// the entry names exactly one (`is alice here`); the sender never is. A placeholder that cannot
+/// be filled in leaves the `mda` commented out with a note and a warning: an MDA called with
+/// `%T` as the user name would deliver somewhere else or fail on every message.
+fn mda_delivery(account: &mut ImportedAccount, command: &str, local_users: Option<&str>) {
+    let users: Vec<&str> = local_users.unwrap_or_default().split_whitespace().collect();
+    let single = match users.as_slice() {
+        [user] if !user.contains(['*', '=']) => Some(*user),
+        _ => None,
+    };
+    let mut filled = command.to_owned();
+    if let Some(user) = single {
+        let quoted = crate::import::sh_quote(user);
+        filled = filled.replace("%T", &quoted).replace("%s", &quoted);
+    }
+    let mut missing = Vec::new();
+    if filled.contains("%T") || filled.contains("%s") {
+        missing.push(match users.len() {
+            0 => {
+                "%T (the local user: this entry names none, so fetchmail used the user running it)"
+            }
+            _ => "%T (the local user: this entry names several, so fetchmail chose per message)",
+        });
+    }
+    if filled.contains("%F") {
+        missing.push("%F (the message's envelope sender: pop3 passes none to an MDA)");
+    }
+    if missing.is_empty() {
+        account.set("mda", crate::import::shell(&filled));
+        return;
+    }
+    account.note(format!(
+        "fetchmail filled in the mda command; pop3 cannot fill in {}. Not imported: fix the command and remove the '# ' before mda (until then fetch-all delivers to ~/Maildir):",
+        missing.join(", nor ")
+    ));
+    account.note(format!("mda = {}", crate::import::shell(&filled)));
+    let short: Vec<&str> = missing.iter().map(|m| &m[..2]).collect();
+    account.warn(format!(
+        "the mda command uses {}, which pop3 cannot fill in: imported commented out, see the comment under the account",
+        short.join(" and ")
+    ));
+}
+
 /// Turns one entry into an account named `name`.
 pub fn convert(name: &str, entry: &Entry) -> Result<ImportedAccount, String> {
     let protocol = entry
@@ -90,6 +134,8 @@ pub fn convert(name: &str, entry: &Entry) -> Result<ImportedAccount, String> {
     let mut smtphost: Option<String> = None;
     let mut lmtp = false;
     let mut local_user: Option<String> = None;
+    let mut local_users: Option<String> = None;
+    let (mut mda, mut mda_at): (Option<String>, usize) = (None, 0);
     // `limit N` leaves bigger messages on the server; with `limitflush` it deletes them unread.
     let mut limit: Option<i64> = None;
     let mut limitflush = false;
@@ -123,14 +169,14 @@ pub fn convert(name: &str, entry: &Entry) -> Result<ImportedAccount, String> {
             "no keep" | "flush" => keep = false,
             "mda" => {
                 delivery = true;
-                account.set("mda", crate::import::shell(value_text));
-                if value_text.contains("%T") || value_text.contains("%F") {
-                    account.note("fetchmail replaced %T/%F in the mda command with the envelope addresses; pop3 does not");
-                }
+                // Set once every option is seen: `%T` needs the local user (`is NAME here`).
+                mda = Some(value_text.to_owned());
+                mda_at = account.lines.len();
             }
             "auth" | "authenticate" if matches!(value_text, "password" | "any") => {}
             "is" | "to" => {
                 local_user = value_text.split_whitespace().next().map(str::to_owned);
+                local_users = Some(value_text.to_owned());
                 account.note(format!(
                     "fetchmail: local user {value_text}: the recipient with lmtp/smtp; with maildir, mbox or mda pop3 delivers as the user running it"
                 ));
@@ -159,6 +205,12 @@ pub fn convert(name: &str, entry: &Entry) -> Result<ImportedAccount, String> {
                 if value.is_some() { " " } else { "" }
             )),
         }
+    }
+    if let Some(command) = mda {
+        // In the place of the `mda` option, so the output keeps fetchmail's order.
+        let rest = account.lines.split_off(mda_at);
+        mda_delivery(&mut account, &command, local_users.as_deref());
+        account.lines.extend(rest);
     }
     match limit {
         Some(n) if n > 0 && limitflush => account.set("delete_larger_than", n),
@@ -212,7 +264,7 @@ skip pop.two.example username carol pass 'p' no keep fetchall
         assert_eq!(alice.get("delete"), Some(&false.into()));
         assert_eq!(
             alice.get("mda"),
-            Some(&crate::import::shell("/usr/bin/procmail -d %T"))
+            Some(&crate::import::shell("/usr/bin/procmail -d 'alice'"))
         );
         assert!(alice.to_toml().contains("# fetchmail: local user alice"));
         assert!(convert("imap", &entries[1]).is_err());
@@ -271,5 +323,58 @@ skip pop.two.example username carol pass 'p' no keep fetchall
         assert_eq!(c.get("recipient"), Some(&"carol".into()));
         let text = format!("{}\n{}\n{}", a.to_toml(), b.to_toml(), c.to_toml());
         crate::config::parse(&text, Path::new("x")).unwrap();
+    }
+
+    /// The trial's rc: `is 'root' here` with procmail's `-d %T` ran `procmail -d %T` literally.
+    #[test]
+    fn fetchmail_mda_percent_t_becomes_the_one_local_user() {
+        let rc = "poll pop.example.com proto pop3 user 'bob' there with password 'x' is 'root' here\n    mda \"/usr/bin/procmail -d %T\"\n\
+                  poll b.example user y password p mda \"/usr/sbin/sendmail -i -- %s\" is \"o'neil\" here\n";
+        let (entries, _) = parse_config(rc, Path::new("rc")).unwrap();
+        let bob = convert("pop.example.com", &entries[0]).unwrap();
+        assert_eq!(
+            bob.get("mda"),
+            Some(&crate::import::shell("/usr/bin/procmail -d 'root'"))
+        );
+        assert!(bob.warnings.is_empty(), "{:?}", bob.warnings);
+        assert!(!bob.to_toml().contains("%T"), "{}", bob.to_toml());
+        // Quoted for sh -c, and the `is` after the mda counts too.
+        let b = convert("b", &entries[1]).unwrap();
+        let quoted = "/usr/sbin/sendmail -i -- 'o'\\''neil'";
+        assert_eq!(b.get("mda"), Some(&crate::import::shell(quoted)));
+        let out = std::process::Command::new("sh")
+            .args([
+                "-c",
+                &quoted.replace("/usr/sbin/sendmail -i --", "printf %s"),
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(out.stdout, b"o'neil");
+    }
+
+    /// fetchmail's %F (the envelope sender) and a %T without one local user cannot be filled in:
+    /// the mda is written commented out, with a note and a warning, never as a working line.
+    #[test]
+    fn fetchmail_mda_placeholders_that_cannot_be_filled_are_commented_out() {
+        let rc = "poll a.example user x password p is alice here mda \"/usr/sbin/sendmail -i -f %F -- %T\"\n\
+                  poll b.example user y password p mda \"/usr/bin/maildrop -d %T\"\n\
+                  poll c.example user z password p is bob carol here mda \"/usr/bin/procmail -d %T\"\n";
+        let (entries, _) = parse_config(rc, Path::new("rc")).unwrap();
+        for (entry, shown) in entries.iter().zip([
+            "# mda = [\"sh\", \"-c\", \"/usr/sbin/sendmail -i -f %F -- 'alice'\"]",
+            "# mda = [\"sh\", \"-c\", \"/usr/bin/maildrop -d %T\"]",
+            "# mda = [\"sh\", \"-c\", \"/usr/bin/procmail -d %T\"]",
+        ]) {
+            let account = convert("a", entry).unwrap();
+            let text = account.to_toml();
+            assert_eq!(account.get("mda"), None, "{text}");
+            assert_eq!(account.get("smtp"), None, "{text}");
+            assert!(text.contains(shown), "{text}");
+            assert!(text.contains("remove the '# ' before mda"), "{text}");
+            assert_eq!(account.warnings.len(), 1, "{:?}", account.warnings);
+            crate::config::parse(&text, Path::new("x")).unwrap();
+        }
+        let a = convert("a", &entries[0]).unwrap();
+        assert!(a.warnings[0].contains("%F"), "{:?}", a.warnings);
     }
 }
