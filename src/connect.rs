@@ -131,6 +131,15 @@ pub enum ConnectError {
         /// The server's answer.
         status: StatusLine,
     },
+    /// The server closed the connection (an idle timeout) while the password was being typed;
+    /// nothing of the login was sent.
+    #[error(
+        "{host} closed the connection while the password was being typed (servers wait only a few minutes for a login, Dovecot 3); nothing was sent: run again"
+    )]
+    ClosedDuringPrompt {
+        /// The host.
+        host: String,
+    },
     /// A protocol error while connecting or logging in.
     #[error("{host}: {error}")]
     Protocol {
@@ -283,6 +292,13 @@ pub fn open(
     // Asked only now (a prompt may take minutes; RFC 1939 §3 gives the server at least ten
     // before it may close an idle connection), and before anything of the login is queued.
     let password = credential.obtain()?;
+    if matches!(credential, Credential::Prompt(_)) && client.spoke_unasked(Stream::input_pending) {
+        // Sending the login now would read the server's goodbye as the answer to USER and
+        // report a refused login (77) where only time ran out.
+        return Err(ConnectError::ClosedDuringPrompt {
+            host: host.to_owned(),
+        });
+    }
     let secret = password.expose();
     pipeline_behind_login(&mut client, mechanism, &capabilities, prefetch);
     let login = log_in(client, mechanism, account, secret, &greeting);

@@ -466,6 +466,26 @@ pub enum Stream {
     Tls(Box<TlsStream>),
 }
 
+impl Stream {
+    /// Whether the server has sent anything (or closed the connection) that is waiting to be
+    /// read, without waiting for it: a peek at the socket, so TLS records count too.
+    pub fn input_pending(&self) -> bool {
+        let tcp = match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(s) => &s.0.sock,
+        };
+        if tcp.set_nonblocking(true).is_err() {
+            return false;
+        }
+        let pending = match tcp.peek(&mut [0u8; 1]) {
+            Ok(_) => true, // data, or 0 for a closed connection
+            Err(e) => e.kind() != io::ErrorKind::WouldBlock,
+        };
+        let _ = tcp.set_nonblocking(false);
+        pending
+    }
+}
+
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {

@@ -254,3 +254,30 @@ fn login_check_shows_an_untrusted_certificate_which_can_then_be_pinned() {
         .run()
         .expect_code(0);
 }
+
+#[test]
+fn password_prompt_after_connecting_a_server_that_gave_up_waiting_gets_no_login() {
+    // Dovecot says goodbye to a client that has not logged in within 3 minutes.
+    let server = ScriptedServer::start(
+        "S: +OK ready
+         C: CAPA
+         S: +OK
+         S: USER
+         S: .
+         S: -ERR Disconnected for inactivity.",
+    );
+    let (mut terminal, _home) = on_terminal_plain(server.port, &["stat"]);
+    terminal.expect("Password for alice@127.0.0.1: ");
+    terminal.wait_for_echo_off();
+    // The goodbye went out right after CAPA, long before the password is typed.
+    terminal.type_keys("pw\r");
+    let (status, screen) = terminal.wait();
+    let sent = server.finish();
+    // Before: USER went out, the goodbye was read as its answer, "login failed" (77).
+    assert_eq!(status.code(), Some(75), "{screen}");
+    assert!(
+        screen.contains("closed the connection while the password was being typed"),
+        "{screen}"
+    );
+    assert_eq!(text_of(&sent), "CAPA\r\n");
+}
