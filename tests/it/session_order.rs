@@ -281,3 +281,18 @@ fn password_prompt_after_connecting_a_server_that_gave_up_waiting_gets_no_login(
     );
     assert_eq!(text_of(&sent), "CAPA\r\n");
 }
+
+#[test]
+fn password_prompt_after_connecting_keeps_the_pipelined_login_tail() {
+    // The script makes the server read every line up to UIDL before it answers USER: the
+    // typed password still leaves with CAPA, LIST and UIDL behind it.
+    let server = ScriptedServer::start(&transcript("list-uidl-pipelined"));
+    let (mut terminal, _home) = on_terminal_plain(server.port, &["list"]);
+    terminal.expect("Password for alice@127.0.0.1: ");
+    terminal.wait_for_echo_off();
+    terminal.type_keys("pw\r");
+    terminal.expect("1  120  abc");
+    let (status, screen) = terminal.wait();
+    assert_eq!(status.code(), Some(0), "{screen}");
+    server.finish();
+}
