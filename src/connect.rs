@@ -289,8 +289,9 @@ pub fn open(
     };
     // Checked again although commands check it first: the rule must hold for every caller.
     check_plaintext_policy(account)?;
-    // Asked only now (a prompt may take minutes; RFC 1939 §3 gives the server at least ten
-    // before it may close an idle connection), and before anything of the login is queued.
+    // Asked only now, before anything of the login is queued. A prompt may take minutes: RFC
+    // 1939 §3 asks servers to wait ten, but Dovecot hangs up on a client that has not logged in
+    // after three, which the check below catches.
     let password = credential.obtain()?;
     if matches!(credential, Credential::Prompt(_)) && client.spoke_unasked(Stream::input_pending) {
         // Sending the login now would read the server's goodbye as the answer to USER and
