@@ -79,13 +79,13 @@ pub(crate) struct GlobalArgs {
     #[arg(short = 'a', long, global = true, value_name = "NAME", help_heading = GLOBAL)]
     pub account: Option<String>,
     /// Server host name (without --account, the config's accounts are not used)
-    #[arg(long, global = true, help_heading = CONNECTION)]
+    #[arg(long, global = true, value_parser = host_name, help_heading = CONNECTION)]
     pub host: Option<String>,
     /// Server port [default: 995 for implicit TLS, 110 otherwise]
-    #[arg(long, global = true, help_heading = CONNECTION)]
+    #[arg(long, global = true, value_parser = port_number, help_heading = CONNECTION)]
     pub port: Option<u16>,
     /// User name on the server
-    #[arg(long, global = true, help_heading = CONNECTION)]
+    #[arg(long, global = true, value_parser = not_empty, help_heading = CONNECTION)]
     pub user: Option<String>,
     /// Connection security [default: implicit]
     #[arg(long, global = true, value_enum, help_heading = CONNECTION)]
@@ -106,7 +106,7 @@ pub(crate) struct GlobalArgs {
     #[arg(long, global = true, help_heading = CONNECTION)]
     pub allow_plaintext_password: bool,
     /// Seconds allowed for connecting and for every read and write [default: 60]
-    #[arg(long, global = true, value_name = "SECS", help_heading = CONNECTION)]
+    #[arg(long, global = true, value_name = "SECS", value_parser = seconds, help_heading = CONNECTION)]
     pub timeout: Option<u64>,
     /// Connect through this SOCKS5 proxy (socks5://HOST:PORT; socks5h:// lets the proxy resolve names)
     #[arg(long, global = true, value_name = "URL", help_heading = CONNECTION)]
@@ -139,6 +139,45 @@ impl GlobalArgs {
             proxy: self.proxy.clone(),
             ..Settings::default()
         }
+    }
+}
+
+// Flag values are checked here, so that a bad one is a usage error naming the flag (64), not a
+// config error blamed on the file (78).
+
+/// `--port`: 1 to 65535.
+fn port_number(text: &str) -> Result<u16, String> {
+    match text.trim().parse::<u16>() {
+        Ok(port) if port > 0 => Ok(port),
+        _ => Err("must be a number from 1 to 65535".into()),
+    }
+}
+
+/// `--timeout`: whole seconds, at least 1.
+fn seconds(text: &str) -> Result<u64, String> {
+    match text.trim().parse::<u64>() {
+        Ok(secs) if secs > 0 => Ok(secs),
+        _ => Err("must be a whole number of seconds, 1 or more".into()),
+    }
+}
+
+/// `--user`: anything but nothing.
+fn not_empty(text: &str) -> Result<String, String> {
+    if text.is_empty() {
+        Err("must not be empty".into())
+    } else {
+        Ok(text.to_owned())
+    }
+}
+
+/// `--host`: a name or address; `HOST:PORT` gets the flag to use instead.
+fn host_name(text: &str) -> Result<String, String> {
+    if text.is_empty() {
+        return Err("must not be empty".into());
+    }
+    match crate::config::port_in_host(text) {
+        Some((host, port)) => Err(format!("give the port apart: --host {host} --port {port}")),
+        None => Ok(text.to_owned()),
     }
 }
 
@@ -200,6 +239,14 @@ pub(crate) enum Command {
 pub(crate) enum ConfigCommand {
     /// Check the config file and show an account's effective settings (secrets masked)
     Check(CheckArgs),
+    /// Print the annotated example config (every key, with a comment)
+    Example,
+    /// Write a starter config file where pop3 looks for it (never over an existing one)
+    ///
+    /// The file is readable by its owner only. Given the server (pop3 config init --host HOST
+    /// --user USER, also --port and --tls), it holds that one account, named after the user;
+    /// else it is the annotated example, commented out.
+    Init,
 }
 
 /// Arguments of `config check`.

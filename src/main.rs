@@ -24,6 +24,10 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(error) => {
             let _ = error.print();
+            // `pop3` alone gets the short help (clap's `-h` form): say where the rest is.
+            if error.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                eprintln!("\nrun `pop3 --help` for all options");
+            }
             return if error.use_stderr() {
                 ExitCode::from(exit::ExitCode::Usage as u8)
             } else {

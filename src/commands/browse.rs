@@ -109,13 +109,19 @@ pub fn run(context: &Context) -> anyhow::Result<()> {
             }
         };
         let summary = message::summarize(raw);
+        let width = crate::ui::terminal_width();
         for (name, value) in [
             ("From", &summary.from),
             ("To", &summary.to),
             ("Subject", &summary.subject),
             ("Date", &summary.date),
         ] {
-            writeln!(out, "{name}: {value}")?;
+            // As `read`: From and Subject always, the others when the message has them; each on
+            // one line of the terminal.
+            if !value.is_empty() || matches!(name, "From" | "Subject") {
+                let width = width.map(|w| w.saturating_sub(name.len() + 2).max(10));
+                writeln!(out, "{name}: {}", crate::ui::header_value(value, width))?;
+            }
         }
         out.flush()?;
         match ask_yes_no("Read this message", echo)? {

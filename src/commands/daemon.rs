@@ -20,7 +20,7 @@ use crate::signals::Signals;
 /// The longest a failing account waits, unless the interval itself is longer.
 const BACKOFF_CAP: Duration = Duration::from_secs(3600);
 
-/// Parses an interval: `300` (seconds), `30s`, `5m`, `2h`.
+/// Parses an interval: `300` (seconds), `30s`, `5m`, `2h`, `1d`.
 pub(crate) fn parse_interval(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
@@ -31,9 +31,10 @@ pub(crate) fn parse_interval(text: &str) -> Result<Duration, String> {
         "s" | "sec" => 1,
         "m" | "min" => 60,
         "h" => 3600,
+        "d" => 86_400,
         _ => {
             return Err(format!(
-                "{text:?}: use seconds, or a number with s, m or h (e.g. 5m)"
+                "{text:?}: use seconds, or a number with s, m, h or d (e.g. 5m)"
             ));
         }
     };
@@ -187,6 +188,14 @@ mod tests {
         for bad in ["0", "5x", "m", "", "-5m", "99999999999999999999", "8000h"] {
             assert!(parse_interval(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn every_takes_days_as_its_limit_is_said_in_days() {
+        assert_eq!(parse_interval("1d"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse_interval("7d"), Ok(Duration::from_secs(7 * 86_400)));
+        let err = parse_interval("8d").unwrap_err();
+        assert!(err.contains("between 1 second and 7 days"), "{err}");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use clap::Args;
 
 use crate::message;
 use crate::pop3::{Command, Reply};
-use crate::ui::{ask, count, stdin_is_terminal};
+use crate::ui::{ask, count, display_width, stdin_is_terminal};
 
 use super::shared::select::{self, MessageArgs};
 use super::shared::top::{HeaderReply, fetch_headers};
@@ -42,20 +42,45 @@ pub fn run(context: &Context, args: &DeleteArgs) -> anyhow::Result<()> {
         let headers = fetch_headers(&mut connection, &numbers, &mut |note| {
             eprintln!("pop3: note: {note}")
         })?;
-        let mut err = std::io::stderr().lock();
-        writeln!(err, "To be deleted:")?;
-        for (number, reply) in numbers.iter().zip(&headers) {
-            let (from, subject) = match reply {
+        let rows: Vec<(String, String)> = headers
+            .iter()
+            .map(|reply| match reply {
                 HeaderReply::Headers(raw) => {
                     let summary = message::summarize(raw);
-                    (summary.from, summary.subject)
+                    (
+                        crate::ui::header_value(&summary.from, None),
+                        summary.subject,
+                    )
                 }
                 HeaderReply::Refused(status) => {
                     let status = message::display_safe(&status.to_string());
                     (format!("(headers unavailable: {status})"), String::new())
                 }
+            })
+            .collect();
+        // On a terminal each message takes one line, as in `headers`: From at most two fifths
+        // of what the number leaves, Subject the rest.
+        let widths = crate::ui::stderr_terminal_width().map(|w| {
+            let rest = w.saturating_sub(10).max(20);
+            let widest = rows.iter().map(|(from, _)| display_width(from)).max();
+            let from_width = widest.unwrap_or(0).min(rest * 2 / 5);
+            (from_width, rest - from_width)
+        });
+        let mut err = std::io::stderr().lock();
+        writeln!(err, "To be deleted:")?;
+        for (number, (from, subject)) in numbers.iter().zip(rows) {
+            let (from, subject) = match widths {
+                Some((from_width, subject_width)) => (
+                    crate::ui::fit(&from, from_width),
+                    crate::ui::fit(&subject, subject_width),
+                ),
+                None => (from, subject),
             };
-            writeln!(err, "  {number:>4}  {from}  {subject}")?;
+            writeln!(
+                err,
+                "  {number:>4}  {}",
+                format!("{from}  {subject}").trim_end()
+            )?;
         }
     }
     if !args.yes {

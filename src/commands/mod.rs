@@ -4,6 +4,7 @@
 
 pub(crate) mod accounts;
 pub(crate) mod browse;
+mod config_file;
 mod daemon;
 pub(crate) mod delete;
 mod error;
@@ -162,6 +163,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Man => return shell::man(),
         Command::Import(args) => return import::run(args, global, verbosity == Verbosity::Quiet),
         Command::Help { command } => return shell::help(command),
+        Command::Config(crate::cli::ConfigCommand::Example) => return config_file::example(),
+        Command::Config(crate::cli::ConfigCommand::Init) => {
+            return config_file::init(global, verbosity == Verbosity::Quiet);
+        }
         _ => {}
     }
     if let Command::Accounts(args) = &cli.command
@@ -216,9 +221,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Delete(args) => delete::run(&context, args),
         Command::Browse => browse::run(&context),
         Command::FetchAll(args) => {
-            let summary = fetch::run(&context, args)?;
-            fetch::report_summary(&context, &summary);
-            Ok(())
+            let (summary, result) = fetch::run(&context, args);
+            match &result {
+                Ok(()) => fetch::report_summary(&context, &summary),
+                Err(error) if crate::signals::stopped_by().is_some() => {
+                    eprintln!("pop3: {}", crate::exit::describe(error));
+                }
+                Err(_) => {}
+            }
+            exit_if_stopped(summary.fetched);
+            result
         }
         Command::Accounts(_)
         | Command::Config(_)
@@ -244,31 +256,59 @@ fn fetch_all_accounts(
     }
     let names: Vec<String> = loaded.file.accounts.keys().cloned().collect();
     if names.is_empty() {
-        return Err(config::ConfigError::NoAccount(
-            "--all-accounts needs accounts in the config file".into(),
-        )
-        .into());
+        return Err(config::ConfigError::NoAccount(no_accounts_for_all(loaded)).into());
     }
     let contexts = contexts_for(loaded, global, verbosity, &names)?;
-    let results = in_parallel(&contexts, |context| fetch::run(context, args));
+    let results = fetch_in_parallel(&contexts, args);
     let mut worst = crate::exit::ExitCode::Success;
-    for (context, result) in contexts.iter().zip(results) {
+    let mut fetched = 0;
+    for (context, (summary, result)) in contexts.iter().zip(results) {
+        fetched += summary.fetched;
         match result {
-            Ok(summary) => fetch::report_summary(context, &summary),
+            Ok(()) => fetch::report_summary(context, &summary),
             Err(error) => {
                 worst = worse(worst, crate::exit::classify(&error));
                 eprintln!("pop3: {}", account_error(&context.account.name, &error));
             }
         }
     }
+    exit_if_stopped(fetched);
     match worst {
         crate::exit::ExitCode::Success => Ok(()),
         worst => Err(CommandError::SomeAccountsFailed { worst }.into()),
     }
 }
 
+/// After a `fetch-all` that SIGINT or SIGTERM stopped: says so, and exits with 128 plus the
+/// signal's number (130, 143), as a shell reports a program a signal ended. Everything is
+/// committed, the account locks released and the connections closed by then.
+fn exit_if_stopped(fetched: usize) {
+    if let Some(signal) = crate::signals::stopped_by() {
+        fetch::report_interrupted(fetched);
+        std::process::exit(128 + signal);
+    }
+}
+
+/// Why `--all-accounts` has nothing to fetch: no file, or a file without accounts.
+fn no_accounts_for_all(loaded: &config::LoadedConfig) -> String {
+    match &loaded.path {
+        Some(path) => format!(
+            "--all-accounts needs accounts in the config file, and {} defines none",
+            path.display()
+        ),
+        None => match config::config_path(None) {
+            Some((path, _)) => format!(
+                "--all-accounts needs accounts in the config file, but there is no config file at {}; create one with `pop3 config init`",
+                path.display()
+            ),
+            None => "--all-accounts needs a config file; pass --config FILE".into(),
+        },
+    }
+}
+
 /// `fetch-all --every INTERVAL`: the account (or with `--all-accounts` every account) fetched
-/// again and again until SIGTERM or SIGINT; SIGHUP re-reads the config file.
+/// again and again until SIGTERM or SIGINT, which end it with exit status 0 (the normal end of
+/// a service); SIGHUP re-reads the config file.
 fn fetch_every(
     loaded: config::LoadedConfig,
     global: &crate::cli::GlobalArgs,
@@ -301,12 +341,18 @@ fn fetch_every(
         };
         contexts_for(&loaded, global, verbosity, &names)
     };
+    // Messages fetched by the cycle a stop interrupted, if one did.
+    let interrupted = std::cell::Cell::new(None);
     let cycle = |due: &[&Context]| -> Vec<daemon::Outcome> {
-        in_parallel(due, |context| fetch::run(context, args))
+        let results = fetch_in_parallel(due, args);
+        if results.iter().any(|(summary, _)| summary.interrupted) {
+            interrupted.set(Some(results.iter().map(|(s, _)| s.fetched).sum::<usize>()));
+        }
+        results
             .into_iter()
             .zip(due)
-            .map(|(result, context)| match result {
-                Ok(summary) => {
+            .map(|((summary, result), context)| match result {
+                Ok(()) => {
                     fetch::report_summary(context, &summary);
                     None
                 }
@@ -314,7 +360,11 @@ fn fetch_every(
             })
             .collect()
     };
-    daemon::run(every, &signals, load, cycle)
+    daemon::run(every, &signals, load, cycle)?;
+    if let Some(fetched) = interrupted.get() {
+        fetch::report_interrupted(fetched);
+    }
+    Ok(())
 }
 
 /// `config check --connect`: logs in to every account (or the one named by `-a`) in parallel,
@@ -410,6 +460,17 @@ fn contexts_for(
         });
     }
     Ok(contexts)
+}
+
+/// `fetch-all` for each account, [`in_parallel`]: what each did, and how it ended.
+fn fetch_in_parallel<C: std::borrow::Borrow<Context> + Sync>(
+    contexts: &[C],
+    args: &fetch::FetchArgs,
+) -> Vec<(fetch::Summary, anyhow::Result<()>)> {
+    in_parallel(contexts, |context| Ok(fetch::run(context.borrow(), args)))
+        .into_iter()
+        .map(|run| run.unwrap_or_else(|panicked| (fetch::Summary::default(), Err(panicked))))
+        .collect()
 }
 
 /// Runs `work` for every context, each in its own thread, a few at a time; the results come

@@ -155,6 +155,7 @@ fn print_readable(raw: &[u8]) -> anyhow::Result<()> {
         ("Date", &summary.date),
     ] {
         if !value.is_empty() || matches!(name, "From" | "Subject") {
+            let value = crate::ui::header_value(value, None);
             writeln!(out, "{:<9}{value}", format!("{name}:"))?;
         }
     }

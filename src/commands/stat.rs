@@ -43,7 +43,7 @@ pub fn run(context: &Context, args: &JsonArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// How many messages are not recorded in the account's `fetch-all` state, by unique id; `None`
+/// How many messages the account's `fetch-all` state has no decision about, by unique id; `None`
 /// when that cannot be told (no UIDL, or an unreadable state file, which only gets a note:
 /// `stat` still answers).
 fn new_messages(context: &Context, connection: &mut Connection) -> anyhow::Result<Option<u64>> {
@@ -63,10 +63,17 @@ fn new_messages(context: &Context, connection: &mut Connection) -> anyhow::Resul
             return Ok(None);
         }
     };
+    // New is what `fetch-all` would still decide about: not delivered, and not settled for
+    // good otherwise (left by filter_command, refused by the delivery server, deleted unread).
+    let settled = |uid| {
+        state.entry(uid).is_some_and(|e| {
+            e.first_seen.is_some() || e.filter_skipped || e.rejected || e.delete_unfetched
+        })
+    };
     // Numbers, not lines: a server listing a message twice does not count it twice.
     let new: std::collections::HashSet<_> = uids
         .iter()
-        .filter(|u| !state.is_delivered(&u.uid))
+        .filter(|u| !settled(&u.uid))
         .map(|u| u.number)
         .collect();
     Ok(Some(new.len() as u64))

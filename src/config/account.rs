@@ -97,6 +97,19 @@ pub fn parse_fingerprint(text: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
+/// The host and port of `host:port` (or `[v6]:port`), which some programs accept as a host;
+/// `None` for a plain name or address (a bare IPv6 address has several colons).
+pub fn port_in_host(text: &str) -> Option<(&str, u16)> {
+    let (host, port) = text.rsplit_once(':')?;
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.strip_suffix(']')?,
+        None if host.contains(':') => return None,
+        None => host,
+    };
+    let port = port.parse::<u16>().ok().filter(|p| *p > 0)?;
+    Some((host, port)).filter(|(h, _)| !h.is_empty())
+}
+
 /// Where `fetch-all` puts messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeliveryTarget {
@@ -145,6 +158,12 @@ pub(super) fn build_account(
         .host
         .filter(|h| !h.is_empty())
         .ok_or_else(|| missing("host"))?;
+    if let Some((bare, port)) = port_in_host(&host) {
+        return Err(ConfigError::Invalid {
+            account: name,
+            message: format!("host {host:?} holds a port: write host = {bare:?} and port = {port}"),
+        });
+    }
     let user = settings
         .user
         .filter(|u| !u.is_empty())
@@ -409,6 +428,19 @@ mod tests {
         let both =
             loaded("[accounts.a]\nhost = \"h\"\nuser = \"u\"\nmbox = \"x\"\nmda = [\"y\"]\n");
         assert!(both.resolve(None, Settings::default()).is_err());
+    }
+
+    #[test]
+    fn host_with_a_port_says_to_use_the_port_key() {
+        let config = loaded("[accounts.a]\nhost = \"localhost:40737\"\nuser = \"u\"\n");
+        let err = config.resolve(None, Settings::default()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "account \"a\": host \"localhost:40737\" holds a port: write host = \"localhost\" and port = 40737"
+        );
+        assert_eq!(port_in_host("[::1]:995"), Some(("::1", 995)));
+        assert_eq!(port_in_host("::1"), None);
+        assert_eq!(port_in_host("pop.example.com"), None);
     }
 
     #[test]

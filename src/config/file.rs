@@ -63,35 +63,11 @@ pub(crate) fn load(explicit: Option<&Path>) -> Result<LoadedConfig, ConfigError>
 pub fn parse(text: &str, path: &Path) -> Result<ConfigFile, ConfigError> {
     toml::from_str(text).map_err(|e| {
         let start = e.span().map_or(0, |span| span.start.min(text.len()));
-        let line = text[..start].matches('\n').count() + 1;
-        let line_text = text.lines().nth(line - 1).unwrap_or("");
-        // Whatever the parser says about a `password` line may quote the password itself.
-        let message = if assigns_secret(line_text) {
-            "the value of password is not valid: write it as a string in quotes, e.g. password = \"...\" (value not shown)".to_owned()
-        } else {
-            e.message().trim().replace("field", "key")
-        };
         ConfigError::Parse {
             path: path.to_owned(),
-            line,
-            message,
+            line: super::explain::line_number(text, start),
+            message: super::explain::explain(&e, text),
         }
-    })
-}
-
-/// Keys whose values are never shown, not even in an error.
-const SECRET_KEYS: &[&str] = &["password"];
-
-/// Whether a line of TOML assigns a secret key (`password = ...`, also quoted, dotted or
-/// inside an inline table).
-fn assigns_secret(line: &str) -> bool {
-    SECRET_KEYS.iter().any(|key| {
-        line.match_indices(key).any(|(at, _)| {
-            let before = line[..at].chars().next_back();
-            let after = line[at + key.len()..].trim_start_matches(['"', '\'', ' ', '\t']);
-            !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '-')
-                && after.starts_with('=')
-        })
     })
 }
 
@@ -144,7 +120,7 @@ mod tests {
         let err = parse("[defaults]\nport = \"x\"\n", Path::new("/c.toml"))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("invalid type"), "{err}");
+        assert!(err.contains("port must be a number"), "{err}");
     }
 
     #[test]

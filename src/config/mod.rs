@@ -16,6 +16,7 @@
 //! into an [`Account`]; [`paths`] expands `~` and relative paths.
 
 mod account;
+mod explain;
 mod file;
 mod paths;
 mod resolve;
@@ -27,6 +28,7 @@ use std::path::PathBuf;
 pub use crate::transport::TlsOptions;
 pub use account::{
     Account, DEFAULT_FILTER_TIMEOUT_SECS, DeliveryTarget, PasswordSource, parse_fingerprint,
+    port_in_host,
 };
 pub use file::{LoadedConfig, parse};
 pub(crate) use file::{config_path, load};

@@ -28,11 +28,14 @@ impl LoadedConfig {
                 (None, 1) => file.accounts.keys().next().cloned(),
                 (None, 0) => {
                     let hint = match &self.path {
-                        Some(path) => format!("{} defines no accounts", path.display()),
-                        None => no_file(),
+                        Some(path) => format!(
+                            "{} defines no accounts; add one (`pop3 config example` shows how)",
+                            path.display()
+                        ),
+                        None => format!("{}; create one with `pop3 config init`", no_file()),
                     };
                     return Err(ConfigError::NoAccount(format!(
-                        "{hint}; create one (see config.example.toml) or pass --host and --user"
+                        "{hint} or pass --host and --user"
                     )));
                 }
                 (None, _) => {
@@ -51,7 +54,7 @@ impl LoadedConfig {
                         known: known(),
                     },
                     None => ConfigError::NoAccount(format!(
-                        "account {name:?} needs a config file, but {}; create one (see config.example.toml) or pass --config",
+                        "account {name:?} needs a config file, but {}; create one with `pop3 config init` or pass --config",
                         no_file()
                     )),
                 }

@@ -36,6 +36,13 @@ pub struct Session<S> {
     connection: Connection<S>,
 }
 
+impl<S> Session<S> {
+    /// The stream underneath, e.g. to shut its socket down from another thread.
+    pub(crate) fn stream(&self) -> &S {
+        &self.connection.stream
+    }
+}
+
 impl<S: Read + Write> Session<S> {
     /// `STAT`: message count and total size.
     pub fn stat(&mut self) -> Result<MaildropStat> {

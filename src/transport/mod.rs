@@ -467,13 +467,19 @@ pub enum Stream {
 }
 
 impl Stream {
+    /// The TCP connection underneath: a clone of it can shut the connection down from another
+    /// thread, which wakes a read blocked on a stalled server (`fetch-all`'s stop deadline).
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(s) => s.0.get_ref(),
+        }
+    }
+
     /// Whether the server has sent anything (or closed the connection) that is waiting to be
     /// read, without waiting for it: a peek at the socket, so TLS records count too.
     pub fn input_pending(&self) -> bool {
-        let tcp = match self {
-            Stream::Plain(s) => s,
-            Stream::Tls(s) => &s.0.sock,
-        };
+        let tcp = self.tcp();
         if tcp.set_nonblocking(true).is_err() {
             return false;
         }

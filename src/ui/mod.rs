@@ -7,7 +7,8 @@ mod terminal;
 mod text;
 
 pub(crate) use terminal::{
-    ask, prompt_password, stderr_is_terminal, stdin_is_terminal, terminal_width,
+    ask, prompt_password, stderr_is_terminal, stderr_terminal_width, stdin_is_terminal,
+    terminal_width,
 };
 pub use text::human_size;
-pub(crate) use text::{EMPTY_MAILBOX, compact_date, count, display_width, fit};
+pub(crate) use text::{EMPTY_MAILBOX, compact_date, count, display_width, fit, header_value};

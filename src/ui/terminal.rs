@@ -33,6 +33,16 @@ pub(crate) fn terminal_width() -> Option<usize> {
     terminal_size::terminal_size().map(|(terminal_size::Width(w), _)| usize::from(w))
 }
 
+/// The width of the terminal on stderr, where prompts and confirmation lists go; `None` when
+/// stderr is not a terminal.
+pub(crate) fn stderr_terminal_width() -> Option<usize> {
+    let stderr = std::io::stderr();
+    if !stderr.is_terminal() {
+        return None;
+    }
+    terminal_size::terminal_size_of(&stderr).map(|(terminal_size::Width(w), _)| usize::from(w))
+}
+
 /// Whether stderr is a terminal, i.e. a person watches progress and summaries (cron does not).
 pub(crate) fn stderr_is_terminal() -> bool {
     std::io::stderr().is_terminal()

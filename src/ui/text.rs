@@ -62,6 +62,16 @@ pub(crate) fn fit(text: &str, width: usize) -> String {
     out
 }
 
+/// A header line's value as shown: `(none)` for a header the message lacks (an empty value
+/// would read as a display fault), cut to `width` columns when one is given.
+pub(crate) fn header_value(value: &str, width: Option<usize>) -> String {
+    let value = if value.is_empty() { "(none)" } else { value };
+    match width {
+        Some(width) => fit(value, width).trim_end().to_owned(),
+        None => value.to_owned(),
+    }
+}
+
 /// `Sat, 21 Nov 2026 10:00:00 +0000` becomes `21 Nov 2026 10:00`, for narrow columns; other
 /// forms are returned unchanged.
 pub(crate) fn compact_date(date: &str) -> String {

@@ -177,3 +177,46 @@ fn an_unreadable_config_file_names_its_cause_once() {
         outcome.stderr
     );
 }
+
+#[test]
+fn bad_flag_values_are_usage_errors_naming_the_flag_not_the_config_file() {
+    for (args, flag, says) in [
+        (&["--port", "0"][..], "--port", "1 to 65535"),
+        (&["--user", ""][..], "--user", "must not be empty"),
+        (&["--timeout", "0"][..], "--timeout", "1 or more"),
+        (
+            &["--host", "localhost:40737"][..],
+            "--host",
+            "--host localhost --port 40737",
+        ),
+    ] {
+        let outcome = Pop3::new()
+            .args(["--host", "h", "--user", "u"])
+            .args(args)
+            .args(["stat"])
+            .run()
+            .expect_code(64);
+        assert!(
+            outcome.stderr.contains(flag) && outcome.stderr.contains(says),
+            "{args:?}: {}",
+            outcome.stderr
+        );
+        assert!(!outcome.stderr.contains("config"), "{}", outcome.stderr);
+    }
+}
+
+#[test]
+fn password_env_set_but_empty_says_empty_not_unset() {
+    let outcome = Pop3::new()
+        .args(["--host", "localhost", "--user", "u", "--password-env", "PW"])
+        .env("PW", "")
+        .args(["stat"])
+        .run();
+    assert!(
+        outcome
+            .stderr
+            .contains("PW, but that environment variable is empty"),
+        "{}",
+        outcome.stderr
+    );
+}

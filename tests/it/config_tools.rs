@@ -410,3 +410,103 @@ fn config_check_reports_missing_files_and_commands_that_cannot_run() {
         .expect_code(78);
     assert!(check.stderr.contains("script.sh"), "{}", check.stderr);
 }
+
+#[test]
+fn fetch_all_help_says_all_duplicates_into_the_same_mailbox() {
+    let help = Pop3::new()
+        .args(["fetch-all", "--help"])
+        .run()
+        .expect_code(0);
+    assert!(help.stdout.contains("second copy"), "{}", help.stdout);
+}
+
+#[test]
+fn config_example_prints_the_example_file_exactly() {
+    let outcome = Pop3::new().args(["config", "example"]).run().expect_code(0);
+    let example =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml"))
+            .unwrap();
+    assert_eq!(outcome.stdout, example);
+}
+
+#[test]
+fn config_init_writes_a_private_starter_and_never_overwrites() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("new/config.toml");
+    let config_flag = config.to_str().unwrap();
+    Pop3::new()
+        .args(["--config", config_flag, "config", "init"])
+        .args(["--host", "pop.example.com", "--user", "a.b@example.com"])
+        .args(["--port", "1995", "--tls", "implicit"])
+        .run()
+        .expect_code(0);
+    let mode = std::fs::metadata(&config).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let check = Pop3::new()
+        .args(["--config", config_flag, "config", "check"])
+        .run()
+        .expect_code(0);
+    for shown in ["a.b@example.com", "pop.example.com", "1995"] {
+        assert!(check.stdout.contains(shown), "{shown}: {}", check.stdout);
+    }
+    // A second init changes nothing.
+    let before = std::fs::read_to_string(&config).unwrap();
+    let again = Pop3::new()
+        .args(["--config", config_flag, "config", "init"])
+        .run()
+        .expect_code(74);
+    assert!(
+        again.stderr.contains("never overwrites"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), before);
+
+    // Without --host: the example, commented out, which parses and defines no account.
+    let bare = dir.path().join("bare.toml");
+    Pop3::new()
+        .args(["--config", bare.to_str().unwrap(), "config", "init"])
+        .run()
+        .expect_code(0);
+    let text = std::fs::read_to_string(&bare).unwrap();
+    assert!(text.contains("# [accounts.work]"), "{text}");
+    let stat = Pop3::new()
+        .args(["--config", bare.to_str().unwrap(), "stat"])
+        .run()
+        .expect_code(78);
+    assert!(
+        stat.stderr.contains("defines no accounts") && stat.stderr.contains("pop3 config example"),
+        "{}",
+        stat.stderr
+    );
+}
+
+#[test]
+fn no_config_file_points_to_config_init_not_a_file_the_install_lacks() {
+    for args in [&["stat"][..], &["fetch-all", "--all-accounts"][..]] {
+        let outcome = Pop3::new().args(args).run().expect_code(78);
+        assert!(
+            outcome.stderr.contains("no config file at")
+                && outcome.stderr.contains("pop3 config init")
+                && !outcome.stderr.contains("config.example.toml"),
+            "{args:?}: {}",
+            outcome.stderr
+        );
+    }
+}
+
+#[test]
+fn no_arguments_prints_the_short_help_and_where_the_rest_is() {
+    let outcome = Pop3::new().run().expect_code(64);
+    assert!(
+        outcome.stderr.contains("Usage: pop3 [OPTIONS] <COMMAND>")
+            && outcome.stderr.contains("see more with '--help'")
+            && outcome
+                .stderr
+                .trim_end()
+                .ends_with("run `pop3 --help` for all options"),
+        "{}",
+        outcome.stderr
+    );
+}

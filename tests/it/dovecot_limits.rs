@@ -236,6 +236,25 @@ fn filter_command_decides_deliver_delete_skip_and_is_not_asked_twice() {
 }
 
 #[test]
+fn stat_does_not_count_a_message_filter_command_left_for_good_as_new() {
+    let setup = Setup::new(&[message("deliver", "one"), message("skip", "two")], "");
+    let filter = setup.script("filter.sh", FILTER);
+    setup.write_config(&format!("filter_command = [\"{}\"]", filter.display()));
+    setup.fetch(&[]).expect_code(0);
+    let stat = Pop3::new()
+        .args([Path::new("--config"), &setup.path("config.toml")])
+        .env("POP3_TEST_PASSWORD", &setup.user.password)
+        .args(["stat"])
+        .run()
+        .expect_code(0);
+    assert!(
+        stat.stdout.starts_with("2 messages (0 new)"),
+        "{}",
+        stat.stdout
+    );
+}
+
+#[test]
 fn a_failing_or_hanging_filter_never_loses_mail() {
     let setup = Setup::new(
         &[
@@ -332,5 +351,31 @@ env >> "$(dirname "$0")/hook.env""#,
             .contains("on_new_mail `/nonexistent/hook` cannot be run:"),
         "{}",
         outcome.stderr
+    );
+}
+
+#[test]
+fn maildir_file_names_have_the_sequence_number_docs_fetch_all_shows() {
+    let setup = Setup::new(&[message("one", "1")], "");
+    setup.fetch(&[]).expect_code(0);
+    let sequence = |name: &str| -> String {
+        let after = name.split_once('Q').map_or("", |(_, rest)| rest);
+        after.chars().take_while(char::is_ascii_digit).collect()
+    };
+    let names: Vec<String> = fs::read_dir(setup.path("mail/new"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    let docs = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/fetch-all.md"))
+        .unwrap();
+    let example = docs
+        .lines()
+        .find(|l| l.contains("_pop3-") && l.contains(".M"))
+        .expect("a Maildir file name in docs/fetch-all.md");
+    assert_eq!(
+        sequence(&names[0]),
+        sequence(example),
+        "{names:?} vs {example}"
     );
 }

@@ -758,3 +758,80 @@ fn read_save_attachments_refuses_a_missing_directory_and_reports_io_errors() {
         ("", "message 1 has no attachments\n")
     );
 }
+
+/// Every line of a terminal screen fits `columns` (the screen's escape sequences aside).
+fn assert_fits(screen: &str, columns: usize) {
+    for line in screen.split(['\r', '\n']) {
+        assert!(
+            line.chars().count() <= columns,
+            "a line of {} columns:\n{line}",
+            line.chars().count()
+        );
+    }
+}
+
+#[test]
+fn long_subjects_fit_the_terminal_in_delete_and_browse_and_a_missing_from_reads_none() {
+    let message = Dovecot::fixture("read/no-from-long-subject.eml");
+    let user = dovecot().add_user(&[&message]);
+
+    let read = run(&user, &["read", "1"]).expect_code(0);
+    assert!(
+        read.stdout.starts_with("From:    (none)\n"),
+        "{}",
+        read.stdout
+    );
+
+    let (command, _home) = pop3(&user).args(["delete", "1"]).into_command();
+    let mut terminal = Terminal::spawn_with_width(command, 80);
+    let list = terminal.expect("Delete 1 message? [y/N] ");
+    assert!(list.contains("(none)  A very long subject"), "{list}");
+    assert!(list.contains('…'), "{list}");
+    assert_fits(&list, 80);
+    terminal.type_keys("n\r");
+    let (status, _) = terminal.wait();
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(user.messages_on_server(), 1);
+
+    let (command, _home) = pop3(&user).args(["browse"]).into_command();
+    let mut terminal = Terminal::spawn_with_width(command, 80);
+    let shown = terminal.expect("Read this message [ny]? ");
+    assert!(shown.contains("From: (none)\r\n"), "{shown}");
+    assert!(shown.contains("Subject: A very long subject"), "{shown}");
+    assert!(shown.contains("To: alice@example.org\r\n"), "{shown}");
+    assert_fits(&shown, 80);
+    terminal.type_keys("q\r");
+    let (status, _) = terminal.wait();
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn headers_json_keeps_control_characters_and_decodes_raw_latin1() {
+    let message = Dovecot::fixture("read/latin1-raw-headers.eml");
+    let user = dovecot().add_user(&[&message]);
+    let json = run(&user, &["headers", "--json", "1"]).expect_code(0);
+    let rows: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let headers = rows[0]["headers"].as_array().unwrap();
+    let value = |name: &str| {
+        headers
+            .iter()
+            .find(|h| h["name"] == name)
+            .and_then(|h| h["value"].as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(value("Subject"), "Grüße aus Köln");
+    assert_eq!(value("X-Mailer"), "Old\x1b[31mMailer");
+    assert!(
+        json.stdout.contains("Old\\u001b[31mMailer"),
+        "{}",
+        json.stdout
+    );
+    let read = run(&user, &["read", "1"]).expect_code(0);
+    assert!(
+        read.stdout
+            .starts_with("From:    Jürgen Müller <juergen@example.de>\n"),
+        "{}",
+        read.stdout
+    );
+}

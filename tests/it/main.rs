@@ -37,4 +37,5 @@ mod scripted_round_trips;
 mod scripted_selftest;
 mod secrets_and_trust;
 mod session_order;
+mod signal_stop;
 mod support;

@@ -47,7 +47,7 @@ use crate::ui::count;
 use super::{Context, Verbosity};
 
 pub(crate) use plan::state_path;
-pub(crate) use report::summary as report_summary;
+pub(crate) use report::{interrupted as report_interrupted, summary as report_summary};
 
 /// Arguments of `fetch-all`.
 #[derive(Debug, Clone, Args)]
@@ -58,7 +58,8 @@ pub struct FetchArgs {
     /// Keep messages on the server (overrides delete and keep_days)
     #[arg(long)]
     pub keep: bool,
-    /// Download every message again, whatever was downloaded before
+    /// Download every message again, whatever was downloaded before (a Maildir or mbox then
+    /// holds a second copy of what it already had)
     #[arg(long)]
     pub all: bool,
     /// Fetch every configured account, several at once
@@ -70,7 +71,7 @@ pub struct FetchArgs {
     /// If another run holds the account, wait for it instead of exiting with 75
     #[arg(long)]
     pub wait: bool,
-    /// Keep running: fetch, then again every INTERVAL (e.g. 5m, 30s, 1h) until SIGTERM/SIGINT
+    /// Keep running: fetch, then again every INTERVAL (e.g. 5m, 30s, 1h, 1d) until SIGTERM/SIGINT
     #[arg(long, value_name = "INTERVAL", value_parser = super::daemon::parse_interval, conflicts_with = "dry_run")]
     pub every: Option<std::time::Duration>,
     /// Deliver into this Maildir for this run
@@ -133,6 +134,8 @@ pub(crate) struct Summary {
     pub(crate) empty: bool,
     /// A dry run: nothing was fetched, and its plan on stdout already says what it would do.
     pub(crate) dry_run: bool,
+    /// SIGTERM or SIGINT stopped the run before it asked for every message.
+    pub(crate) interrupted: bool,
 }
 
 /// Why `fetch-all` failed for an account. Each message is the one line the user sees; the
@@ -211,16 +214,22 @@ pub(crate) enum FetchError {
 
 /// Runs `fetch-all` for one account, then `on_new_mail` when it delivered anything (even if
 /// it failed afterwards: what was delivered stays delivered).
-pub(crate) fn run(context: &Context, args: &FetchArgs) -> anyhow::Result<Summary> {
+/// The summary says what it did also when it failed (for the line a stop prints).
+pub(crate) fn run(context: &Context, args: &FetchArgs) -> (Summary, anyhow::Result<()>) {
     let mut summary = Summary {
         dry_run: args.dry_run,
         ..Summary::default()
     };
+    // Stopped before this account's turn (`--all-accounts`): it is not started.
+    if crate::signals::stop_requested() {
+        summary.interrupted = true;
+        return (summary, Ok(()));
+    }
     let result = fetch(context, args, &mut summary);
     if summary.fetched > 0 && !args.dry_run {
         hook::on_new_mail(context, summary.fetched);
     }
-    result.map(|()| summary)
+    (summary, result)
 }
 
 /// The run itself; `summary` says what it did, also when it fails part-way.
@@ -334,8 +343,16 @@ fn fetch(context: &Context, args: &FetchArgs, summary: &mut Summary) -> anyhow::
         policy.target.delete_rejected(),
     );
     summary.refused_by_server = outcome.deferred.len() + outcome.rejected.len();
+    summary.interrupted = outcome.stopped || outcome.dropped;
 
-    let quit = connection.session.quit();
+    // A connection the stop shut down cannot end with QUIT: nothing was deleted, and what
+    // was marked is recorded, so the next run deletes it.
+    let quit = if outcome.dropped {
+        drop(connection);
+        Err(pop3::Error::ConnectionClosed)
+    } else {
+        connection.session.quit()
+    };
     let deletions_confirmed = quit.is_ok();
     if deletions_confirmed {
         summary.deleted = marked.len();
@@ -362,6 +379,7 @@ fn fetch(context: &Context, args: &FetchArgs, summary: &mut Summary) -> anyhow::
 
     if let Err(cause) = quit
         && !marked.is_empty()
+        && !outcome.dropped
     {
         return Err(FetchError::QuitUnconfirmed {
             account: account.name.clone(),

@@ -291,6 +291,10 @@ pub(crate) fn summary(context: &Context, summary: &Summary) {
             summary.deferred,
             format!("{} left for the next run (max_messages)", summary.deferred),
         ),
+        (
+            usize::from(summary.interrupted),
+            "stopped by a signal".to_owned(),
+        ),
     ];
     for (how_many, text) in details {
         if how_many > 0 {
@@ -299,6 +303,15 @@ pub(crate) fn summary(context: &Context, summary: &Summary) {
         }
     }
     eprintln!("{line}");
+}
+
+/// The line a `fetch-all` stopped by SIGTERM or SIGINT ends with: `fetched` counts every
+/// account's messages delivered and recorded in this run.
+pub(crate) fn interrupted(fetched: usize) {
+    eprintln!(
+        "pop3: interrupted: fetched {}, the rest stay on the server",
+        count(fetched as u64, "message")
+    );
 }
 
 #[cfg(test)]

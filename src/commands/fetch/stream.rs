@@ -6,6 +6,14 @@
 //! during the one before; an mbox or MDA one waits for each message to be recorded
 //! ([`Delivery::waits_for_commit`]). When a DELE was sent, QUIT leaves in the same write as
 //! the last DELEs, so deleting costs one round trip more than keeping, not two.
+//!
+//! A stop (SIGTERM or SIGINT, see [`crate::signals`]) sends no more RETR. POP3 cannot call
+//! back a RETR already sent, so at most [`RETR_AHEAD_OCTETS`] of messages are asked for ahead
+//! of the one arriving: what is in flight when the stop comes is received and delivered
+//! within [`STOP_GRACE`], and then, as at the end of any run, what is delivered becomes
+//! durable and recorded, its DELEs and QUIT go out. A server too slow for that deadline gets
+//! its connection shut down instead: the message in flight is abandoned, what arrived
+//! complete is still committed, and nothing is deleted (the next run deletes what is recorded).
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::mpsc::{Receiver, Sender};
@@ -24,6 +32,16 @@ use super::{Context, FetchError, Summary};
 /// A batch also ends after this many octets, so a crash never costs much re-downloading.
 const BATCH_OCTETS: u64 = 64 << 20;
 
+/// How many octets of messages (by their LIST size) may be asked for beyond the first one not
+/// yet complete. Enough to keep the server sending on a fast link with a long round trip (it
+/// always has the next message queued), small enough that what was asked for before a stop
+/// arrives within [`STOP_GRACE`] on a slow one. Small messages are still limited by the
+/// command window only.
+const RETR_AHEAD_OCTETS: u64 = 2 << 20;
+
+/// How long a stop waits for the messages already asked for before it shuts the connection.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// What the exchange did besides delivering (delivered messages are counted in the summary).
 pub(super) struct Outcome {
     /// Messages the server refused to send, with its answer (indexes into the wanted list).
@@ -35,6 +53,11 @@ pub(super) struct Outcome {
     /// Messages an LMTP/SMTP server refused for good (5xx), with its answer: recorded as
     /// rejected (and deleted with `delete_rejected`).
     pub(super) rejected: Vec<(usize, String)>,
+    /// A stop (SIGTERM or SIGINT) came before every wanted message was asked for.
+    pub(super) stopped: bool,
+    /// The stop shut the connection down (or it broke during the stop): the session cannot
+    /// end with QUIT, and nothing is deleted.
+    pub(super) dropped: bool,
 }
 
 /// Downloads and delivers `wanted`, deleting `old_deletions` (and, with `delete`, each message
@@ -53,6 +76,10 @@ pub(super) fn download(
 ) -> Result<Outcome, FetchError> {
     let account = &context.account;
     let window = connection.pipeline_window();
+    crate::signals::Signals::install_for_download();
+    // A second handle on the socket, for the stop's deadline to shut it down.
+    let cutter = connection.session.stream().tcp().try_clone().ok();
+    let exchange_over = std::sync::atomic::AtomicBool::new(false);
     let mut progress = super::report::progress(context, wanted);
     delivery.expect(wanted.iter().map(|c| &c.key));
     let (jobs, job_queue) = std::sync::mpsc::channel();
@@ -60,6 +87,7 @@ pub(super) fn download(
     let (result, mut fetcher) = std::thread::scope(|scope| {
         let state = &mut *state;
         scope.spawn(move || run_committer(job_queue, result_sender, state));
+        let cut = scope.spawn(|| cut_off_after_stop(&exchange_over, cutter));
         let mut fetcher = Fetcher {
             wanted,
             next_retr: 0,
@@ -83,6 +111,7 @@ pub(super) fn download(
             results,
             pending_commits: 0,
             retrs_answered: 0,
+            retr_octets_ahead: 0,
             dele_sent: false,
             refused: Vec::new(),
             marked: HashSet::new(),
@@ -92,20 +121,25 @@ pub(super) fn download(
             summary,
         };
         let result = connection.session.pipeline_with(window, &mut fetcher);
+        exchange_over.store(true, std::sync::atomic::Ordering::Relaxed);
+        let cut = cut.join().unwrap_or(false);
         if let Some(message) = fetcher.in_flight.take() {
             message.abort();
         }
         // Whatever arrived complete is kept, even when the exchange broke off.
         fetcher.finish();
         fetcher.delivery.close();
-        (result, fetcher)
+        (result.map_err(|e| (e, cut)), fetcher)
     });
+    let stopped = crate::signals::stop_requested() && fetcher.next_retr < wanted.len();
     let failure = fetcher.failure.take();
     let outcome = Outcome {
         refused: std::mem::take(&mut fetcher.refused),
         marked: std::mem::take(&mut fetcher.marked),
         deferred: std::mem::take(&mut fetcher.deferred),
         rejected: std::mem::take(&mut fetcher.rejected),
+        stopped,
+        dropped: false,
     };
     drop(fetcher);
     crate::store::deliver::clean_up(state);
@@ -113,8 +147,45 @@ pub(super) fn download(
     if let Some(failure) = failure {
         return Err(FetchError::Deliver(failure));
     }
-    result.map_err(FetchError::Interrupted)?;
-    Ok(outcome)
+    match result {
+        Ok(()) => Ok(outcome),
+        // Cut off by the stop's deadline, or broken while stopping: what arrived complete
+        // is committed, the rest stays on the server, as the stop promises.
+        Err((_, cut)) if cut || crate::signals::stop_requested() => Ok(Outcome {
+            dropped: true,
+            ..outcome
+        }),
+        Err((error, _)) => Err(FetchError::Interrupted(error)),
+    }
+}
+
+/// Watches for a stop during the exchange; when the exchange is not over [`STOP_GRACE`] after
+/// it, shuts the connection down, which ends any read from a slow or stalled server at once.
+/// Returns whether it did.
+fn cut_off_after_stop(
+    exchange_over: &std::sync::atomic::AtomicBool,
+    socket: Option<std::net::TcpStream>,
+) -> bool {
+    use std::sync::atomic::Ordering;
+    let tick = std::time::Duration::from_millis(50);
+    let over = || exchange_over.load(Ordering::Relaxed);
+    while !crate::signals::stop_requested() {
+        if over() {
+            return false;
+        }
+        std::thread::sleep(tick);
+    }
+    let deadline = std::time::Instant::now() + STOP_GRACE;
+    while std::time::Instant::now() < deadline {
+        if over() {
+            return false;
+        }
+        std::thread::sleep(tick);
+    }
+    match socket {
+        Some(socket) if !over() => socket.shutdown(std::net::Shutdown::Both).is_ok(),
+        _ => false,
+    }
 }
 
 /// Drives the exchange (see the module documentation).
@@ -142,6 +213,8 @@ struct Fetcher<'a> {
     pending_commits: usize,
     /// RETRs whose reply is complete (or refused): the download is over when all are.
     retrs_answered: usize,
+    /// Octets (by LIST size) of the RETRs sent and not yet answered: see [`RETR_AHEAD_OCTETS`].
+    retr_octets_ahead: u64,
     /// Whether this exchange sent a DELE: only then is QUIT's reply worth waiting for, and
     /// QUIT is sent with the last DELEs (see [`Session::quit`](crate::pop3::client::Session::quit)).
     dele_sent: bool,
@@ -314,7 +387,7 @@ impl Fetcher<'_> {
             let finished = self.delivery.finish(message)?;
             self.absorb(finished);
         }
-        let last = index + 1 == self.wanted.len();
+        let last = self.is_last(index);
         if last {
             self.settle()?;
         }
@@ -332,6 +405,13 @@ impl Fetcher<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Whether the message at `index` (just answered) is the last of the download: the last
+    /// wanted, or after a stop the last asked for.
+    fn is_last(&self, index: usize) -> bool {
+        index + 1 == self.wanted.len()
+            || (self.retrs_answered == self.next_retr && crate::signals::stop_requested())
     }
 
     /// Collects every verdict still outstanding.
@@ -379,7 +459,14 @@ impl<'c> PipelineDriver<'c> for Fetcher<'_> {
     fn next_command(&mut self, idle: bool) -> Option<(Command<'c>, Job)> {
         // Nothing left to download but batches still being committed: their DELEs are all
         // that remains, so wait for them.
-        let downloads_done = self.next_retr == self.wanted.len() && self.in_flight.is_none();
+        let stopping = crate::signals::stop_requested();
+        let downloads_done =
+            (stopping || self.next_retr == self.wanted.len()) && self.in_flight.is_none();
+        if stopping && idle && !self.uncommitted.is_empty() {
+            // The stop came after the last message asked for was handled as not the last:
+            // hand it over now, so that its DELE can still go out.
+            self.commit();
+        }
         self.collect_results(idle && downloads_done);
         if self.failure.is_some() {
             return None;
@@ -391,21 +478,27 @@ impl<'c> PipelineDriver<'c> for Fetcher<'_> {
         // Everything is downloaded, durable, recorded and its DELE sent: QUIT joins the last
         // DELEs in their write. Its reply still decides whether the deletions happened.
         if self.dele_sent
-            && self.retrs_answered == self.wanted.len()
+            && self.retrs_answered == self.next_retr
+            && (stopping || self.next_retr == self.wanted.len())
             && self.pending_commits == 0
             && self.uncommitted.is_empty()
             && self.awaiting.is_empty()
         {
             return Some((Command::Quit, Job::Quit));
         }
-        // A stop (SIGTERM or SIGINT under --every) takes effect between messages: nothing more
-        // is asked for, and what arrives is delivered and committed as usual.
-        if crate::signals::stop_requested() {
+        // A stop (SIGTERM or SIGINT) takes effect between messages: nothing more is asked
+        // for, and what arrives is delivered and committed as usual.
+        if stopping {
             return None;
         }
         let index = self.next_retr;
         let message = self.wanted.get(index)?;
+        // Ask ahead only so much that a stop need not wait long for what was asked for.
+        if self.retrs_answered < self.next_retr && self.retr_octets_ahead >= RETR_AHEAD_OCTETS {
+            return None;
+        }
         self.next_retr += 1;
+        self.retr_octets_ahead = self.retr_octets_ahead.saturating_add(message.size);
         Some((Command::Retr(message.number), Job::Retr(index)))
     }
 
@@ -447,6 +540,9 @@ impl<'c> PipelineDriver<'c> for Fetcher<'_> {
             Reply::End => {
                 self.progress.end();
                 self.retrs_answered += 1;
+                self.retr_octets_ahead = self
+                    .retr_octets_ahead
+                    .saturating_sub(self.wanted[index].size);
                 if let Err(e) = self.end(index) {
                     return Err(self.fail(e));
                 }
@@ -456,7 +552,10 @@ impl<'c> PipelineDriver<'c> for Fetcher<'_> {
                 self.progress.end();
                 self.refused.push((index, status.clone()));
                 self.retrs_answered += 1;
-                if index + 1 == self.wanted.len() {
+                self.retr_octets_ahead = self
+                    .retr_octets_ahead
+                    .saturating_sub(self.wanted[index].size);
+                if self.is_last(index) {
                     if let Err(e) = self.settle() {
                         return Err(self.fail(e));
                     }
