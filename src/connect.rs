@@ -9,7 +9,8 @@
 //!
 //! This file holds the flow of [`open`] (TCP, TLS or STLS, greeting, capabilities, login,
 //! capabilities again) and what it returns; its steps live apart:
-//! - [`secret_source`]: where the password or token comes from.
+//! - [`secret_source`]: where the password or token comes from (a prompt is shown only once
+//!   the connection is up and the login about to be sent).
 //! - [`tcp`]: the TCP path (maybe through the proxy) and the wait for a plain greeting, which
 //!   recognises a port that speaks implicit TLS.
 //! - [`login`]: the plaintext policy, the choice of mechanism and the login itself.
@@ -21,12 +22,11 @@ mod tcp;
 use crate::config::{Account, TlsMode};
 use crate::pop3::client::Tracer;
 use crate::pop3::{self, Capabilities, Client, Command, Session, StatusLine};
-use crate::secret::Secret;
 use crate::transport::{Stream, TlsConnector, TlsInfo, TransportError};
 
 pub use login::check_plaintext_policy;
 use login::{choose_mechanism, log_in, pipeline_behind_login};
-pub use secret_source::{credential, uses_oauth};
+pub use secret_source::{Credential, credential, prepare, uses_oauth};
 use tcp::{await_greeting, open_tcp};
 
 /// Milestones of connecting, reported as they happen (`login-check` prints them).
@@ -131,6 +131,15 @@ pub enum ConnectError {
         /// The server's answer.
         status: StatusLine,
     },
+    /// The server closed the connection (an idle timeout) while the password was being typed;
+    /// nothing of the login was sent.
+    #[error(
+        "{host} closed the connection while the password was being typed (servers wait only a few minutes for a login, Dovecot 3); nothing was sent: run again"
+    )]
+    ClosedDuringPrompt {
+        /// The host.
+        host: String,
+    },
     /// A protocol error while connecting or logging in.
     #[error("{host}: {error}")]
     Protocol {
@@ -180,10 +189,12 @@ impl Connection {
 }
 
 /// Connects, secures and logs in: one attempt, no fallbacks that weaken security. See
-/// [`Options`] for the round trips a caller can save.
+/// [`Options`] for the round trips a caller can save. The secret is obtained from `credential`
+/// only when the login needs it, so that a password prompt comes after every connection, TLS
+/// and capability error.
 pub fn open(
     account: &Account,
-    password: &Secret,
+    credential: &Credential,
     tracer: Option<Tracer>,
     options: Options<'_>,
     progress: &mut dyn FnMut(Progress<'_>),
@@ -278,6 +289,17 @@ pub fn open(
     };
     // Checked again although commands check it first: the rule must hold for every caller.
     check_plaintext_policy(account)?;
+    // Asked only now, before anything of the login is queued. A prompt may take minutes: RFC
+    // 1939 §3 asks servers to wait ten, but Dovecot hangs up on a client that has not logged in
+    // after three, which the check below catches.
+    let password = credential.obtain()?;
+    if matches!(credential, Credential::Prompt(_)) && client.spoke_unasked(Stream::input_pending) {
+        // Sending the login now would read the server's goodbye as the answer to USER and
+        // report a refused login (77) where only time ran out.
+        return Err(ConnectError::ClosedDuringPrompt {
+            host: host.to_owned(),
+        });
+    }
     let secret = password.expose();
     pipeline_behind_login(&mut client, mechanism, &capabilities, prefetch);
     let login = log_in(client, mechanism, account, secret, &greeting);

@@ -225,7 +225,9 @@ fn connect_code(error: &ConnectError) -> ExitCode {
         ConnectError::Transport(e) => transport_code(e),
         ConnectError::Proxy(e) => proxy_code(e),
         ConnectError::Password(_) | ConnectError::PlaintextRefused { .. } => ExitCode::Config,
-        ConnectError::NoGreeting { .. } => ExitCode::TempFail,
+        ConnectError::NoGreeting { .. } | ConnectError::ClosedDuringPrompt { .. } => {
+            ExitCode::TempFail
+        }
         ConnectError::ImplicitTlsPort { .. } | ConnectError::NeedsStarttls { .. } => {
             ExitCode::Config
         }

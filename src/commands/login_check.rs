@@ -1,9 +1,9 @@
 //! `pop3 login-check`: connects and logs in exactly as other commands do, saying what happened
 //! at each step. The exit status is the verdict.
 
-use crate::connect::Progress;
+use crate::connect::{ConnectError, Progress};
 use crate::message::display_safe;
-use crate::transport::summarize_certificate;
+use crate::transport::{TransportError, pin_advice, summarize_certificate};
 use crate::ui::{count, human_size};
 
 use super::Context;
@@ -27,7 +27,7 @@ pub fn run(context: &Context) -> anyhow::Result<()> {
         account.port,
         account.tls
     );
-    let mut connection =
+    let connected =
         context.connect_with(crate::connect::Options::default(), &mut |step| match step {
             Progress::Connected(peer) => say!("Connected:    {peer}"),
             Progress::Tls(info) => {
@@ -54,7 +54,8 @@ pub fn run(context: &Context) -> anyhow::Result<()> {
                 };
                 say!("Capabilities: {}", display_safe(&list));
             }
-        })?;
+        });
+    let mut connection = connected.inspect_err(show_refused_certificate)?;
     let stat = connection.session.stat()?;
     say!(
         "Mailbox:      {}, {}",
@@ -77,4 +78,36 @@ pub fn run(context: &Context) -> anyhow::Result<()> {
     }
     say!("Login check passed.");
     Ok(())
+}
+
+/// The certificate TLS verification refused, shown like an accepted one plus how to pin it, so
+/// that `tls_fingerprint` can be copied from here (the error line says why it was refused).
+fn show_refused_certificate(error: &anyhow::Error) {
+    // `ConnectError::Transport` is transparent: the chain shows the connect error only.
+    let presented = error.chain().find_map(|cause| {
+        let transport = cause.downcast_ref::<TransportError>().or_else(|| {
+            match cause.downcast_ref::<ConnectError>() {
+                Some(ConnectError::Transport(transport)) => Some(transport),
+                _ => None,
+            }
+        });
+        match transport {
+            Some(TransportError::Tls {
+                presented: Some(presented),
+                ..
+            }) => Some(presented),
+            _ => None,
+        }
+    });
+    if let Some(summary) = presented {
+        say!(
+            "Certificate:  {} (issued by {}): NOT TRUSTED",
+            display_safe(&summary.subject),
+            display_safe(&summary.issuer)
+        );
+        say!("Valid from:   {}", summary.not_before);
+        say!("Valid until:  {}", summary.not_after);
+        say!("SHA-256:      {}", summary.sha256);
+        say!("To pin it:    {}", pin_advice(&summary.sha256));
+    }
 }

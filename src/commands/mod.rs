@@ -63,17 +63,19 @@ impl Context {
         }
     }
 
-    /// Obtains the password and opens an authenticated session, reporting progress to
-    /// `progress` (and, when verbose, on stderr).
+    /// Opens an authenticated session, obtaining the password on the way (a prompt comes
+    /// once the connection is up), reporting progress to `progress` (and, when verbose, on
+    /// stderr).
     pub fn connect_with(
         &self,
         options: connect::Options<'_>,
         progress: &mut dyn FnMut(Progress<'_>),
     ) -> anyhow::Result<Connection> {
         connect::check_plaintext_policy(&self.account)?;
-        let password = connect::credential(&self.account)?;
+        // Every source but the prompt is read now; the prompt waits until the login needs it.
+        let credential = connect::prepare(&self.account)?;
         let tracer = self.debug.then(debug_tracer);
-        let connection = connect::open(&self.account, &password, tracer, options, progress)?;
+        let connection = connect::open(&self.account, &credential, tracer, options, progress)?;
         Ok(connection)
     }
 

@@ -239,11 +239,15 @@ fn unknown_key(name: &str, expected: &str) -> String {
 
 /// The key assigned just before `at` (`key = `, `"key" = `, in a table or inline table).
 fn key_before(text: &str, at: usize) -> Option<&str> {
-    let before = text[..at].trim_end().strip_suffix('=')?.trim_end();
+    let before = text.get(..at)?.trim_end().strip_suffix('=')?.trim_end();
     let before = before.trim_end_matches(['"', '\'']);
+    // The key is the run of key characters at the end; `char_indices` keeps the cut on a
+    // character boundary whatever the text before it holds.
     let start = before
-        .rfind(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-'))
-        .map_or(0, |i| i + 1);
+        .char_indices()
+        .rev()
+        .find(|&(_, c)| !(c.is_alphanumeric() || c == '_' || c == '-'))
+        .map_or(0, |(i, c)| i + c.len_utf8());
     Some(&before[start..]).filter(|k| !k.is_empty())
 }
 
@@ -257,7 +261,13 @@ fn assigned_key(line: &str) -> Option<&str> {
 
 /// 1-based number of the line holding byte `at`.
 pub(super) fn line_number(text: &str, at: usize) -> usize {
-    text[..at.min(text.len())].matches('\n').count() + 1
+    let at = at.min(text.len());
+    // Count newline bytes: a cut inside a multi-byte character cannot hide one.
+    text.as_bytes()[..at]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 fn line_at(text: &str, at: usize) -> &str {
@@ -305,6 +315,17 @@ mod tests {
 
     fn error(text: &str) -> String {
         parse(text, Path::new("/c.toml")).unwrap_err().to_string()
+    }
+
+    /// Found by `config_text_never_panics`: a multi-byte character before a key cut a string
+    /// inside the character.
+    #[test]
+    fn key_before_cuts_on_a_character_boundary() {
+        let text = "e\u{0b8f}D\u{fe05}x =";
+        assert_eq!(key_before(text, text.len()), Some("x"));
+        assert_eq!(line_number("\u{fe05}\n\u{fe05}", 5), 2);
+        assert_eq!(line_number("\u{fe05}", 1), 1);
+        let _ = parse("e\u{0b8f}D\u{fe05}x = 1\n", Path::new("/c.toml"));
     }
 
     #[test]

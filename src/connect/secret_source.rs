@@ -1,7 +1,15 @@
 //! Where the secret to log in with comes from: an OAuth2 token from a command, or the password
 //! inline, from the environment, a file, a command or a terminal prompt. Separate from the
-//! connection because it runs before anything is opened, and commands may ask for it on its
-//! own (`--all-accounts` prompts for every password before the first account connects).
+//! connection because commands may ask for it on its own (`--all-accounts` prompts for every
+//! password before the first account connects).
+//!
+//! [`prepare`] runs before anything is opened: every source but the prompt is read then, so a
+//! broken source is named before connecting. The prompt itself waits ([`Credential::obtain`])
+//! until the connection is up, TLS verified and the login about to be sent, so that nobody
+//! types a password only to learn that the server cannot be reached (trial report item 6).
+//!
+//! An empty secret is never valid for a login: it is refused before anything is sent (an empty
+//! answer at the prompt is asked again; from any other source it is an error).
 
 use std::io::Read;
 use std::process::{Command as Process, Stdio};
@@ -22,38 +30,97 @@ pub fn uses_oauth(account: &Account) -> bool {
     }
 }
 
+/// How many times an empty answer at the password prompt is asked again.
+const PROMPTS: usize = 3;
+
+/// The secret to log in with, or the promise to ask for it at the terminal.
+#[derive(Debug)]
+pub enum Credential {
+    /// Already read from its source.
+    Ready(Secret),
+    /// To be typed at the terminal when the login needs it, after this prompt.
+    Prompt(String),
+}
+
+impl Credential {
+    /// The secret: as read, or typed now at the terminal (an empty answer is asked again, up to
+    /// three prompts in all, and never sent).
+    pub fn obtain(&self) -> Result<Secret, ConnectError> {
+        match self {
+            Credential::Ready(secret) => Ok(secret.clone()),
+            Credential::Prompt(prompt) => {
+                let mut shown = prompt.clone();
+                for _ in 0..PROMPTS {
+                    let secret = crate::ui::prompt_password(&shown).map_err(|e| {
+                        ConnectError::Password(format!("cannot read the password: {e}"))
+                    })?;
+                    if !secret.expose().is_empty() {
+                        return Ok(secret);
+                    }
+                    shown = format!("The password is empty; type it, or Ctrl-C to stop. {prompt}");
+                }
+                Err(ConnectError::Password(format!(
+                    "no password typed ({PROMPTS} empty answers); an empty password is never sent"
+                )))
+            }
+        }
+    }
+}
+
 /// Obtains the secret to log in with: an OAuth2 access token from `oauth_token_command`, or the
-/// password from its configured source.
+/// password from its configured source, prompting now if that is the terminal.
 pub fn credential(account: &Account) -> Result<Secret, ConnectError> {
+    prepare(account)?.obtain()
+}
+
+/// Reads the secret from its source now, except from the terminal: that prompt waits for
+/// [`Credential::obtain`]. Whether a prompt is possible at all (stdin is a terminal) is
+/// checked now.
+pub fn prepare(account: &Account) -> Result<Credential, ConnectError> {
     if uses_oauth(account)
         && let Some(argv) = &account.oauth_token_command
     {
-        return run_secret_command(argv, "oauth_token_command", "token");
+        return run_secret_command(argv, "oauth_token_command", "token").map(Credential::Ready);
     }
     password(account)
 }
 
-fn password(account: &Account) -> Result<Secret, ConnectError> {
-    match &account.password {
-        PasswordSource::Inline(secret) => Ok(secret.clone()),
+/// Why an empty secret is refused, for the error messages of the sources.
+const EMPTY: &str = "an empty password is never sent";
+
+fn password(account: &Account) -> Result<Credential, ConnectError> {
+    let secret = match &account.password {
+        PasswordSource::Inline(secret) if secret.expose().is_empty() => {
+            return Err(ConnectError::Password(format!(
+                "the password in the config file is empty; {EMPTY}"
+            )));
+        }
+        PasswordSource::Inline(secret) => secret.clone(),
         PasswordSource::Env(var) => match crate::secret::from_env(var) {
-            Some(secret) if !secret.expose().is_empty() => Ok(secret),
-            Some(_) => Err(ConnectError::Password(format!(
-                "password_env names {var}, but that environment variable is empty"
-            ))),
-            None => Err(ConnectError::Password(format!(
-                "password_env names {var}, but that environment variable is not set"
-            ))),
+            Some(secret) if !secret.expose().is_empty() => secret,
+            Some(_) => {
+                return Err(ConnectError::Password(format!(
+                    "password_env names {var}, but that environment variable is empty; {EMPTY}"
+                )));
+            }
+            None => {
+                return Err(ConnectError::Password(format!(
+                    "password_env names {var}, but that environment variable is not set"
+                )));
+            }
         },
         PasswordSource::File(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| {
                 ConnectError::Password(format!("cannot read password_file {}: {e}", path.display()))
             })?;
             first_line(Zeroizing::new(text)).ok_or_else(|| {
-                ConnectError::Password(format!("password_file {} is empty", path.display()))
-            })
+                ConnectError::Password(format!(
+                    "password_file {} has an empty first line; {EMPTY}",
+                    path.display()
+                ))
+            })?
         }
-        PasswordSource::Command(argv) => run_secret_command(argv, "password_command", "password"),
+        PasswordSource::Command(argv) => run_secret_command(argv, "password_command", "password")?,
         PasswordSource::Prompt => {
             if !crate::ui::stdin_is_terminal() {
                 return Err(ConnectError::Password(format!(
@@ -61,11 +128,13 @@ fn password(account: &Account) -> Result<Secret, ConnectError> {
                     account.user, account.host
                 )));
             }
-            let prompt = format!("Password for {}@{}: ", account.user, account.host);
-            crate::ui::prompt_password(&prompt)
-                .map_err(|e| ConnectError::Password(format!("cannot read the password: {e}")))
+            return Ok(Credential::Prompt(format!(
+                "Password for {}@{}: ",
+                account.user, account.host
+            )));
         }
-    }
+    };
+    Ok(Credential::Ready(secret))
 }
 
 fn first_line(text: Zeroizing<String>) -> Option<Secret> {
@@ -97,5 +166,9 @@ fn run_secret_command(argv: &[String], key: &str, what: &str) -> Result<Secret, 
     if let Some(Err(e)) = read {
         return Err(fail(format!("printed something unreadable: {e}")));
     }
-    first_line(output).ok_or_else(|| fail(format!("printed no {what}")))
+    first_line(output).ok_or_else(|| {
+        fail(format!(
+            "printed no {what} (its first line is empty; an empty {what} is never sent)"
+        ))
+    })
 }

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::RootCertStore;
-use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime, pem::PemObject};
 
 use super::TransportError;
 
@@ -166,6 +168,110 @@ impl rustls::client::danger::ServerCertVerifier for ChainlessVerifier {
     }
 }
 
+/// The usual verification (webpki against the trusted roots, host name, validity), which on
+/// refusing a certificate carries it out in the error ([`Unverified`]) so that it can be shown:
+/// rustls keeps the peer's certificates only once they are verified.
+#[derive(Debug)]
+pub(super) struct ShowingVerifier {
+    inner: Arc<WebPkiServerVerifier>,
+}
+
+impl ShowingVerifier {
+    pub(super) fn new(
+        roots: RootCertStore,
+        provider: Arc<rustls::crypto::CryptoProvider>,
+    ) -> Result<ShowingVerifier, TransportError> {
+        let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+            .build()
+            .map_err(|e| TransportError::Tls {
+                host: String::new(),
+                error: rustls::Error::General(e.to_string()),
+                presented: None,
+            })?;
+        Ok(ShowingVerifier { inner })
+    }
+}
+
+/// A certificate the usual verification refused, and why.
+#[derive(Debug)]
+struct Unverified {
+    cause: rustls::CertificateError,
+    certificate: CertificateDer<'static>,
+}
+
+impl std::fmt::Display for Unverified {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        rustls::Error::InvalidCertificate(self.cause.clone()).fmt(f)
+    }
+}
+
+impl std::error::Error for Unverified {}
+
+/// Takes a refused certificate out of a handshake error: the error as the verification gave
+/// it, and the summary of the certificate the server presented.
+pub(super) fn presented_certificate(
+    error: &rustls::Error,
+) -> (rustls::Error, Option<Box<CertificateSummary>>) {
+    if let rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other)) = error
+        && let Some(unverified) = other.0.downcast_ref::<Unverified>()
+    {
+        return (
+            rustls::Error::InvalidCertificate(unverified.cause.clone()),
+            summarize_certificate(&unverified.certificate).map(Box::new),
+        );
+    }
+    (error.clone(), None)
+}
+
+impl ServerCertVerifier for ShowingVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        self.inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+            .map_err(|error| match error {
+                rustls::Error::InvalidCertificate(cause) => rustls::Error::InvalidCertificate(
+                    rustls::CertificateError::Other(rustls::OtherError(Arc::new(Unverified {
+                        cause,
+                        certificate: end_entity.clone().into_owned(),
+                    }))),
+                ),
+                other => other,
+            })
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+
+    fn root_hint_subjects(&self) -> Option<&[rustls::DistinguishedName]> {
+        self.inner.root_hint_subjects()
+    }
+}
+
 pub(super) fn read_certificates(
     path: &Path,
 ) -> Result<Vec<CertificateDer<'static>>, TransportError> {
@@ -190,20 +296,22 @@ pub(super) fn read_certificates(
     Ok(certificates)
 }
 
-/// A human summary of a certificate for `login-check`.
+/// A human summary of a certificate for `login-check` and for the error refusing it.
 #[derive(Debug, Clone)]
 pub struct CertificateSummary {
     /// The subject distinguished name.
     pub subject: String,
     /// The issuer distinguished name.
     pub issuer: String,
+    /// Start of validity (RFC 2822 date).
+    pub not_before: String,
     /// End of validity (RFC 2822 date).
     pub not_after: String,
     /// SHA-256 over the DER certificate, as colon-separated upper-case hex.
     pub sha256: String,
 }
 
-/// Summarises a DER certificate; `None` when it does not parse (it was verified, so it should).
+/// Summarises a DER certificate; `None` when it does not parse.
 pub fn summarize_certificate(der: &CertificateDer<'_>) -> Option<CertificateSummary> {
     let (_, certificate) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;
     let digest = ring::digest::digest(&ring::digest::SHA256, der.as_ref());
@@ -211,6 +319,11 @@ pub fn summarize_certificate(der: &CertificateDer<'_>) -> Option<CertificateSumm
     Some(CertificateSummary {
         subject: certificate.subject().to_string(),
         issuer: certificate.issuer().to_string(),
+        not_before: certificate
+            .validity()
+            .not_before
+            .to_rfc2822()
+            .unwrap_or_default(),
         not_after: certificate
             .validity()
             .not_after

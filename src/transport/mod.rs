@@ -21,8 +21,11 @@ use std::time::Duration;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, pem::PemObject};
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
-pub use certificates::summarize_certificate;
-use certificates::{Accept, ChainlessVerifier, read_certificates, trusted_roots};
+use certificates::{
+    Accept, ChainlessVerifier, ShowingVerifier, presented_certificate, read_certificates,
+    trusted_roots,
+};
+pub use certificates::{CertificateSummary, summarize_certificate};
 
 /// TLS settings for unusual servers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -92,12 +95,19 @@ pub enum TransportError {
         host: String,
     },
     /// The TLS handshake failed (for example the certificate could not be verified).
-    #[error("TLS handshake with {host} failed: {}", describe_tls_error(error))]
+    #[error(
+        "TLS handshake with {host} failed: {}{}",
+        describe_tls_error(error),
+        presented.as_deref().map(describe_presented).unwrap_or_default()
+    )]
     Tls {
         /// The host name.
         host: String,
         /// The rustls error (described in the message, so not a `source`).
         error: rustls::Error,
+        /// The certificate the server presented, when it was refused: shown so the user can
+        /// check it out of band and pin it (it is never trusted for this connection).
+        presented: Option<Box<CertificateSummary>>,
     },
     /// A plaintext POP3 greeting arrived where a TLS handshake was expected.
     #[error(
@@ -139,6 +149,29 @@ pub enum TransportError {
         /// The I/O error.
         source: io::Error,
     },
+}
+
+/// The refused certificate and what to do with it, after the reason: the same summary as
+/// `login-check` prints, the fingerprint in the form `tls_fingerprint` takes.
+fn describe_presented(presented: &CertificateSummary) -> String {
+    format!(
+        "; the server presented {} (issued by {}, valid from {} until {}, SHA-256 {}); {}",
+        presented.subject,
+        presented.issuer,
+        presented.not_before,
+        presented.not_after,
+        presented.sha256,
+        pin_advice(&presented.sha256)
+    )
+}
+
+/// How to trust one refused certificate: pin it, but only once checked out of band (whoever
+/// sits in the middle would present their own certificate over this very connection).
+pub fn pin_advice(sha256: &str) -> String {
+    format!(
+        "only after checking this fingerprint with the server's operator (not over this \
+         connection), tls_fingerprint = \"{sha256}\" in the account accepts this certificate alone"
+    )
 }
 
 fn describe_tls_error(error: &rustls::Error) -> String {
@@ -234,6 +267,7 @@ impl TlsConnector {
             .map_err(|error| TransportError::Tls {
                 host: String::new(),
                 error,
+                presented: None,
             })?;
         let builder = match options.fingerprint {
             Some(fingerprint) => builder
@@ -242,7 +276,13 @@ impl TlsConnector {
                     accept: Accept::Pinned(fingerprint),
                     provider,
                 })),
-            None => builder.with_root_certificates(trusted_roots(ca_file)?),
+            // The usual verification, wrapped only so that a refused certificate can be shown.
+            None => builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(ShowingVerifier::new(
+                    trusted_roots(ca_file)?,
+                    provider,
+                )?)),
         };
         let config = match &options.client_cert {
             Some((cert, key)) => {
@@ -292,6 +332,7 @@ impl TlsConnector {
                 TransportError::Tls {
                     host: host.to_owned(),
                     error,
+                    presented: None,
                 }
             })?;
         let mut stream = StreamOwned::new(connection, tcp);
@@ -419,9 +460,11 @@ fn handshake_error(host: &str, error: io::Error) -> TransportError {
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())
     {
+        let (error, presented) = presented_certificate(tls);
         return TransportError::Tls {
             host,
-            error: tls.clone(),
+            error,
+            presented,
         };
     }
     match error.kind() {
@@ -483,6 +526,21 @@ impl Stream {
             Stream::Plain(s) => s,
             Stream::Tls(s) => s.0.get_ref(),
         }
+    }
+
+    /// Whether the server has sent anything (or closed the connection) that is waiting to be
+    /// read, without waiting for it: a peek at the socket, so TLS records count too.
+    pub fn input_pending(&self) -> bool {
+        let tcp = self.tcp();
+        if tcp.set_nonblocking(true).is_err() {
+            return false;
+        }
+        let pending = match tcp.peek(&mut [0u8; 1]) {
+            Ok(_) => true, // data, or 0 for a closed connection
+            Err(e) => e.kind() != io::ErrorKind::WouldBlock,
+        };
+        let _ = tcp.set_nonblocking(false);
+        pending
     }
 }
 

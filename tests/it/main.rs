@@ -37,5 +37,6 @@ mod scripted_quit;
 mod scripted_round_trips;
 mod scripted_selftest;
 mod secrets_and_trust;
+mod session_order;
 mod signal_stop;
 mod support;

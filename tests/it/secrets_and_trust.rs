@@ -178,9 +178,14 @@ fn core_dumps_are_disabled_and_the_password_env_is_wiped() {
     let proc_dir = format!("/proc/{}", child.id());
     // Wait until pop3 connected: by then it has started and read its password.
     let started = Instant::now();
-    while !listener.connected() && started.elapsed() < Duration::from_secs(5) {
+    // Generous: on a loaded machine the start alone can take seconds, and reading /proc before
+    // pop3 has set its limits would fail for the wrong reason.
+    let mut connected = false;
+    while !connected && started.elapsed() < Duration::from_secs(60) {
         std::thread::sleep(Duration::from_millis(20));
+        connected = listener.connected();
     }
+    assert!(connected, "pop3 never connected to the listener");
     let limits = std::fs::read_to_string(format!("{proc_dir}/limits")).unwrap();
     let environ = match std::fs::read(format!("{proc_dir}/environ")) {
         Ok(environ) => Some(environ),

@@ -99,6 +99,13 @@ impl<S: Read + Write> Client<S> {
         }
     }
 
+    /// Whether the server has said something nobody asked for, as far as the buffer and
+    /// `pending` (a look at the stream that must not block) can tell. RFC 1939 has the server
+    /// speak only when spoken to, so in AUTHORIZATION that is a goodbye (an idle timeout).
+    pub(crate) fn spoke_unasked(&self, pending: impl FnOnce(&S) -> bool) -> bool {
+        self.connection.start != self.connection.end || pending(&self.connection.stream)
+    }
+
     /// Asks for the capability list; a server without `CAPA` yields an empty list.
     pub(crate) fn capa(&mut self) -> Result<Capabilities> {
         self.connection.capa()
