@@ -26,7 +26,7 @@ use crate::transport::{Stream, TlsConnector, TlsInfo, TransportError};
 
 pub use login::check_plaintext_policy;
 use login::{choose_mechanism, log_in, pipeline_behind_login};
-pub use secret_source::{Credential, credential, prepare, uses_oauth};
+pub use secret_source::{Credential, TypedPassword, credential, prepare, uses_oauth};
 use tcp::{await_greeting, open_tcp};
 
 /// Milestones of connecting, reported as they happen (`login-check` prints them).
@@ -174,6 +174,9 @@ pub struct Options<'a> {
     /// greeting, saving the CAPA round trip. Should the server have changed, the login may
     /// fail once; the caller then forgets them.
     pub remembered: Option<Capabilities>,
+    /// Where to keep a password typed at the prompt once the server accepted it (`fetch-all
+    /// --every` asks once, not at every cycle).
+    pub keep_typed: Option<&'a TypedPassword>,
 }
 
 impl Connection {
@@ -312,6 +315,9 @@ pub fn open(
         other => protocol(other),
     })?;
     progress(Progress::Authenticated(mechanism.name()));
+    if let (Some(keep), Credential::Prompt(_)) = (options.keep_typed, credential) {
+        keep.keep(account, password);
+    }
     // Some servers (Dovecot among them) announce more after login, e.g. PIPELINING.
     let after_login = session.capa().map_err(protocol)?;
     if after_login.is_known() {

@@ -49,6 +49,9 @@ pub(crate) struct Context {
     pub debug: bool,
     /// Whether several accounts run at once, so notes must say which account they are about.
     pub several: bool,
+    /// Where `fetch-all --every` keeps a password typed at the prompt, so that later cycles
+    /// (and a configuration re-read) reuse it instead of asking again.
+    pub typed_password: Option<std::sync::Arc<connect::TypedPassword>>,
 }
 
 impl Context {
@@ -72,11 +75,35 @@ impl Context {
         progress: &mut dyn FnMut(Progress<'_>),
     ) -> anyhow::Result<Connection> {
         connect::check_plaintext_policy(&self.account)?;
+        let keep = self.typed_password.as_deref();
+        let recalled = keep.and_then(|kept| kept.recall(&self.account));
+        let from_memory = recalled.is_some();
         // Every source but the prompt is read now; the prompt waits until the login needs it.
-        let credential = connect::prepare(&self.account)?;
+        let credential = match recalled {
+            Some(secret) => connect::Credential::Ready(secret),
+            None => connect::prepare(&self.account)?,
+        };
         let tracer = self.debug.then(debug_tracer);
-        let connection = connect::open(&self.account, &credential, tracer, options, progress)?;
-        Ok(connection)
+        let options = connect::Options {
+            keep_typed: keep,
+            ..options
+        };
+        match connect::open(&self.account, &credential, tracer, options, progress) {
+            Ok(connection) => Ok(connection),
+            Err(error) => {
+                let error = anyhow::Error::from(error);
+                // A kept password the server now refuses is forgotten, so the next cycle asks
+                // again (or, without a terminal, fails as without a password and backs off)
+                // instead of trying it again and again. A temporary refusal ([IN-USE]) keeps it.
+                if from_memory
+                    && crate::exit::classify(&error) == crate::exit::ExitCode::AuthFailed
+                    && let Some(kept) = keep
+                {
+                    kept.forget();
+                }
+                Err(error)
+            }
+        }
     }
 
     /// Opens an authenticated session.
@@ -93,6 +120,7 @@ impl Context {
         self.connect_with_options(connect::Options {
             prefetch,
             remembered: None,
+            keep_typed: None,
         })
     }
 
@@ -111,6 +139,7 @@ impl Context {
         let result = self.connect_with_options(connect::Options {
             prefetch,
             remembered,
+            keep_typed: None,
         });
         match &result {
             Ok(connection) => match &connection.learned {
@@ -211,6 +240,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         verbosity,
         debug: global.debug,
         several: false,
+        typed_password: None,
     };
     match &cli.command {
         Command::LoginCheck => login_check::run(&context),
@@ -319,6 +349,9 @@ fn fetch_every(
     let signals = crate::signals::Signals::install()
         .map_err(|e| anyhow::anyhow!("cannot install signal handlers: {e}"))?;
     let mut first = Some(loaded);
+    // A password typed at the prompt is asked once (at the first cycle, once connected) and
+    // kept for the cycles after, also across a configuration re-read.
+    let typed_password = std::sync::Arc::new(connect::TypedPassword::default());
     let load = || -> anyhow::Result<Vec<Context>> {
         let loaded = match first.take() {
             Some(loaded) => loaded,
@@ -337,6 +370,7 @@ fn fetch_every(
                 verbosity,
                 debug: global.debug,
                 several: false,
+                typed_password: Some(typed_password.clone()),
             }]);
         };
         contexts_for(&loaded, global, verbosity, &names)
@@ -460,6 +494,7 @@ fn contexts_for(
             verbosity,
             debug: global.debug,
             several: names.len() > 1,
+            typed_password: None,
         });
     }
     Ok(contexts)

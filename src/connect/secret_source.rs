@@ -13,6 +13,7 @@
 
 use std::io::Read;
 use std::process::{Command as Process, Stdio};
+use std::sync::Mutex;
 
 use zeroize::Zeroizing;
 
@@ -65,6 +66,41 @@ impl Credential {
             }
         }
     }
+}
+
+/// A password typed at the prompt, kept by a long-running `fetch-all --every` so that it is asked
+/// once, not at every cycle. It is kept only once a login with it succeeded, only for the account
+/// it was typed for (user, host and port), and wiped when forgotten or dropped.
+#[derive(Debug, Default)]
+pub struct TypedPassword(Mutex<Option<(String, Secret)>>);
+
+impl TypedPassword {
+    /// The password kept for `account`, if its password comes from the prompt and one is kept.
+    pub fn recall(&self, account: &Account) -> Option<Secret> {
+        if !matches!(account.password, PasswordSource::Prompt) || uses_oauth(account) {
+            return None;
+        }
+        let kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match &*kept {
+            Some((key, secret)) if *key == typed_key(account) => Some(secret.clone()),
+            _ => None,
+        }
+    }
+
+    /// Keeps `secret`, typed for `account` and accepted by its server.
+    pub(super) fn keep(&self, account: &Account, secret: Secret) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((typed_key(account), secret));
+    }
+
+    /// Forgets the kept password (the server refused it): the next login asks again.
+    pub fn forget(&self) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+}
+
+/// Which account a typed password belongs to.
+fn typed_key(account: &Account) -> String {
+    format!("{}@{}:{}", account.user, account.host, account.port)
 }
 
 /// Obtains the secret to log in with: an OAuth2 access token from `oauth_token_command`, or the

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::cli::Pop3;
 use crate::support::dovecot::{User, dovecot};
+use crate::support::pty::Terminal;
 
 fn message(subject: &str) -> Vec<u8> {
     format!("From: a@example.org\r\nSubject: {subject}\r\n\r\nbody of {subject}\r\n").into_bytes()
@@ -185,4 +186,33 @@ fn every_with_a_bad_interval_is_a_usage_error() {
         "{}",
         outcome.stderr
     );
+}
+
+#[test]
+fn every_asks_a_typed_password_once_not_at_every_cycle() {
+    let user = dovecot().add_user(&[&message("first")]);
+    let d = dovecot();
+    let (command, _home) = Pop3::new()
+        .server("localhost", d.pop3s_port, Some(&d.ca_file))
+        .args(["--user", &user.name, "--timeout", "5"])
+        .args(["fetch-all", "--every", "1s", "-v"])
+        .into_command();
+    let mut terminal = Terminal::spawn(command);
+    let mut screen = terminal.expect(&format!("Password for {}@localhost: ", user.name));
+    terminal.wait_for_echo_off();
+    terminal.type_keys(&format!("{}\r", user.password));
+    screen += &terminal.expect("logged in with");
+    screen += &terminal.expect("fetched 1 message");
+    // The next cycles log in with the password typed once. Before the fix the second cycle
+    // asked again and waited for an answer.
+    arrive(&user, "second");
+    screen += &terminal.expect("logged in with");
+    screen += &terminal.expect("fetched 1 message");
+    screen += &terminal.expect("logged in with");
+    terminal.type_keys("\x03"); // Ctrl-C stops the service: exit 0
+    let (status, rest) = terminal.wait();
+    screen += &rest;
+    assert_eq!(status.code(), Some(0), "{screen}");
+    assert_eq!(screen.matches("Password for").count(), 1, "{screen}");
+    assert_eq!(user.messages_on_server(), 2, "kept on the server");
 }
