@@ -358,7 +358,12 @@ fn fetch_every(
             None => config::load(global.config.as_deref())?,
         };
         let names: Vec<String> = if args.all_accounts {
-            loaded.file.accounts.keys().cloned().collect()
+            let names: Vec<String> = loaded.file.accounts.keys().cloned().collect();
+            if names.is_empty() {
+                // Else the service would run forever with nothing to do, and say nothing.
+                return Err(config::ConfigError::NoAccount(no_accounts_for_all(&loaded)).into());
+            }
+            names
         } else {
             let account = loaded.resolve(global.account.as_deref(), global.settings());
             let account = match &loaded.path {

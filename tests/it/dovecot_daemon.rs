@@ -216,3 +216,23 @@ fn every_asks_a_typed_password_once_not_at_every_cycle() {
     assert_eq!(screen.matches("Password for").count(), 1, "{screen}");
     assert_eq!(user.messages_on_server(), 2, "kept on the server");
 }
+
+#[test]
+fn every_all_accounts_without_a_config_file_says_the_file_is_missing() {
+    let (mut command, _home) = Pop3::new()
+        .args(["fetch-all", "--all-accounts", "--every", "1s"])
+        .into_command();
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Before the fix it ran on with no account, silently, until killed.
+    let (code, stderr) = finish(child, Duration::from_secs(10));
+    assert_eq!(code, Some(78), "{stderr}");
+    assert!(
+        stderr.contains("no config file at") && stderr.contains("pop3 config init"),
+        "{stderr}"
+    );
+}
