@@ -63,7 +63,8 @@
 //! Dependencies point one way: `main -> commands -> connect -> {transport, proxy, pop3,
 //! config}`, and `commands -> {store, message, import, ui, exit}`. `pop3`, `transport`,
 //! `message` and `secret` import nothing else of the crate; `ui` imports only `secret`;
-//! `store` imports only `pop3` (message numbers, unique-ids) and `transport`; `import` builds
+//! `store` imports only `pop3` (message numbers, unique-ids), `transport` and `ui` (an MDA
+//! command shown with shell quoting, as `connect` shows a password command); `import` builds
 //! on `config` and `store`. Nothing below `commands` prints to stdout, and only `exit` maps
 //! errors to exit codes.
 

@@ -181,7 +181,7 @@ fn first_line(text: Zeroizing<String>) -> Option<Secret> {
 /// Runs `argv` and takes the first line of its output as the secret. `key` names the setting
 /// and `what` the secret in error messages.
 fn run_secret_command(argv: &[String], key: &str, what: &str) -> Result<Secret, ConnectError> {
-    let shown = argv.join(" ");
+    let shown = crate::ui::command_line(argv);
     let fail = |why: String| ConnectError::Password(format!("{key} `{shown}` {why}"));
     // stdin and stderr stay with the user: helpers like `pass` may ask for a passphrase.
     let mut child = Process::new(&argv[0])

@@ -49,7 +49,7 @@ impl fmt::Display for Target {
         match self {
             Target::Maildir(dir) => write!(f, "Maildir {}", dir.display()),
             Target::Mbox(file) => write!(f, "mbox {}", file.display()),
-            Target::Mda(argv) => write!(f, "mda `{}`", mda::command_line(argv)),
+            Target::Mda(argv) => write!(f, "mda `{}`", crate::ui::command_line(argv)),
             Target::Server(server) => {
                 let protocol = match server.target.protocol {
                     Protocol::Lmtp => "lmtp",

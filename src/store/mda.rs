@@ -10,24 +10,7 @@ use std::io::{self, BufWriter, Seek, Write};
 use std::process::{Command, Stdio};
 
 use super::LfWriter;
-
-/// `argv` as one line a person can read and paste into a shell: an argument with spaces, quotes
-/// or other shell characters (or an empty one) is shown in single quotes, so the boundaries
-/// between arguments survive (`sh -c '/usr/bin/procmail -d %T'`).
-pub(crate) fn command_line(argv: &[String]) -> String {
-    let plain = |c: char| c.is_ascii_alphanumeric() || "_-./:=@%+,".contains(c);
-    let words: Vec<String> = argv
-        .iter()
-        .map(|arg| {
-            if !arg.is_empty() && arg.chars().all(plain) {
-                arg.clone()
-            } else {
-                format!("'{}'", arg.replace('\'', "'\\''"))
-            }
-        })
-        .collect();
-    words.join(" ")
-}
+use crate::ui::command_line;
 
 /// A message being spooled for the delivery agent.
 pub(crate) struct MdaMessage {
@@ -102,23 +85,6 @@ mod tests {
         message.write(b"x\r\n").unwrap();
         let err = message.finish().unwrap_err();
         assert!(err.to_string().contains("failed"), "{err}");
-    }
-
-    /// Trial: ``mda `sh -c /usr/bin/procmail -d %T` failed`` lost the argument boundaries.
-    #[test]
-    fn a_shown_command_keeps_its_argument_boundaries() {
-        assert_eq!(
-            command_line(&argv(&["sh", "-c", "/usr/bin/procmail -d %T"])),
-            "sh -c '/usr/bin/procmail -d %T'"
-        );
-        assert_eq!(
-            command_line(&argv(&["procmail", "-f", "it's", "", "a$b", "x;y"])),
-            "procmail -f 'it'\\''s' '' 'a$b' 'x;y'"
-        );
-        assert_eq!(
-            command_line(&argv(&["/usr/bin/maildrop", "-d", "alice@example.org"])),
-            "/usr/bin/maildrop -d alice@example.org"
-        );
     }
 
     #[test]

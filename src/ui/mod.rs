@@ -14,4 +14,6 @@ pub(crate) use terminal::{
     terminal_width,
 };
 pub use text::human_size;
-pub(crate) use text::{EMPTY_MAILBOX, compact_date, count, display_width, fit, header_value};
+pub(crate) use text::{
+    EMPTY_MAILBOX, command_line, compact_date, count, display_width, fit, header_value,
+};

@@ -1,4 +1,5 @@
-//! Text for people: sizes, counts, columns cut to a terminal's width, compact dates.
+//! Text for people: sizes, counts, columns cut to a terminal's width, compact dates, commands
+//! shown with shell quoting.
 
 /// How every command says that the maildrop holds no message.
 pub(crate) const EMPTY_MAILBOX: &str = "the mailbox is empty";
@@ -88,6 +89,24 @@ pub(crate) fn compact_date(date: &str) -> String {
     }
 }
 
+/// `argv` as one line a person can read and paste into a shell: an argument with spaces, quotes
+/// or other shell characters (or an empty one) is shown in single quotes, so the boundaries
+/// between arguments survive (`sh -c '/usr/bin/procmail -d %T'`).
+pub(crate) fn command_line(argv: &[String]) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_-./:=@%+,".contains(c);
+    let words: Vec<String> = argv
+        .iter()
+        .map(|arg| {
+            if !arg.is_empty() && arg.chars().all(plain) {
+                arg.clone()
+            } else {
+                format!("'{}'", arg.replace('\'', "'\\''"))
+            }
+        })
+        .collect();
+    words.join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,5 +133,26 @@ mod tests {
             "21 Nov 2026 10:00"
         );
         assert_eq!(compact_date("yesterday"), "yesterday");
+    }
+
+    fn argv<const N: usize>(words: [&str; N]) -> Vec<String> {
+        words.map(str::to_owned).to_vec()
+    }
+
+    /// Trial: ``mda `sh -c /usr/bin/procmail -d %T` failed`` lost the argument boundaries.
+    #[test]
+    fn a_shown_command_keeps_its_argument_boundaries() {
+        assert_eq!(
+            command_line(&argv(["sh", "-c", "/usr/bin/procmail -d %T"])),
+            "sh -c '/usr/bin/procmail -d %T'"
+        );
+        assert_eq!(
+            command_line(&argv(["procmail", "-f", "it's", "", "a$b", "x;y"])),
+            "procmail -f 'it'\\''s' '' 'a$b' 'x;y'"
+        );
+        assert_eq!(
+            command_line(&argv(["/usr/bin/maildrop", "-d", "alice@example.org"])),
+            "/usr/bin/maildrop -d alice@example.org"
+        );
     }
 }

@@ -220,3 +220,28 @@ fn password_env_set_but_empty_says_empty_not_unset() {
         outcome.stderr
     );
 }
+
+/// Trial: ``password_command `sh -c exit 3` failed`` lost the argument boundaries; shown with
+/// shell quoting as MDA and hook commands are.
+#[test]
+fn a_failing_password_command_is_shown_with_its_argument_boundaries() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        "c.toml",
+        "[accounts.a]\nhost = \"localhost\"\nuser = \"u\"\n\
+         password_command = [\"sh\", \"-c\", \"echo no; exit 3\"]\n",
+    );
+    let outcome = Pop3::new()
+        .args([Path::new("--config"), &config])
+        .args(["stat"])
+        .run()
+        .expect_code(78);
+    assert!(
+        outcome
+            .stderr
+            .contains("password_command `sh -c 'echo no; exit 3'` failed"),
+        "{}",
+        outcome.stderr
+    );
+}

@@ -35,7 +35,7 @@ pub(super) fn on_new_mail(context: &Context, delivered: usize) {
         eprintln!(
             "pop3: warning: {}: on_new_mail `{}` {problem}; the new mail is delivered all the same",
             account.name,
-            crate::message::display_safe(&crate::store::mda::command_line(argv))
+            crate::message::display_safe(&crate::ui::command_line(argv))
         );
     }
 }
