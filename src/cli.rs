@@ -246,7 +246,8 @@ pub(crate) enum ConfigCommand {
     ///
     /// The file is readable by its owner only. Given the server (pop3 config init --host HOST
     /// --user USER, also --port and --tls), it holds that one account, named after the user;
-    /// else it is the annotated example, commented out.
+    /// else it is the annotated example, commented out (--user, --port or --tls without --host
+    /// are refused).
     Init,
 }
 

@@ -184,7 +184,8 @@ fn command_code(error: &CommandError) -> ExitCode {
         | CommandError::DeleteWhat
         | CommandError::DeleteUnconfirmed
         | CommandError::ImportOneFile { .. }
-        | CommandError::ImportFlag { .. } => ExitCode::Usage,
+        | CommandError::ImportFlag { .. }
+        | CommandError::InitWithoutHost { .. } => ExitCode::Usage,
         CommandError::TooBigToShow { .. } => ExitCode::Unavailable,
         CommandError::CannotWrite { .. }
         | CommandError::CannotSaveIn { .. }

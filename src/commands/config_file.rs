@@ -20,6 +20,17 @@ pub(crate) fn example() -> anyhow::Result<()> {
 /// `pop3 config init`: writes a starter config file (mode 0600) where pop3 looks for it,
 /// never over an existing one.
 pub(crate) fn init(global: &GlobalArgs, quiet: bool) -> anyhow::Result<()> {
+    // The commented example has no account for them to go in: refuse rather than drop them.
+    if global.host.is_none() {
+        let given = [
+            ("--user", global.user.is_some()),
+            ("--port", global.port.is_some()),
+            ("--tls", global.tls.is_some()),
+        ];
+        if let Some((flag, _)) = given.into_iter().find(|(_, given)| *given) {
+            return Err(CommandError::InitWithoutHost { flag }.into());
+        }
+    }
     let (path, _) =
         crate::config::config_path(global.config.as_deref()).ok_or(CommandError::NoConfigDir)?;
     let text = starter(global);

@@ -140,6 +140,14 @@ pub(crate) enum CommandError {
         /// The flag, as typed (`--host`).
         flag: &'static str,
     },
+    /// `config init --user`, `--port` or `--tls` without `--host`: the flag would be ignored.
+    #[error(
+        "{flag} needs --host for config init: pop3 config init --host HOST --user USER (without --host it writes the commented example)"
+    )]
+    InitWithoutHost {
+        /// The flag given without `--host`.
+        flag: &'static str,
+    },
     /// There is no place for the config file.
     #[error("no config directory; pass --config FILE")]
     NoConfigDir,

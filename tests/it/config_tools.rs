@@ -510,3 +510,32 @@ fn no_arguments_prints_the_short_help_and_where_the_rest_is() {
         outcome.stderr
     );
 }
+
+/// Trial: `config init --user alice` without `--host` wrote the commented example and dropped
+/// the user without a word.
+#[test]
+fn config_init_refuses_user_without_host_instead_of_ignoring_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    for (flags, named) in [
+        (&["--user", "alice"][..], "--user"),
+        (&["--port", "1995"][..], "--port"),
+        (&["--tls", "starttls"][..], "--tls"),
+    ] {
+        let outcome = Pop3::new()
+            .args([Path::new("--config"), &config])
+            .args(["config", "init"])
+            .args(flags)
+            .run()
+            .expect_code(64);
+        assert!(
+            outcome
+                .stderr
+                .contains(&format!("{named} needs --host for config init")),
+            "{}",
+            outcome.stderr
+        );
+        assert_eq!(outcome.stderr.lines().count(), 1, "{}", outcome.stderr);
+        assert!(!config.exists(), "nothing written");
+    }
+}
