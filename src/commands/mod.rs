@@ -346,6 +346,9 @@ fn fetch_every(
     args: &fetch::FetchArgs,
     every: std::time::Duration,
 ) -> anyhow::Result<()> {
+    if args.all_accounts && global.account.is_some() {
+        return Err(CommandError::AllAccountsWithAccount.into());
+    }
     let signals = crate::signals::Signals::install()
         .map_err(|e| anyhow::anyhow!("cannot install signal handlers: {e}"))?;
     let mut first = Some(loaded);

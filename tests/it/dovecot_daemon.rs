@@ -236,3 +236,26 @@ fn every_all_accounts_without_a_config_file_says_the_file_is_missing() {
         "{stderr}"
     );
 }
+
+#[test]
+fn every_all_accounts_with_account_is_refused_as_without_every() {
+    for args in [
+        &["-a", "work", "fetch-all", "--all-accounts", "--every", "1s"][..],
+        &["-a", "work", "fetch-all", "--all-accounts"][..],
+    ] {
+        let (mut command, _home) = Pop3::new().args(args).into_command();
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Before the fix, --every ignored -a (here it then failed on the missing file, 78).
+        let (code, stderr) = finish(child, Duration::from_secs(10));
+        assert_eq!(code, Some(64), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("--all-accounts and --account exclude each other"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
