@@ -52,8 +52,8 @@
 //! messages the state journal has not seen) and feeds each reply to the multi-line decoder
 //! ([`pop3::multiline`]): it removes byte-stuffing, finds the `.` terminator and hands the
 //! message in chunks to a sink. The sink writes into a [`store`] target (Maildir, mbox, an MDA,
-//! later LMTP/SMTP), which makes the message durable (fsync) before the unique-id is appended
-//! to the per-account state journal ([`store::state`]). Only a message that is both delivered
+//! LMTP or SMTP), which makes the message durable (fsync, or the server's final 2xx) before the
+//! unique-id is appended to the per-account state journal ([`store::state`]). Only a message that is both delivered
 //! and recorded is marked with DELE (when deleting is asked for), and deletions become real
 //! only at QUIT (RFC 1939 UPDATE state): a failure anywhere before that leaves the mail on the
 //! server, so mail is fetched twice at worst, never lost.
