@@ -26,10 +26,12 @@ pub(crate) struct Maildir {
     hostname: String,
     pid: u32,
     sequence: u64,
+    syncer: Option<std::sync::mpsc::Sender<SyncJob>>,
 }
 
 /// A message being written into `tmp/`.
 pub(crate) struct MaildirMessage {
+    syncer: Option<std::sync::mpsc::Sender<SyncJob>>,
     writer: LfWriter<BufWriter<File>>,
     tmp_path: PathBuf,
     new_path: PathBuf,
@@ -38,8 +40,70 @@ pub(crate) struct MaildirMessage {
 /// A complete message in `tmp/`, waiting for [`Maildir::commit`].
 #[derive(Debug)]
 pub(crate) struct Staged {
+    file: std::sync::Arc<File>,
+    synced: Option<std::sync::mpsc::Receiver<io::Result<()>>>,
     tmp_path: PathBuf,
     new_path: PathBuf,
+}
+
+/// EXPERIMENT: how a batch is flushed (`POP3_MAILDIR_FLUSH`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flush {
+    Syncfs,
+    Fdatasync,
+    Range,
+    Threads,
+    Eager,
+    Hybrid,
+}
+
+/// EXPERIMENT: bytes waiting for writeback in the whole system (Dirty + Writeback).
+fn dirty_bytes() -> Option<u64> {
+    let info = fs::read_to_string("/proc/meminfo").ok()?;
+    let mut total = 0;
+    for line in info.lines() {
+        if let Some(rest) = line.strip_prefix("Dirty:").or_else(|| line.strip_prefix("Writeback:")) {
+            total += rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok()? * 1024;
+        }
+    }
+    Some(total)
+}
+
+fn flush_threads() -> usize {
+    std::env::var("POP3_MAILDIR_FLUSH_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4)
+}
+
+type SyncJob = (std::sync::Arc<File>, std::sync::mpsc::Sender<io::Result<()>>);
+
+fn syncer() -> std::sync::mpsc::Sender<SyncJob> {
+    let (sender, jobs) = std::sync::mpsc::channel::<SyncJob>();
+    let jobs = std::sync::Arc::new(std::sync::Mutex::new(jobs));
+    for _ in 0..flush_threads() {
+        let jobs = jobs.clone();
+        std::thread::spawn(move || {
+            loop {
+                let job = jobs.lock().unwrap().recv();
+                let Ok((file, done)) = job else { return };
+                let _ = done.send(file.sync_data());
+            }
+        });
+    }
+    sender
+}
+
+fn flush_mode() -> Flush {
+    static MODE: std::sync::OnceLock<Flush> = std::sync::OnceLock::new();
+    *MODE.get_or_init(|| match std::env::var("POP3_MAILDIR_FLUSH").as_deref() {
+        Ok("fdatasync") => Flush::Fdatasync,
+        Ok("range") => Flush::Range,
+        Ok("threads") => Flush::Threads,
+        Ok("eager") => Flush::Eager,
+        Ok("hybrid") => Flush::Hybrid,
+        _ => Flush::Syncfs,
+    })
 }
 
 impl Maildir {
@@ -57,6 +121,7 @@ impl Maildir {
             hostname: hostname(),
             pid: std::process::id(),
             sequence: 0,
+            syncer: (flush_mode() == Flush::Eager).then(syncer),
         })
     }
 
@@ -109,6 +174,7 @@ impl Maildir {
             .mode(0o600)
             .open(&tmp_path)?;
         Ok(MaildirMessage {
+            syncer: self.syncer.clone(),
             writer: LfWriter::new(BufWriter::with_capacity(64 * 1024, file)),
             tmp_path,
             new_path: self.root.join("new").join(name),
@@ -122,12 +188,67 @@ impl Maildir {
         if staged.is_empty() {
             return Ok(());
         }
-        let tmp = File::open(self.root.join("tmp"))?;
-        // SAFETY: syncfs on a descriptor we own; it flushes the file system holding tmp/.
-        if unsafe { libc::syncfs(tmp.as_raw_fd()) } != 0 {
-            // Fall back to one fsync per file where syncfs is unavailable.
-            for message in staged {
-                File::open(&message.tmp_path)?.sync_all()?;
+        let mut mode = flush_mode();
+        if mode == Flush::Hybrid {
+            let ours: u64 = staged
+                .iter()
+                .filter_map(|m| m.file.metadata().ok())
+                .map(|m| m.len())
+                .sum();
+            let limit: u64 = std::env::var("POP3_MAILDIR_FLUSH_LIMIT_MB")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(32)
+                << 20;
+            mode = match dirty_bytes() {
+                Some(dirty) if dirty <= ours + limit => Flush::Syncfs,
+                _ => Flush::Threads,
+            };
+        }
+        match mode {
+            Flush::Hybrid => unreachable!(),
+            Flush::Syncfs => {
+                let tmp = File::open(self.root.join("tmp"))?;
+                // SAFETY: syncfs on a descriptor we own; it flushes the file system holding tmp/.
+                if unsafe { libc::syncfs(tmp.as_raw_fd()) } != 0 {
+                    // Fall back to one fsync per file where syncfs is unavailable.
+                    for message in staged {
+                        File::open(&message.tmp_path)?.sync_all()?;
+                    }
+                }
+            }
+            Flush::Fdatasync | Flush::Range => {
+                for message in staged {
+                    message.file.sync_data()?;
+                }
+            }
+            Flush::Eager => {
+                for message in staged {
+                    match &message.synced {
+                        Some(synced) => synced
+                            .recv()
+                            .unwrap_or_else(|_| Err(io::Error::other("syncer gone")))?,
+                        None => message.file.sync_data()?,
+                    }
+                }
+            }
+            Flush::Threads => {
+                let per = staged.len().div_ceil(flush_threads());
+                let files: Vec<&File> = staged.iter().map(|m| &*m.file).collect();
+                std::thread::scope(|scope| {
+                    let workers: Vec<_> = files
+                        .chunks(per)
+                        .map(|chunk| {
+                            scope.spawn(move || {
+                                chunk.iter().try_for_each(|f| f.sync_data())
+                            })
+                        })
+                        .collect();
+                    workers
+                        .into_iter()
+                        .map(|w| w.join().unwrap_or_else(|_| Err(io::Error::other("panic"))))
+                        .collect::<io::Result<Vec<()>>>()
+                })?;
             }
         }
         for message in staged {
@@ -153,8 +274,23 @@ impl MaildirMessage {
     /// Finishes writing; the message stays in `tmp/` until committed.
     pub(crate) fn finish(self) -> io::Result<Staged> {
         let buffered = self.writer.finish()?;
-        buffered.into_inner().map_err(|e| e.into_error())?;
+        let file = buffered.into_inner().map_err(|e| e.into_error())?;
+        if matches!(
+            flush_mode(),
+            Flush::Range | Flush::Threads | Flush::Eager | Flush::Hybrid
+        ) {
+            // SAFETY: a hint on a descriptor we own.
+            unsafe { libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
+        }
+        let file = std::sync::Arc::new(file);
+        let synced = self.syncer.as_ref().map(|syncer| {
+            let (done, synced) = std::sync::mpsc::channel();
+            let _ = syncer.send((file.clone(), done));
+            synced
+        });
         Ok(Staged {
+            synced,
+            file,
             tmp_path: self.tmp_path,
             new_path: self.new_path,
         })
