@@ -18,7 +18,7 @@ use std::io::{self, BufWriter, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, Sender};
+use std::sync::mpsc::{Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -31,6 +31,11 @@ const TAG_HEX_LEN: usize = 24;
 /// groups them), so a few at once cost little more than one; one thread was 5-10x slower on
 /// a busy disk, 16 no better than 4 (docs/performance.md).
 const FLUSH_THREADS: usize = 4;
+
+/// Finished files that may wait for a flush thread. Each holds a descriptor until it is
+/// synced; past this many the download waits for the disk, so a slow disk cannot exhaust the
+/// descriptor limit (1024 by default).
+const FLUSH_BACKLOG: usize = 256;
 
 /// A Maildir opened for delivery. A clone can commit batches from another thread.
 #[derive(Debug, Clone)]
@@ -90,12 +95,12 @@ type FlushJob = (File, Sender<io::Result<()>>);
 /// it is committed. They end when the last clone of their [`Maildir`] is dropped.
 #[derive(Debug, Clone)]
 struct Flusher {
-    jobs: Sender<FlushJob>,
+    jobs: SyncSender<FlushJob>,
 }
 
 impl Flusher {
     fn start() -> io::Result<Flusher> {
-        let (jobs, queue) = std::sync::mpsc::channel::<FlushJob>();
+        let (jobs, queue) = std::sync::mpsc::sync_channel::<FlushJob>(FLUSH_BACKLOG);
         let queue = Arc::new(Mutex::new(queue));
         for _ in 0..FLUSH_THREADS {
             let queue = Arc::clone(&queue);
@@ -116,7 +121,8 @@ impl Flusher {
         Ok(Flusher { jobs })
     }
 
-    /// Hands `file` to a flush thread; when none is left, the commit syncs it.
+    /// Hands `file` to a flush thread, waiting while [`FLUSH_BACKLOG`] files wait already;
+    /// when no thread is left, the commit syncs it.
     fn flush(&self, file: File) -> Durable {
         let (outcome, receiver) = std::sync::mpsc::channel();
         match self.jobs.send((file, outcome)) {
@@ -457,6 +463,28 @@ mod tests {
             maildir.discard(&staged);
             assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
         }
+    }
+
+    /// More finished messages than the flush backlog holds: finishing waits for the flush
+    /// threads instead of piling up descriptors, and every message still arrives.
+    #[test]
+    fn more_messages_than_the_flush_backlog_are_all_delivered() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut maildir = Maildir::open(dir.path()).unwrap();
+        maildir.flush_early();
+        let count = FLUSH_BACKLOG + FLUSH_THREADS + 20;
+        let staged: Vec<Staged> = (0..count)
+            .map(|i| {
+                let mut message = maildir.start(&tag_for("k", &i.to_string())).unwrap();
+                message
+                    .write(format!("Subject: {i}\r\n\r\n").as_bytes())
+                    .unwrap();
+                message.finish().unwrap()
+            })
+            .collect();
+        maildir.commit(&staged).unwrap();
+        assert_eq!(maildir.delivered_tags().unwrap().len(), count);
+        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
     }
 
     #[test]
