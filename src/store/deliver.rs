@@ -161,10 +161,14 @@ impl Delivery {
     ) -> Result<Delivery, DeliverError> {
         Ok(match target {
             Target::Maildir(root) => Delivery::Maildir {
-                maildir: Maildir::open(root).map_err(|cause| DeliverError::Open {
-                    target: target.clone(),
-                    cause,
-                })?,
+                maildir: {
+                    let mut maildir = Maildir::open(root).map_err(|cause| DeliverError::Open {
+                        target: target.clone(),
+                        cause,
+                    })?;
+                    maildir.flush_early();
+                    maildir
+                },
                 account_key: account_key.to_owned(),
                 staged: Vec::new(),
                 upcoming: None,
@@ -395,7 +399,8 @@ pub(crate) enum Batch {
 
 impl Batch {
     /// Makes the batch durable, then records `keys` (its messages, in order) as delivered.
-    /// Maildir: one syncfs, renames, one fsync of `new/` (the files are removed on failure).
+    /// Maildir: waits until each file is synced (each is `fdatasync`ed once complete, beside
+    /// the download), renames, one fsync of `new/` (the files are removed on failure).
     /// mbox: see [`append_to_mbox`].
     pub(crate) fn commit(self, keys: &[Uid], state: &mut State) -> Result<(), DeliverError> {
         match self {

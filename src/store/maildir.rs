@@ -1,6 +1,12 @@
 //! Maildir delivery (<https://cr.yp.to/proto/maildir.html>), in groups for speed:
-//! every message of a batch is written to `tmp/`, the whole batch is flushed to disk with one
-//! `syncfs(2)`, each file is renamed into `new/`, and `new/` itself is fsynced once.
+//! every message is written to `tmp/` and, once complete, made durable on its own: writeback
+//! starts at once (`sync_file_range`), and one of a few flush threads `fdatasync`s it while the
+//! download goes on. A batch is committed once each of its files is durable: each file is
+//! renamed into `new/`, and `new/` itself is fsynced once.
+//!
+//! Only pop3's own files are synced. A `syncfs(2)` of the whole file system (used before)
+//! also waited for every other process's dirty data, and started an I/O storm of its own, on
+//! a busy machine; the figures are in docs/performance.md.
 //!
 //! File names carry a tag derived from the account and the message's unique-id. A message
 //! delivered just before a crash, but not yet in the state file, is recognised by that tag on the
@@ -12,12 +18,24 @@ use std::io::{self, BufWriter, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, Sender, SyncSender};
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::LfWriter;
 
 const TAG_MARK: &str = "_pop3-";
 const TAG_HEX_LEN: usize = 24;
+
+/// Flush threads per delivery. Concurrent fdatasyncs share a journal commit (ext4's jbd2
+/// groups them), so a few at once cost little more than one; one thread was 5-10x slower on
+/// a busy disk, 16 no better than 4 (docs/performance.md).
+const FLUSH_THREADS: usize = 4;
+
+/// Finished files that may wait for a flush thread. Each holds a descriptor until it is
+/// synced; past this many the download waits for the disk, so a slow disk cannot exhaust the
+/// descriptor limit (1024 by default).
+const FLUSH_BACKLOG: usize = 256;
 
 /// A Maildir opened for delivery. A clone can commit batches from another thread.
 #[derive(Debug, Clone)]
@@ -26,6 +44,9 @@ pub(crate) struct Maildir {
     hostname: String,
     pid: u32,
     sequence: u64,
+    /// Syncs finished messages beside the download; without it (see
+    /// [`Maildir::flush_early`]) each file is synced at commit.
+    flusher: Option<Flusher>,
 }
 
 /// A message being written into `tmp/`.
@@ -33,6 +54,7 @@ pub(crate) struct MaildirMessage {
     writer: LfWriter<BufWriter<File>>,
     tmp_path: PathBuf,
     new_path: PathBuf,
+    flusher: Option<Flusher>,
 }
 
 /// A complete message in `tmp/`, waiting for [`Maildir::commit`].
@@ -40,6 +62,74 @@ pub(crate) struct MaildirMessage {
 pub(crate) struct Staged {
     tmp_path: PathBuf,
     new_path: PathBuf,
+    durable: Durable,
+}
+
+/// How a staged file's data reaches the disk.
+#[derive(Debug)]
+enum Durable {
+    /// A flush thread syncs it and sends the outcome.
+    Flushing(Receiver<io::Result<()>>),
+    /// [`Maildir::commit`] syncs it.
+    AtCommit(File),
+}
+
+impl Durable {
+    /// Waits until the data is on disk. Each file is synced once, through the descriptor that
+    /// wrote it, so a writeback error (EIO, ENOSPC) is reported here and never retried into a
+    /// false success (after a failed fsync the kernel may mark the pages clean).
+    fn wait(&self) -> io::Result<()> {
+        match self {
+            Durable::Flushing(outcome) => outcome
+                .recv()
+                .unwrap_or_else(|_| Err(io::Error::other("a Maildir flush thread ended"))),
+            Durable::AtCommit(file) => file.sync_data(),
+        }
+    }
+}
+
+/// A file to sync, and where its outcome goes.
+type FlushJob = (File, Sender<io::Result<()>>);
+
+/// Threads that `fdatasync` finished messages as they come, so a batch is durable by the time
+/// it is committed. They end when the last clone of their [`Maildir`] is dropped.
+#[derive(Debug, Clone)]
+struct Flusher {
+    jobs: SyncSender<FlushJob>,
+}
+
+impl Flusher {
+    fn start() -> io::Result<Flusher> {
+        let (jobs, queue) = std::sync::mpsc::sync_channel::<FlushJob>(FLUSH_BACKLOG);
+        let queue = Arc::new(Mutex::new(queue));
+        for _ in 0..FLUSH_THREADS {
+            let queue = Arc::clone(&queue);
+            std::thread::Builder::new()
+                .name("maildir-flush".to_owned())
+                .spawn(move || {
+                    loop {
+                        let job = match queue.lock() {
+                            Ok(queue) => queue.recv(),
+                            Err(_) => return,
+                        };
+                        let Ok((file, outcome)) = job else { return };
+                        // The committer may have given up on this batch already.
+                        let _ = outcome.send(file.sync_data());
+                    }
+                })?;
+        }
+        Ok(Flusher { jobs })
+    }
+
+    /// Hands `file` to a flush thread, waiting while [`FLUSH_BACKLOG`] files wait already;
+    /// when no thread is left, the commit syncs it.
+    fn flush(&self, file: File) -> Durable {
+        let (outcome, receiver) = std::sync::mpsc::channel();
+        match self.jobs.send((file, outcome)) {
+            Ok(()) => Durable::Flushing(receiver),
+            Err(std::sync::mpsc::SendError((file, _))) => Durable::AtCommit(file),
+        }
+    }
 }
 
 impl Maildir {
@@ -59,12 +149,20 @@ impl Maildir {
             hostname: hostname(),
             pid: std::process::id(),
             sequence: 0,
+            flusher: None,
         })
     }
 
     /// The Maildir's directory, for error messages.
     pub(crate) fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Makes each message durable as soon as it is complete, on flush threads beside the
+    /// download, instead of all of a batch's at its commit. If no thread can be started, the
+    /// commit syncs the files itself.
+    pub(crate) fn flush_early(&mut self) {
+        self.flusher = Flusher::start().ok();
     }
 
     /// The tags of every message already in `new/` or `cur/` that this program delivered.
@@ -119,23 +217,20 @@ impl Maildir {
             writer: LfWriter::new(BufWriter::with_capacity(64 * 1024, file)),
             tmp_path,
             new_path: self.root.join("new").join(name),
+            flusher: self.flusher.clone(),
         })
     }
 
-    /// Makes a batch durable and visible: one flush of the file system for all of the batch's
-    /// data, a rename per message, one fsync of `new/`. Afterwards every message is in `new/`
-    /// and on disk; before, none is visible to mail readers.
+    /// Makes a batch durable and visible: waits until each file's data is on disk (mostly
+    /// done by then: see [`Maildir::flush_early`]), renames each into `new/`, fsyncs `new/`.
+    /// Afterwards every message is in `new/` and on disk; before, none is visible to mail
+    /// readers. A file that could not be synced fails the whole batch.
     pub(crate) fn commit(&self, staged: &[Staged]) -> io::Result<()> {
         if staged.is_empty() {
             return Ok(());
         }
-        let tmp = File::open(self.root.join("tmp"))?;
-        // SAFETY: syncfs on a descriptor we own; it flushes the file system holding tmp/.
-        if unsafe { libc::syncfs(tmp.as_raw_fd()) } != 0 {
-            // Fall back to one fsync per file where syncfs is unavailable.
-            for message in staged {
-                File::open(&message.tmp_path)?.sync_all()?;
-            }
+        for message in staged {
+            message.durable.wait()?;
         }
         for message in staged {
             fs::rename(&message.tmp_path, &message.new_path)?;
@@ -165,13 +260,24 @@ impl MaildirMessage {
         self.writer.write_all(data)
     }
 
-    /// Finishes writing; the message stays in `tmp/` until committed.
+    /// Finishes writing and starts making the data durable; the message stays in `tmp/`
+    /// until committed.
     pub(crate) fn finish(self) -> io::Result<Staged> {
         let buffered = self.writer.finish()?;
-        buffered.into_inner().map_err(|e| e.into_error())?;
+        let file = buffered.into_inner().map_err(|e| e.into_error())?;
+        // Start writeback now, without waiting for it, so the fdatasync finds little left to
+        // write. A hint only: its result is ignored, and a writeback error still reaches the
+        // fdatasync on this descriptor (it does not consume the error).
+        // SAFETY: sync_file_range on a descriptor we own; no memory is passed.
+        unsafe { libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
+        let durable = match &self.flusher {
+            Some(flusher) => flusher.flush(file),
+            None => Durable::AtCommit(file),
+        };
         Ok(Staged {
             tmp_path: self.tmp_path,
             new_path: self.new_path,
+            durable,
         })
     }
 
@@ -325,7 +431,8 @@ mod tests {
     #[test]
     fn precreated_files_follow_the_order_and_unused_ones_are_removed() {
         let dir = tempfile::tempdir().unwrap();
-        let maildir = Maildir::open(dir.path()).unwrap();
+        let mut maildir = Maildir::open(dir.path()).unwrap();
+        maildir.flush_early();
         let tags: Vec<String> = ["a", "b", "c", "d"]
             .iter()
             .map(|t| tag_for("k", t))
@@ -341,6 +448,58 @@ mod tests {
         let delivered = maildir.delivered_tags().unwrap();
         assert_eq!(delivered.len(), 2);
         assert!(delivered.contains(&tags[0]) && delivered.contains(&tags[2]));
+    }
+
+    /// A failed fdatasync (a disk's EIO) must fail the batch: nothing of it reaches `new/`, and
+    /// its files can be removed; the caller then records nothing. A pipe stands in for the
+    /// failing disk: fdatasync refuses it with EINVAL.
+    #[test]
+    fn a_file_that_cannot_be_synced_fails_its_batch_and_nothing_reaches_new() {
+        for early in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut maildir = Maildir::open(dir.path()).unwrap();
+            if early {
+                maildir.flush_early();
+            }
+            let mut good = maildir.start(&tag_for("k", "good")).unwrap();
+            good.write(b"Subject: good\r\n\r\nbody\r\n").unwrap();
+            let mut bad = maildir.start(&tag_for("k", "bad")).unwrap();
+            let (_reader, writer) = std::io::pipe().unwrap();
+            bad.writer = LfWriter::new(BufWriter::new(File::from(std::os::fd::OwnedFd::from(
+                writer,
+            ))));
+            bad.write(b"Subject: bad\r\n\r\nbody\r\n").unwrap();
+            let staged = [good.finish().unwrap(), bad.finish().unwrap()];
+
+            let error = maildir.commit(&staged).unwrap_err();
+            assert_eq!(error.raw_os_error(), Some(libc::EINVAL), "early: {early}");
+            assert_eq!(fs::read_dir(dir.path().join("new")).unwrap().count(), 0);
+            assert!(maildir.delivered_tags().unwrap().is_empty());
+            maildir.discard(&staged);
+            assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+        }
+    }
+
+    /// More finished messages than the flush backlog holds: finishing waits for the flush
+    /// threads instead of piling up descriptors, and every message still arrives.
+    #[test]
+    fn more_messages_than_the_flush_backlog_are_all_delivered() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut maildir = Maildir::open(dir.path()).unwrap();
+        maildir.flush_early();
+        let count = FLUSH_BACKLOG + FLUSH_THREADS + 20;
+        let staged: Vec<Staged> = (0..count)
+            .map(|i| {
+                let mut message = maildir.start(&tag_for("k", &i.to_string())).unwrap();
+                message
+                    .write(format!("Subject: {i}\r\n\r\n").as_bytes())
+                    .unwrap();
+                message.finish().unwrap()
+            })
+            .collect();
+        maildir.commit(&staged).unwrap();
+        assert_eq!(maildir.delivered_tags().unwrap().len(), count);
+        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
     }
 
     #[test]
