@@ -97,6 +97,23 @@ pub(crate) enum DeliverError {
     /// The LMTP/SMTP session failed (the server's verdicts on messages are [`Finished`]).
     #[error("{0}; undelivered messages stay on the server")]
     Server(DeliveryError),
+    /// The LMTP/SMTP server refused the envelope (see [`Finished::Misaddressed`]): a matter
+    /// of configuration, so the run stops and no message is recorded as rejected.
+    #[error(
+        "{server} refused {}: {reply}; {}; the messages stay on the server and are offered again next run",
+        if *sender { "the sender of a message".to_owned() } else { format!("the recipient {recipient:?}") },
+        if *sender { "check that server's settings for mail from pop3" } else { "set `recipient` in the account (default: the local user) to a mailbox that server knows" }
+    )]
+    Misaddressed {
+        /// The server, as `lmtp HOST:PORT` or `smtp HOST:PORT`.
+        server: String,
+        /// The configured recipient.
+        recipient: String,
+        /// True when MAIL FROM was refused, false for RCPT TO.
+        sender: bool,
+        /// The server's answer, made safe to print.
+        reply: String,
+    },
 }
 
 /// `DeliverError::Local` for `path`, as a `map_err` argument.
@@ -147,6 +164,19 @@ pub(crate) enum Finished {
     /// The server refused it for good (5xx), with its answer: it is recorded as rejected and
     /// not offered again.
     Rejected(String),
+    /// The server refused its envelope (5xx to MAIL FROM or RCPT TO: an unknown recipient,
+    /// say), which every message would get: it stays on the server unrecorded, and the run
+    /// stops with a configuration error rather than mark each message rejected.
+    Misaddressed {
+        /// The server, as `lmtp HOST:PORT` or `smtp HOST:PORT`.
+        server: String,
+        /// The configured recipient.
+        recipient: String,
+        /// True when MAIL FROM was refused, false for RCPT TO.
+        sender: bool,
+        /// The server's answer.
+        reply: String,
+    },
 }
 
 impl Delivery {
@@ -243,7 +273,10 @@ impl Delivery {
         let message = match (&mut *self, message) {
             (Delivery::Server(relay), Message::Server(m)) => {
                 let verdicts = relay.deliver(m).map_err(DeliverError::Server)?;
-                return Ok(verdicts.into_iter().map(finished_of).collect());
+                return Ok(verdicts
+                    .into_iter()
+                    .map(|v| finished_of(v, relay))
+                    .collect());
             }
             (_, message) => message,
         };
@@ -293,7 +326,7 @@ impl Delivery {
                 .settle()
                 .map_err(DeliverError::Server)?
                 .into_iter()
-                .map(finished_of)
+                .map(|v| finished_of(v, relay))
                 .collect()),
             _ => Ok(Vec::new()),
         }
@@ -372,11 +405,17 @@ impl Message {
     }
 }
 
-fn finished_of(verdict: Verdict) -> Finished {
+fn finished_of(verdict: Verdict, relay: &Relay) -> Finished {
     match verdict {
         Verdict::Delivered => Finished::Delivered,
         Verdict::Temporary(reply) => Finished::Deferred(reply.to_string()),
         Verdict::Permanent(reply) => Finished::Rejected(reply.to_string()),
+        Verdict::EnvelopeRefused { sender, reply } => Finished::Misaddressed {
+            server: Target::Server(relay.settings().clone()).to_string(),
+            recipient: relay.settings().recipient.clone(),
+            sender,
+            reply: reply.to_string(),
+        },
     }
 }
 

@@ -55,6 +55,11 @@ impl Relay {
         }
     }
 
+    /// Where and to whom this relay delivers.
+    pub(crate) fn settings(&self) -> &DeliverySettings {
+        &self.settings
+    }
+
     /// Whether permanently refused messages are deleted from the POP3 server.
     pub(crate) fn delete_rejected(&self) -> bool {
         self.settings.delete_rejected

@@ -152,7 +152,7 @@ fn lmtp_reuses_one_connection_for_many_messages_pipelined_or_not() {
 }
 
 #[test]
-fn lmtp_unknown_recipient_is_permanent_and_the_next_message_still_goes_through() {
+fn lmtp_unknown_recipient_refuses_the_envelope_and_the_next_message_still_goes_through() {
     let user = dovecot().add_user(&[]);
     for pipelining in [true, false] {
         let opts = Options {
@@ -163,8 +163,13 @@ fn lmtp_unknown_recipient_is_permanent_and_the_next_message_still_goes_through()
         let verdict = deliverer
             .deliver(Cursor::new(DOTTY), &["no-such-user".to_owned()])
             .unwrap();
-        let Verdict::Permanent(reply) = verdict else {
-            panic!("expected a permanent failure, got {verdict:?}");
+        // Not the message's verdict: every message to that recipient would get it.
+        let Verdict::EnvelopeRefused {
+            sender: false,
+            reply,
+        } = verdict
+        else {
+            panic!("expected the envelope refused, got {verdict:?}");
         };
         assert_eq!(reply.code, 550, "{reply}");
         assert_eq!(

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use pop3::store::smtp::{Deliverer, Endpoint, Options, Protocol, Target, Verdict};
 
-use crate::support::postfix::{DOMAIN, postfix};
+use crate::support::postfix::{DOMAIN, REJECTED_SUBJECT, postfix};
 
 fn target(port: u16) -> Target {
     Target {
@@ -59,7 +59,7 @@ fn smtp_delivers_through_postfix_with_the_return_path_sender_and_dots_intact() {
 }
 
 #[test]
-fn smtp_450_is_temporary_550_is_permanent_and_the_connection_goes_on() {
+fn smtp_450_is_temporary_550_refuses_the_envelope_and_the_connection_goes_on() {
     let pf = postfix();
     for (port, pipelined, mailbox) in [
         (pf.port, true, "bob"),
@@ -81,14 +81,28 @@ fn smtp_450_is_temporary_550_is_permanent_and_the_connection_goes_on() {
         let verdict = deliverer
             .deliver(Cursor::new(&message[..]), &[format!("nobody@{DOMAIN}")])
             .unwrap();
-        let Verdict::Permanent(reply) = verdict else {
-            panic!("expected 550, got {verdict:?}");
+        let Verdict::EnvelopeRefused {
+            sender: false,
+            reply,
+        } = verdict
+        else {
+            panic!("expected 550 to RCPT, got {verdict:?}");
         };
         assert_eq!(reply.code, 550);
         assert_eq!(
             reply.enhanced.map(|e| e.to_string()).as_deref(),
             Some("5.1.1")
         );
+
+        // Refused after DATA: the message's own verdict.
+        let refused = format!("Subject: {REJECTED_SUBJECT}\r\n\r\nbody\r\n");
+        let verdict = deliverer
+            .deliver(Cursor::new(refused), &[format!("{mailbox}@{DOMAIN}")])
+            .unwrap();
+        let Verdict::Permanent(reply) = verdict else {
+            panic!("expected 550 after DATA, got {verdict:?}");
+        };
+        assert_eq!(reply.to_string(), "550 5.7.1 refused by header_checks");
 
         for i in 0..3 {
             let body = format!("Subject: ok {i}\r\n\r\nbody {i}\r\n");

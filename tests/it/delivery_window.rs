@@ -58,7 +58,11 @@ fn assert_in_order(verdicts: &[Verdict], count: usize, refused_at: usize, code: 
     for (i, verdict) in verdicts.iter().enumerate() {
         if i == refused_at {
             match verdict {
-                Verdict::Permanent(reply) => assert_eq!(reply.code, code, "{reply}"),
+                // A refused recipient is the envelope's fault, not the message's.
+                Verdict::EnvelopeRefused {
+                    sender: false,
+                    reply,
+                } => assert_eq!(reply.code, code, "{reply}"),
                 other => panic!("message {i}: expected {code}, got {other:?}"),
             }
         } else {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::dovecot_fetch::{delivered_form, files_in, message_id, pop3};
 use crate::support::cli::Outcome;
 use crate::support::dovecot::{User, dovecot};
-use crate::support::postfix::{DOMAIN, postfix};
+use crate::support::postfix::{DOMAIN, REJECTED_SUBJECT, postfix};
 
 /// A message with a `Return-Path` (the envelope sender pop3 must use), dot lines, and a
 /// unique Message-ID.
@@ -179,34 +179,97 @@ fn fetch_all_lmtp_full_quota_leaves_messages_exits_75_then_delivers_once_raised(
     assert_eq!(source.messages_on_server(), 0);
 }
 
+/// Trial 2: without `recipient` (the local user, unknown to Dovecot) every message was
+/// recorded as rejected after one exit 65, and later runs said "fetched 0 messages" even once
+/// `recipient` was fixed. A refused recipient is a configuration error: nothing is recorded.
 #[test]
-fn fetch_all_lmtp_rejected_message_is_reported_once_with_exit_65_and_not_retried() {
-    let source = dovecot().add_user(&[&message("reject", 1)]);
+fn fetch_all_lmtp_unknown_recipient_is_a_config_error_and_mail_flows_once_fixed() {
+    let source = dovecot().add_user(&[&message("rcpt", 1), &message("rcpt", 2)]);
+    let target = dovecot().add_user(&[]);
     let state = tempfile::tempdir().unwrap();
-    // No recipient: the local user, whom Dovecot does not know (550).
+    // No recipient: the local user, whom Dovecot does not know (550 5.1.1).
     let (_dir, config) = config_file(&format!("lmtp = \"{}\"", lmtp_socket()));
     let local_user = pop3::store::smtp::local_user().unwrap();
-    let first = fetch(&source, state.path(), &config, &[]).expect_code(65);
-    assert!(
-        first.stderr.contains("rejected 1 message")
-            && first.stderr.contains("550")
-            && first.stderr.contains(&local_user),
-        "{}",
-        first.stderr
-    );
-    assert_eq!(source.messages_on_server(), 1, "5xx: left on the server");
-    let second = fetch(&source, state.path(), &config, &[]).expect_code(0);
-    assert!(!second.stderr.contains("rejected"), "{}", second.stderr);
-    assert_eq!(source.messages_on_server(), 1);
+    for _ in 0..2 {
+        let run = fetch(&source, state.path(), &config, &["--delete"]).expect_code(78);
+        assert!(
+            run.stderr
+                .contains(&format!("refused the recipient \"{local_user}\""))
+                && run.stderr.contains("550 5.1.1")
+                && run.stderr.contains("set `recipient`")
+                && !run.stderr.contains("rejected"),
+            "{}",
+            run.stderr
+        );
+        assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+        assert_eq!(source.messages_on_server(), 2, "left on the server");
+    }
+    let (_dir, fixed) = config_file(&format!(
+        "lmtp = \"{}\"\nrecipient = \"{}\"",
+        lmtp_socket(),
+        target.name
+    ));
+    fetch(&source, state.path(), &fixed, &["--delete"]).expect_code(0);
+    assert_eq!(delivered(&target.maildir).len(), 2);
+    assert_eq!(source.messages_on_server(), 0);
 }
 
 #[test]
-fn fetch_all_lmtp_delete_rejected_deletes_refused_messages() {
-    let source = dovecot().add_user(&[&message("dr", 1), &message("dr", 2)]);
+fn fetch_all_smtp_rejected_message_is_reported_once_with_exit_65_and_not_retried() {
+    let pf = postfix();
+    let mut refused = message("refused", 1);
+    let at = refused.windows(8).position(|w| w == b"Subject:").unwrap() + 8;
+    refused.splice(at..at, format!(" {REJECTED_SUBJECT}").into_bytes());
+    let source = dovecot().add_user(&[&refused, &message("accepted", 2)]);
     let state = tempfile::tempdir().unwrap();
     let (_dir, config) = config_file(&format!(
-        "lmtp = \"{}\"\nrecipient = \"nosuchuser\"\ndelete_rejected = true",
-        lmtp_socket()
+        "smtp = \"127.0.0.1:{}\"\nrecipient = \"dave@{DOMAIN}\"",
+        pf.port
+    ));
+    let before = files_in(&pf.maildir("dave").join("new")).len();
+    let first = fetch(&source, state.path(), &config, &[]).expect_code(65);
+    assert!(
+        first.stderr.contains("rejected 1 message")
+            && first.stderr.contains("550 5.7.1")
+            && first.stderr.contains("message 1 "),
+        "{}",
+        first.stderr
+    );
+    pf.wait_for_messages("dave", before + 1);
+    assert_eq!(source.messages_on_server(), 2, "5xx: left on the server");
+    let second = fetch(&source, state.path(), &config, &[]).expect_code(0);
+    assert!(!second.stderr.contains("rejected"), "{}", second.stderr);
+    assert_eq!(source.messages_on_server(), 2);
+}
+
+#[test]
+fn fetch_all_smtp_delete_rejected_deletes_refused_messages_but_never_for_a_refused_recipient() {
+    let pf = postfix();
+    let mut refused = message("dr", 1);
+    let at = refused.windows(8).position(|w| w == b"Subject:").unwrap() + 8;
+    refused.splice(at..at, format!(" {REJECTED_SUBJECT}").into_bytes());
+    let refs: [&[u8]; 2] = [&refused, &refused];
+    let state = tempfile::tempdir().unwrap();
+    // An unknown recipient (RCPT 550 5.1.1): nothing is deleted, whatever delete_rejected says.
+    let (_dir, wrong) = config_file(&format!(
+        "smtp = \"127.0.0.1:{}\"\nrecipient = \"nosuchuser@{DOMAIN}\"\ndelete_rejected = true",
+        pf.port
+    ));
+    let source = dovecot().add_user(&refs);
+    let outcome = fetch(&source, state.path(), &wrong, &[]).expect_code(78);
+    assert!(
+        outcome
+            .stderr
+            .contains("refused the recipient \"nosuchuser@")
+            && outcome.stderr.contains("550 5.1.1"),
+        "{}",
+        outcome.stderr
+    );
+    assert_eq!(source.messages_on_server(), 2);
+    // The messages themselves refused (after DATA): deleted.
+    let (_dir, config) = config_file(&format!(
+        "smtp = \"127.0.0.1:{}\"\nrecipient = \"dave@{DOMAIN}\"\ndelete_rejected = true",
+        pf.port
     ));
     let outcome = fetch(&source, state.path(), &config, &[]).expect_code(65);
     assert!(

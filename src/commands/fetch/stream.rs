@@ -443,6 +443,21 @@ impl Fetcher<'_> {
                     self.commit_rejected(index);
                     self.rejected.push((index, reply));
                 }
+                // Not recorded, like a 4xx: the envelope is wrong, not the message. The run
+                // stops (later verdicts still count, `finish` settles them).
+                Finished::Misaddressed {
+                    server,
+                    recipient,
+                    sender,
+                    reply,
+                } => {
+                    self.failure.get_or_insert(DeliverError::Misaddressed {
+                        server,
+                        recipient,
+                        sender,
+                        reply: crate::message::display_safe(&reply),
+                    });
+                }
             }
         }
     }

@@ -14,8 +14,19 @@ pub enum Verdict {
     Delivered,
     /// A 4xx answer: leave the message on the POP3 server and try again next run.
     Temporary(Reply),
-    /// A 5xx answer: the server will not take this message as it is.
+    /// A 5xx answer about the message itself (to its content, after DATA or BDAT; or to its
+    /// size or its sender's address in the envelope): the server will not take this message
+    /// as it is.
     Permanent(Reply),
+    /// A 5xx answer to MAIL FROM or RCPT TO that is about the envelope, not the message (an
+    /// unknown recipient, relaying denied): every message would get it, so it is a matter of
+    /// configuration and says nothing about this message. The connection goes on.
+    EnvelopeRefused {
+        /// True when MAIL FROM was refused, false for RCPT TO.
+        sender: bool,
+        /// The server's answer.
+        reply: Reply,
+    },
 }
 
 /// Why delivery could not go on. After any of these the connection is closed; a new

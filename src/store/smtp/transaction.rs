@@ -102,7 +102,8 @@ impl<S: Read + Write> Deliverer<S> {
 
         // The first refusal decides the verdict; 4xx wins over 5xx among the recipients, since
         // the whole message is tried again later anyway.
-        let refusal = if !mail_reply.is_positive() {
+        let sender_refused = !mail_reply.is_positive();
+        let refusal = if sender_refused {
             Some(mail_reply)
         } else {
             rcpt_replies
@@ -128,7 +129,7 @@ impl<S: Read + Write> Deliverer<S> {
                 _ => {}
             }
             self.needs_rset = true;
-            settled.push(self.verdict_of(refusal));
+            settled.push(self.envelope_verdict(refusal, sender_refused));
             return Ok(());
         }
         let data_reply = match data_reply {

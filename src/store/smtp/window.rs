@@ -61,6 +61,7 @@ impl<S: Read + Write> Deliverer<S> {
                 // One answer to BDAT LAST whether or not the recipient was accepted (RFC 2033
                 // §4.2 for LMTP: one per accepted recipient, else the command fails once).
                 let last = self.read_reply()?;
+                let sender_refused = !mail.is_positive();
                 let refusal = [mail, rcpt].into_iter().find(|r| !r.is_positive());
                 if let Some(refusal) = refusal {
                     if last.is_positive() {
@@ -74,7 +75,7 @@ impl<S: Read + Write> Deliverer<S> {
                     if !refusal.is_transient() && !refusal.is_permanent() {
                         return Err(self.unexpected("the envelope", &refusal));
                     }
-                    return Ok(self.verdict_of(refusal));
+                    return Ok(self.envelope_verdict(refusal, sender_refused));
                 }
                 if last.is_positive() {
                     Ok(Verdict::Delivered)

@@ -4,7 +4,8 @@
 //! It accepts mail for `@test.example` and its virtual(8) agent writes it into
 //! `DIR/vmail/NAME/` (a Maildir) for each recipient added with [`Postfix::add_mailbox`]
 //! (`inline:` tables cannot grow, so the mailboxes are fixed: `alice`, `bob`, `carol`, `dave`).
-//! `tempfail@test.example` gets 450 4.2.0 and any other local part 550 5.1.1. Two SMTP
+//! `tempfail@test.example` gets 450 4.2.0 and any other local part 550 5.1.1; a message whose
+//! Subject contains [`REJECTED_SUBJECT`] is refused after DATA (550 5.7.1). Two SMTP
 //! listeners: [`Postfix::port`] offers PIPELINING, [`Postfix::port_no_pipelining`] does not.
 //!
 //! The master runs as a child of a thread that never exits, with `PR_SET_PDEATHSIG = SIGTERM`;
@@ -12,6 +13,9 @@
 //! hook also sends SIGTERM to the PID in its pid file (the master then stops its children) and
 //! removes the temp dir (`POP3_TEST_KEEP_POSTFIX=1` keeps it).
 #![allow(dead_code)]
+
+/// A Subject containing this gets a 5xx for the message itself, after DATA.
+pub const REJECTED_SUBJECT: &str = "reject-this-message";
 
 use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -144,6 +148,7 @@ message_size_limit = 104857600
 virtual_mailbox_limit = 0
 alias_maps =
 alias_database =
+header_checks = regexp:{d}/header_checks
 smtpd_recipient_restrictions = check_recipient_access inline:{{ {{ tempfail@{DOMAIN} = 450 4.2.0 try again later }} }}, permit_mynetworks, reject_unauth_destination
 ",
         mailboxes = mailboxes.join(", ")
@@ -173,6 +178,10 @@ postlog   unix-dgram n - n - 1 postlogd
     };
     write("main.cf", &main_cf)?;
     write("master.cf", &master_cf)?;
+    write(
+        "header_checks",
+        &format!("/^Subject:.*{REJECTED_SUBJECT}/ REJECT refused by header_checks\n"),
+    )?;
     for sub in ["queue", "data", "vmail"] {
         std::fs::create_dir_all(dir.join(sub)).map_err(|e| format!("creating {sub}: {e}"))?;
     }
