@@ -334,7 +334,7 @@ fn deliver_code(error: &crate::store::deliver::DeliverError) -> ExitCode {
             ExitCode::IoError
         }
         DeliverError::Server(e) => server_code(e),
-        DeliverError::Misaddressed { .. } => ExitCode::Config,
+        DeliverError::Misaddressed { .. } | DeliverError::MdaNotStarted { .. } => ExitCode::Config,
     }
 }
 

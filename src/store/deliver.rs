@@ -82,6 +82,16 @@ pub(crate) enum DeliverError {
     /// Spooling a message for an MDA or a server, or running the MDA, failed.
     #[error("delivery failed: {0}; undelivered messages stay on the server")]
     Write(io::Error),
+    /// The MDA program could not be started at all (not found, not executable).
+    #[error(
+        "cannot run mda `{program}`: {cause}; check `mda` in the account (a program name on PATH or a path); undelivered messages stay on the server"
+    )]
+    MdaNotStarted {
+        /// The command line.
+        program: String,
+        /// Why.
+        cause: io::Error,
+    },
     /// A file or directory of the Maildir or mbox (or the mbox spool) could not be written,
     /// or a batch could not be made durable there.
     #[error("cannot write {}: {cause}; undelivered messages stay on the server", path.display())]
@@ -307,14 +317,17 @@ impl Delivery {
                     .map(|()| vec![Finished::Delivered])
                     .map_err(local(spool_path));
             }
-            (_, Message::Mda(m)) => m.finish(),
+            (_, Message::Mda(m)) => m.finish().map_err(|e| match e {
+                mda::MdaError::NotStarted { program, cause } => {
+                    DeliverError::MdaNotStarted { program, cause }
+                }
+                mda::MdaError::Failed(cause) => DeliverError::Write(cause),
+            }),
             (_, Message::Mbox(_)) => unreachable!("an mbox message belongs to an mbox"),
             (_, Message::Maildir(_)) => unreachable!("a Maildir message belongs to a Maildir"),
             (_, Message::Server(_)) => unreachable!("a relayed message belongs to a server"),
         };
-        finished
-            .map(|()| vec![Finished::Delivered])
-            .map_err(DeliverError::Write)
+        finished.map(|()| vec![Finished::Delivered])
     }
 
     /// What became of finished messages still waiting for a server's answer, oldest first;

@@ -35,32 +35,76 @@ impl MdaMessage {
     }
 
     /// Runs the agent on the complete message: `Ok` only when it exited with status 0. Its
-    /// stdout goes to our stderr, so it can never mix with data on our stdout.
-    pub(crate) fn finish(self) -> io::Result<()> {
+    /// stdout goes to our stderr, so it can never mix with data on our stdout. A program that
+    /// cannot be started at all is [`MdaError::NotStarted`]: no later run would do better.
+    pub(crate) fn finish(self) -> Result<(), MdaError> {
         let program = command_line(&self.argv);
-        let mut spool = self
-            .spool
-            .finish()?
-            .into_inner()
-            .map_err(|e| e.into_error())?;
-        spool.rewind()?;
+        match self.run() {
+            Err(cause) if cannot_start(&cause) => Err(MdaError::NotStarted { program, cause }),
+            Err(e) => Err(MdaError::Failed(io::Error::new(
+                e.kind(),
+                format!("cannot run mda `{program}`: {e}"),
+            ))),
+            Ok(Err(cause)) => Err(MdaError::Failed(cause)),
+            Ok(Ok(())) => Ok(()),
+        }
+    }
+
+    /// Outer error: starting the agent failed; inner: the spool or the agent's status.
+    fn run(self) -> io::Result<io::Result<()>> {
+        let spool = (|| {
+            let mut spool = self
+                .spool
+                .finish()?
+                .into_inner()
+                .map_err(|e| e.into_error())?;
+            spool.rewind()?;
+            Ok(spool)
+        })();
+        let spool = match spool {
+            Ok(spool) => spool,
+            Err(e) => return Ok(Err(e)),
+        };
+        let program = command_line(&self.argv);
         let status = Command::new(&self.argv[0])
             .args(&self.argv[1..])
             .stdin(Stdio::from(spool))
             .stdout(io::stderr())
-            .status()
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot run mda `{program}`: {e}")))?;
-        if status.success() {
+            .status()?;
+        Ok(if status.success() {
             Ok(())
         } else {
             Err(io::Error::other(format!(
                 "mda `{program}` failed ({status})"
             )))
-        }
+        })
     }
 
     /// Gives up on this message: the agent never sees it.
     pub(crate) fn abort(self) {}
+}
+
+/// Why the agent did not take a message.
+#[derive(Debug)]
+pub(crate) enum MdaError {
+    /// The program could not be started (not found, not executable): a configuration matter.
+    NotStarted {
+        /// The command line, as shown to the user.
+        program: String,
+        /// Why.
+        cause: io::Error,
+    },
+    /// Spooling failed, or the agent ran and failed (its message names it).
+    Failed(io::Error),
+}
+
+/// Whether starting a program failed in a way that only a change of configuration fixes (as
+/// opposed to a fork failing for lack of memory or processes, which may pass).
+fn cannot_start(cause: &io::Error) -> bool {
+    matches!(
+        cause.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied | io::ErrorKind::NotADirectory
+    ) || cause.raw_os_error() == Some(libc::ENOEXEC)
 }
 
 #[cfg(test)]
@@ -83,8 +127,28 @@ mod tests {
 
         let mut message = start(&argv(&["sh", "-c", "cat >/dev/null; exit 75"])).unwrap();
         message.write(b"x\r\n").unwrap();
-        let err = message.finish().unwrap_err();
+        let Err(MdaError::Failed(err)) = message.finish() else {
+            panic!("expected a failure");
+        };
         assert!(err.to_string().contains("failed"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_or_unexecutable_program_is_not_started_but_a_failing_one_is_failed() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("no-such-mda");
+        let not_executable = dir.path().join("plain-file");
+        std::fs::write(&not_executable, "#!/bin/sh\nexit 0\n").unwrap();
+        for program in [&missing, &not_executable] {
+            let mut message = start(&argv(&[program.to_str().unwrap()])).unwrap();
+            message.write(b"x\r\n").unwrap();
+            match message.finish() {
+                Err(MdaError::NotStarted { program: p, .. }) => {
+                    assert_eq!(p, program.display().to_string())
+                }
+                other => panic!("{}: expected NotStarted, got {other:?}", program.display()),
+            }
+        }
     }
 
     #[test]

@@ -285,6 +285,24 @@ fn a_failed_mda_is_shown_with_its_argument_boundaries() {
     );
 }
 
+/// Trial 2: `cannot run mda `...`: No such file or directory` exited 75 ("try later") on every
+/// run; a program that cannot be started is a configuration error, and the message stays.
+#[test]
+fn a_missing_mda_program_is_a_config_error() {
+    let fixture = Fixture::with_config("mda = [\"/nonexistent/procmail\", \"-d\", \"alice\"]");
+    let server = serving(&A);
+    let outcome = fixture.fetch(&server, &[]).expect_code(78);
+    assert!(
+        outcome
+            .stderr
+            .contains("cannot run mda `/nonexistent/procmail -d alice`: No such file or directory")
+            && outcome.stderr.contains("check `mda`"),
+        "{}",
+        outcome.stderr
+    );
+    assert_eq!(outcome.stderr.lines().count(), 1, "{}", outcome.stderr);
+}
+
 /// Trial: `fetch-all --all-accounts` said `pop3: default: account default: another pop3 run
 /// …`; the account is named once.
 #[test]
