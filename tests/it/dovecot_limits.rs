@@ -314,14 +314,17 @@ fn on_new_mail_runs_once_after_a_run_that_delivered_and_its_failure_only_warns()
     let hook = setup.script(
         "hook.sh",
         r#"echo "new=$POP3_NEW_MESSAGES account=$POP3_ACCOUNT" >> "$(dirname "$0")/hook.log"
-env >> "$(dirname "$0")/hook.env""#,
+env >> "$(dirname "$0")/hook.env"
+echo "hook says hi""#,
     );
     setup.write_config(&format!("on_new_mail = [\"{}\"]", hook.display()));
     setup.fetch(&["--dry-run"]).expect_code(0);
     assert_eq!(setup.read("hook.log"), "", "not run in a dry run");
 
     let outcome = setup.fetch(&[]).expect_code(0);
-    assert_eq!(outcome.stderr, "");
+    // Trial 2: the hook's output must not mix with pop3's data on stdout; stderr shows it.
+    assert_eq!(outcome.stdout, "");
+    assert_eq!(outcome.stderr, "hook says hi\n");
     assert_eq!(setup.read("hook.log"), "new=2 account=home\n");
     assert!(!setup.read("hook.env").contains(&setup.user.password));
 
