@@ -303,7 +303,9 @@ fn separator_needed(file: &File, len: u64) -> io::Result<&'static [u8]> {
 }
 
 /// Starts spooling a message for an mbox into the file `path` (created or emptied, mode
-/// 0600): its `From ` line, then the message quoted and with LF line endings.
+/// 0600): its `From ` line, then the message quoted and with LF line endings. The `From `
+/// line names the envelope sender, as mpop and fetchmail write it: the message's
+/// `Return-Path`, so the header is held back (at most [`HEADER_HOLD`] octets) until it is in.
 pub(crate) fn spool(path: &Path) -> io::Result<MboxMessage> {
     let file = OpenOptions::new()
         .write(true)
@@ -311,18 +313,57 @@ pub(crate) fn spool(path: &Path) -> io::Result<MboxMessage> {
         .truncate(true)
         .mode(0o600)
         .open(path)?;
-    let mut writer = BufWriter::with_capacity(64 * 1024, file);
-    writeln!(writer, "From MAILER-DAEMON {}", asctime_now())?;
+    let writer = BufWriter::with_capacity(64 * 1024, file);
     Ok(MboxMessage {
-        writer: LfWriter::new(Quoter::new(writer)),
+        stage: Stage::Header(writer, Vec::new()),
         path: path.to_owned(),
     })
 }
 
+/// The most octets of a message's header held back to find its `Return-Path`; a header longer
+/// than that gets `MAILER-DAEMON` (a server may send anything).
+const HEADER_HOLD: usize = 64 * 1024;
+
 /// A message being spooled for an mbox.
 pub(crate) struct MboxMessage {
-    writer: LfWriter<Quoter<BufWriter<File>>>,
+    stage: Stage,
     path: PathBuf,
+}
+
+enum Stage {
+    /// The header so far, before the `From ` line can be written.
+    Header(BufWriter<File>, Vec<u8>),
+    /// The `From ` line is written; the rest of the message goes through.
+    Body(LfWriter<Quoter<BufWriter<File>>>),
+    /// Writing the `From ` line and the header failed: the message cannot be completed.
+    Broken,
+}
+
+/// The `From ` line's sender: the `Return-Path` address in `header`, or `MAILER-DAEMON` when
+/// there is none, it is the null path, or it could break the line (a space, a control or
+/// non-ASCII character: readers split the line at spaces).
+fn envelope_sender(header: &[u8]) -> String {
+    let address = super::smtp::codec::scan_message(header)
+        .ok()
+        .and_then(|scan| scan.return_path);
+    match address {
+        Some(a) if a.len() <= 254 && a.bytes().all(|b| b.is_ascii_graphic()) => a,
+        _ => "MAILER-DAEMON".to_owned(),
+    }
+}
+
+fn broken() -> io::Error {
+    io::Error::other("an earlier write of this message failed")
+}
+
+/// Whether `data` holds the end of a header (an empty line), looking from `from` on.
+fn header_ended(data: &[u8], from: usize) -> bool {
+    let from = from.saturating_sub(3);
+    let tail = &data[from..];
+    tail.windows(2).any(|w| w == b"\n\n")
+        || tail.windows(3).any(|w| w == b"\n\r\n")
+        || data.starts_with(b"\r\n")
+        || data.starts_with(b"\n")
 }
 
 /// A complete message in its spool file, ready for [`Mbox::append`].
@@ -339,12 +380,43 @@ impl MboxMessage {
 
     /// Spools message data.
     pub(crate) fn write(&mut self, data: &[u8]) -> io::Result<()> {
-        self.writer.write_all(data)
+        match &mut self.stage {
+            Stage::Body(writer) => writer.write_all(data),
+            Stage::Broken => Err(broken()),
+            Stage::Header(_, held) => {
+                let from = held.len();
+                held.extend_from_slice(data);
+                if held.len() >= HEADER_HOLD || header_ended(held, from) {
+                    self.release()?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Writes the `From ` line, then the header held so far.
+    fn release(&mut self) -> io::Result<()> {
+        if !matches!(self.stage, Stage::Header(..)) {
+            return Ok(());
+        }
+        let Stage::Header(mut file, held) = std::mem::replace(&mut self.stage, Stage::Broken)
+        else {
+            unreachable!("matched above");
+        };
+        writeln!(file, "From {} {}", envelope_sender(&held), asctime_now())?;
+        let mut writer = LfWriter::new(Quoter::new(file));
+        writer.write_all(&held)?;
+        self.stage = Stage::Body(writer);
+        Ok(())
     }
 
     /// Ends the message: a final newline if it lacked one, then the blank separator line.
-    pub(crate) fn finish(self) -> io::Result<Spooled> {
-        let MboxMessage { writer, path } = self;
+    pub(crate) fn finish(mut self) -> io::Result<Spooled> {
+        self.release()?;
+        let MboxMessage { stage, path } = self;
+        let Stage::Body(writer) = stage else {
+            return Err(broken());
+        };
         let mut quoter = writer.finish()?;
         quoter.end_message()?;
         quoter.inner.into_inner().map_err(|e| e.into_error())?;
@@ -353,8 +425,8 @@ impl MboxMessage {
 
     /// Gives up on this message: the mbox never sees it.
     pub(crate) fn abort(self) {
-        let MboxMessage { writer, path } = self;
-        drop(writer);
+        let MboxMessage { stage, path } = self;
+        drop(stage);
         let _ = std::fs::remove_file(path);
     }
 }
@@ -672,5 +744,63 @@ mod tests {
         assert!(text.starts_with("From MAILER-DAEMON "), "{text}");
         assert!(text.ends_with("\nSubject: a\n\n>From me\n\n"), "{text}");
         assert_eq!(text.matches("From MAILER-DAEMON").count(), 1);
+    }
+
+    fn from_line_of(chunks: &[&[u8]]) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let spool_path = dir.path().join("spool");
+        let mut message = spool(&spool_path).unwrap();
+        for chunk in chunks {
+            message.write(chunk).unwrap();
+        }
+        message.finish().unwrap();
+        let text = std::fs::read_to_string(&spool_path).unwrap();
+        let line = text.lines().next().unwrap();
+        // The sender, without the date.
+        line.split(' ').take(2).collect::<Vec<_>>().join(" ")
+    }
+
+    /// Trial 2: the `From ` line said MAILER-DAEMON even with a Return-Path; mpop and
+    /// fetchmail name the envelope sender.
+    #[test]
+    fn mbox_from_line_names_the_return_path_sender() {
+        assert_eq!(
+            from_line_of(&[
+                b"Received: by x\r\n",
+                b"Return-Path: <list-bounces@example.org>\r\n",
+                b"Subject: s\r\n",
+                b"\r\n",
+                b"Return-Path: <body@example.org>\r\n"
+            ]),
+            "From list-bounces@example.org"
+        );
+        // The header split anywhere, even inside the empty line.
+        assert_eq!(
+            from_line_of(&[b"Return-Path: <a@b.example>\r", b"\n\r", b"\nbody\r\n"]),
+            "From a@b.example"
+        );
+        // None, the null path, one that would break the line, or one past the header: the
+        // daemon.
+        for message in [
+            &b"Subject: s\r\n\r\nbody\r\n"[..],
+            b"Return-Path: <>\r\n\r\n",
+            b"Return-Path: <\"a b\"@example.org>\r\n\r\n",
+            b"Subject: s\r\n\r\nReturn-Path: <late@example.org>\r\n",
+            b"\r\nReturn-Path: <late@example.org>\r\n",
+        ] {
+            assert_eq!(
+                from_line_of(&[message]),
+                "From MAILER-DAEMON",
+                "{message:?}"
+            );
+        }
+        // A header without end, or longer than the hold, is not held forever.
+        assert_eq!(
+            from_line_of(&[b"Return-Path: <a@b.example>\r\nSubject: no body"]),
+            "From a@b.example"
+        );
+        let mut long = b"Return-Path: <a@b.example>\r\n".to_vec();
+        long.extend(std::iter::repeat_n(b"X-Pad: 0123456789\r\n".as_slice(), 5000).flatten());
+        assert_eq!(from_line_of(&[&long, b"\r\nbody\r\n"]), "From a@b.example");
     }
 }

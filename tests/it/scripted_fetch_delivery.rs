@@ -248,6 +248,36 @@ fn too_big_messages_stay_and_are_reported_once() {
     );
 }
 
+/// Trial 2: every `From ` line said MAILER-DAEMON, even for a message with a Return-Path;
+/// mpop and fetchmail name the envelope sender there.
+#[test]
+fn mbox_from_line_names_the_return_path_sender() {
+    let fixture = Fixture::new();
+    let bounced = Msg {
+        uid: "uid-R",
+        text: "Return-Path: <list-bounces@example.org>\nFrom: frank@example.org\nSubject: list\n\nhi\n",
+    };
+    let server = ScriptedServer::start(&format!(
+        "{}{}{}{QUIT}",
+        login_script("USER UIDL PIPELINING"),
+        list_and_uidl(&[&bounced, &B]),
+        retr_pipelined(&[1, 2], &[&bounced, &B]),
+    ));
+    let mbox = fixture.path("mail/inbox");
+    fixture
+        .fetch(&server, &["--mbox", mbox.to_str().unwrap()])
+        .expect_code(0);
+    server.finish();
+    let text = std::fs::read_to_string(&mbox).unwrap();
+    let separators: Vec<&str> = text.lines().filter(|l| l.starts_with("From ")).collect();
+    assert_eq!(separators.len(), 2, "{text}");
+    assert!(
+        separators[0].starts_with("From list-bounces@example.org "),
+        "{text}"
+    );
+    assert!(separators[1].starts_with("From MAILER-DAEMON "), "{text}");
+}
+
 #[test]
 fn mbox_quotes_from_lines_the_mboxrd_way() {
     let fixture = Fixture::new();
