@@ -420,7 +420,8 @@ impl Message {
 
 fn finished_of(verdict: Verdict, relay: &Relay) -> Finished {
     match verdict {
-        Verdict::Delivered => Finished::Delivered,
+        // The relay names one recipient, so "partly" cannot happen; delivered either way.
+        Verdict::Delivered | Verdict::PartlyDelivered { .. } => Finished::Delivered,
         Verdict::Temporary(reply) => Finished::Deferred(reply.to_string()),
         Verdict::Permanent(reply) => Finished::Rejected(reply.to_string()),
         Verdict::EnvelopeRefused { sender, reply } => Finished::Misaddressed {

@@ -186,6 +186,38 @@ fn lmtp_unknown_recipient_refuses_the_envelope_and_the_next_message_still_goes_t
     assert_eq!(retrieve_all(&user).len(), 2);
 }
 
+/// Of two recipients, one unknown: the message goes to the other (once), the unknown one is
+/// reported, and the message is not held refused; the answers stay in step for the next one.
+#[test]
+fn lmtp_partly_refused_recipients_deliver_to_the_accepted_and_report_the_refused() {
+    let user = dovecot().add_user(&[]);
+    for pipelining in [true, false] {
+        let opts = Options {
+            pipelining,
+            ..options()
+        };
+        let mut deliverer = Deliverer::connect(&unix_target(), &opts).unwrap();
+        for recipients in [
+            [user.name.clone(), "no-such-user".to_owned()],
+            ["no-such-user".to_owned(), user.name.clone()],
+        ] {
+            let verdict = deliverer.deliver(Cursor::new(DOTTY), &recipients).unwrap();
+            let Verdict::PartlyDelivered { refused } = verdict else {
+                panic!("pipelining {pipelining}: expected partly delivered, got {verdict:?}");
+            };
+            assert_eq!(refused.len(), 1, "{refused:?}");
+            assert_eq!(refused[0].0, "no-such-user");
+            assert_eq!(refused[0].1.code, 550, "{}", refused[0].1);
+        }
+        let verdict = deliverer
+            .deliver(Cursor::new(DOTTY), std::slice::from_ref(&user.name))
+            .unwrap();
+        assert_eq!(verdict, Verdict::Delivered);
+        deliverer.quit().unwrap();
+    }
+    assert_eq!(retrieve_all(&user).len(), 6);
+}
+
 #[test]
 fn lmtp_full_quota_is_temporary_after_the_data() {
     let full = dovecot().add_user(&[]);

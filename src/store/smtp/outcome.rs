@@ -12,6 +12,13 @@ use super::settings::{Endpoint, Protocol};
 pub enum Verdict {
     /// The server took responsibility for it: the final 2xx (LMTP: for every recipient).
     Delivered,
+    /// Of several recipients, the server refused these (5xx to RCPT) and took the message for
+    /// the others (the final 2xx for each of them). Delivered, so it must not be sent again;
+    /// the refused recipients are a matter of configuration for the caller to report.
+    PartlyDelivered {
+        /// The refused recipients, with the server's answer to each.
+        refused: Vec<(String, Reply)>,
+    },
     /// A 4xx answer: leave the message on the POP3 server and try again next run.
     Temporary(Reply),
     /// A 5xx answer about the message itself (to its content, after DATA or BDAT; or to its

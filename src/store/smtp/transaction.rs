@@ -7,7 +7,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 
 use super::codec::{Command, DataEncoder, Reply, check_address, read_some, scan_message};
 use super::settings::Protocol;
-use super::window::{Pending, PendingKind};
+use super::window::{Pending, PendingKind, partly};
 use super::{CHUNK, Deliverer, DeliveryError, Verdict};
 
 impl<S: Read + Write> Deliverer<S> {
@@ -100,11 +100,33 @@ impl<S: Read + Write> Deliverer<S> {
         let rcpt_replies: Vec<Reply> = replies.by_ref().take(recipients.len()).collect();
         let data_reply = replies.next();
 
-        // The first refusal decides the verdict; 4xx wins over 5xx among the recipients, since
-        // the whole message is tried again later anyway.
+        // With several recipients, some accepted and the others refused for good (5xx): the
+        // message goes to those accepted (RFC 5321 §3.3, RFC 2033 §4.2), and the refused are
+        // reported, not held against the message. A 4xx among them still defers the whole
+        // message, lest the accepted get it twice when it is sent again.
         let sender_refused = !mail_reply.is_positive();
+        let accepted = rcpt_replies.iter().filter(|r| r.is_positive()).count();
+        let partial = !sender_refused
+            && accepted > 0
+            && rcpt_replies
+                .iter()
+                .all(|r| r.is_positive() || r.is_permanent());
+        let refused: Vec<(String, Reply)> = if partial {
+            recipients
+                .iter()
+                .zip(&rcpt_replies)
+                .filter(|(_, r)| !r.is_positive())
+                .map(|(who, r)| (who.clone(), r.clone()))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        // Otherwise the first refusal decides the verdict; 4xx wins over 5xx among the
+        // recipients, since the whole message is tried again later anyway.
         let refusal = if sender_refused {
             Some(mail_reply)
+        } else if partial {
+            None
         } else {
             rcpt_replies
                 .iter()
@@ -149,7 +171,7 @@ impl<S: Read + Write> Deliverer<S> {
         self.send_body(&mut message, DataEncoder::new())?;
         // LMTP: one reply per accepted recipient, in order (RFC 2033 §4.2); SMTP: one.
         let answers = match self.protocol {
-            Protocol::Lmtp => recipients.len(),
+            Protocol::Lmtp => accepted,
             Protocol::Smtp => 1,
         };
         if self.pipelining && self.window > 0 {
@@ -157,11 +179,11 @@ impl<S: Read + Write> Deliverer<S> {
             // message content lead a group of commands).
             self.pending.push_back(Pending {
                 rset: false,
-                kind: PendingKind::Final { answers },
+                kind: PendingKind::Final { answers, refused },
             });
         } else {
             let verdict = self.read_final(answers)?;
-            settled.push(verdict);
+            settled.push(partly(verdict, &refused));
         }
         Ok(())
     }
@@ -191,7 +213,7 @@ impl<S: Read + Write> Deliverer<S> {
 
     /// Sends the envelope commands and returns their replies. Pipelined: everything at once,
     /// every reply read (RFC 2920 §3.1). Otherwise one at a time, stopping before RCPT when
-    /// MAIL fails and before DATA when a RCPT fails (DATA is then left to the caller).
+    /// MAIL fails; DATA is left to the caller, who knows which recipients were accepted.
     /// The answers to the messages still in flight come first and go to `settled`.
     fn send_envelope(
         &mut self,
@@ -213,7 +235,8 @@ impl<S: Read + Write> Deliverer<S> {
                 break;
             }
             let reply = self.command(command)?;
-            let stop = !reply.is_positive();
+            // Every RCPT is asked: with several recipients, some may be accepted.
+            let stop = !reply.is_positive() && !matches!(command, Command::RcptTo(_));
             replies.push(reply);
             if stop {
                 break;

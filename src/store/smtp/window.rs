@@ -21,8 +21,11 @@ pub(super) enum PendingKind {
     /// `MAIL`, `RCPT` (one recipient) and `BDAT n LAST` with the message: three answers.
     Bdat,
     /// The envelope was answered and the message sent after DATA: its final answers (LMTP:
-    /// one per recipient).
-    Final { answers: usize },
+    /// one per accepted recipient), and the recipients refused for good before DATA.
+    Final {
+        answers: usize,
+        refused: Vec<(String, Reply)>,
+    },
 }
 
 impl<S: Read + Write> Deliverer<S> {
@@ -54,7 +57,10 @@ impl<S: Read + Write> Deliverer<S> {
             }
         }
         match pending.kind {
-            PendingKind::Final { answers } => self.read_final(answers),
+            PendingKind::Final {
+                answers,
+                ref refused,
+            } => Ok(partly(self.read_final(answers)?, refused)),
             PendingKind::Bdat => {
                 let mail = self.read_reply()?;
                 let rcpt = self.read_reply()?;
@@ -116,5 +122,16 @@ impl<S: Read + Write> Deliverer<S> {
             None => Verdict::Delivered,
             Some(reply) => self.verdict_of(reply),
         })
+    }
+}
+
+/// `verdict` on a message whose `refused` recipients were refused before DATA: delivered to the
+/// others, it is [`Verdict::PartlyDelivered`].
+pub(super) fn partly(verdict: Verdict, refused: &[(String, Reply)]) -> Verdict {
+    match verdict {
+        Verdict::Delivered if !refused.is_empty() => Verdict::PartlyDelivered {
+            refused: refused.to_vec(),
+        },
+        other => other,
     }
 }
