@@ -523,13 +523,15 @@ fn fetch_all_progress_bar_fits_an_80_column_terminal_and_stops_at_100_percent() 
 }
 
 /// A mailbox of the messages `read` takes apart: HTML blocks, an attached message, hostile
-/// attachment names (fixtures in `read/`, outside the demo mailbox), and the invoice.
+/// attachment names (fixtures in `read/`, outside the demo mailbox), the invoice, and a photo
+/// sent inline as iPhone Mail sends it.
 fn attachments_mailbox() -> User {
     let messages: Vec<Vec<u8>> = [
         "read/html-blocks.eml",
         "read/attached-message.eml",
         "read/hostile-attachment-names.eml",
         "04-attachment.eml",
+        "read/inline-photo.eml",
     ]
     .iter()
     .map(|f| Dovecot::fixture(f))
@@ -701,6 +703,50 @@ fn read_save_attachments_saves_an_attached_message_as_eml() {
     assert_eq!(
         std::fs::read(dir.path().join("menu.txt")).unwrap(),
         b"Caf\xe9 cr\xe8me"
+    );
+}
+
+#[test]
+fn inline_attachments_are_listed_by_read_and_browse_and_saved() {
+    let user = attachments_mailbox();
+    let out = run(&user, &["read", "5"]).expect_code(0).stdout;
+    assert!(
+        out.ends_with(
+            "the photo from the trip, my notes and the report.\n\nAttachments:\n  \
+             pixel.png  (image/png, 70 bytes)\n  notes.txt  (text/plain, 29 bytes)\n  \
+             report.pdf  (application/pdf, 25 bytes)\n"
+        ),
+        "{out}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let dir_arg = dir.path().to_str().unwrap();
+    let saved = run(&user, &["read", "5", "--save-attachments", dir_arg]).expect_code(0);
+    assert_eq!(
+        saved.stdout,
+        format!("{dir_arg}/pixel.png\n{dir_arg}/notes.txt\n{dir_arg}/report.pdf\n")
+    );
+    let png = std::fs::read(dir.path().join("pixel.png")).unwrap();
+    assert!(
+        png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() == 70,
+        "{png:?}"
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("notes.txt")).unwrap(),
+        b"Day 1: lake.\r\nDay 2: hills.\r\n"
+    );
+    // browse: n for messages 1-4, then read 5.
+    let browse = pop3(&user)
+        .args(["browse"])
+        .stdin(b"n\nn\nn\nn\nn\nn\nn\nn\ny\nq\n")
+        .run()
+        .expect_code(0);
+    assert!(
+        browse.stdout.contains(
+            "[attachment: pixel.png (image/png)]\n[attachment: notes.txt (text/plain)]\n\
+             [attachment: report.pdf (application/pdf)]\n"
+        ),
+        "{}",
+        browse.stdout
     );
 }
 
