@@ -852,6 +852,25 @@ fn long_subjects_fit_the_terminal_in_delete_and_browse_and_a_missing_from_reads_
 }
 
 #[test]
+fn headers_shows_none_for_a_missing_from_as_read_and_delete_do() {
+    let message = Dovecot::fixture("read/no-from-long-subject.eml");
+    let user = dovecot().add_user(&[&message, &Dovecot::fixture("01-plain.eml")]);
+    let outcome = run(&user, &["headers"]).expect_code(0);
+    let lines: Vec<&str> = outcome.stdout.lines().collect();
+    // Padded to the widest From, as any other value.
+    let padding = " ".repeat("Alice Example <alice@example.org>".len() - "(none)".len());
+    assert!(
+        lines[0].contains(&format!("  (none){padding}  A very long subject")),
+        "{}",
+        outcome.stdout
+    );
+    let (command, _home) = pop3(&user).args(["headers"]).into_command();
+    let (status, screen) = Terminal::spawn_with_width(command, 80).wait();
+    assert_eq!(status.code(), Some(0), "{screen}");
+    assert!(screen.contains("  (none)  "), "{screen}");
+}
+
+#[test]
 fn headers_json_keeps_control_characters_and_decodes_raw_latin1() {
     let message = Dovecot::fixture("read/latin1-raw-headers.eml");
     let user = dovecot().add_user(&[&message]);
