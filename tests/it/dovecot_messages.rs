@@ -357,6 +357,46 @@ fn browse_in_a_terminal_commits_on_quit() {
 }
 
 #[test]
+fn browse_ctrl_d_at_the_read_prompt_ends_the_prompt_line_before_committing() {
+    let (user, _) = mailbox();
+    let (command, _home) = pop3(&user).args(["browse"]).into_command();
+    let mut terminal = Terminal::spawn(command);
+    terminal.expect("Read this message [ny]? ");
+    terminal.type_keys("n\r");
+    terminal.expect("Delete this message [ny]? ");
+    terminal.type_keys("y\r");
+    terminal.expect("Read this message [ny]? ");
+    terminal.type_keys("\x04"); // Ctrl-D: end of input, which commits like q
+    let (status, screen) = terminal.wait();
+    assert_eq!(status.code(), Some(0), "{screen}");
+    // What follows the prompt (read up to it above) starts on a line of its own.
+    assert!(
+        screen.starts_with("\r\nDeleting 1 message: 1.\r\nDeleted 1 message.\r\n"),
+        "{screen:?}"
+    );
+    assert_eq!(user.messages_on_server(), 5);
+}
+
+#[test]
+fn browse_says_when_a_message_has_only_html_as_read_does() {
+    let (user, _) = mailbox();
+    // Message 3 is HTML only.
+    let outcome = pop3(&user)
+        .args(["browse"])
+        .stdin(b"n\nn\nn\nn\ny\nq\n")
+        .run()
+        .expect_code(0);
+    let rule = "-".repeat(72);
+    assert!(
+        outcome.stdout.contains(&format!(
+            "{rule}\n[this message has only HTML; shown as plain text]\n\nScheduled maintenance\n"
+        )),
+        "{}",
+        outcome.stdout
+    );
+}
+
+#[test]
 fn headers_range_beyond_the_mailbox_shows_what_there_is() {
     let (user, _) = mailbox();
     let outcome = run(&user, &["headers", "5-99"]).expect_code(0);
