@@ -64,7 +64,7 @@ pub fn run(context: &Context) -> anyhow::Result<()> {
     );
     connection.session.quit()?;
     let state_path = super::fetch::state_path(account);
-    match crate::store::state::State::read_only(&state_path) {
+    match super::fetch::read_state(account) {
         Ok(_) if !state_path.exists() => say!(
             "fetch-all:    state {} (nothing downloaded yet)",
             state_path.display()
