@@ -481,8 +481,14 @@ mod tests {
             (Uid::new("b").unwrap(), None),
             (Uid::new("a").unwrap(), Some(100)),
         ];
-        assert_eq!(record_seen(&state, &lock, ("h", "u"), &seen, 500).unwrap(), 2);
-        assert_eq!(record_seen(&state, &lock, ("h", "u"), &seen, 600).unwrap(), 0);
+        assert_eq!(
+            record_seen(&state, &lock, ("h", "u"), &seen, 500).unwrap(),
+            2
+        );
+        assert_eq!(
+            record_seen(&state, &lock, ("h", "u"), &seen, 600).unwrap(),
+            0
+        );
         let text = std::fs::read_to_string(&state).unwrap();
         assert_eq!(text, "pop3-state 1\n+ a 100\n+ b 500\n");
     }

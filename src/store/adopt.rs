@@ -196,10 +196,7 @@ mod tests {
         }
         let mut expected: Vec<PathBuf> = ours.iter().map(|n| dir.path().join(n)).collect();
         expected.sort();
-        assert_eq!(
-            legacy_files(dir.path(), "pop.EXAMPLE.com", "bob"),
-            expected
-        );
+        assert_eq!(legacy_files(dir.path(), "pop.EXAMPLE.com", "bob"), expected);
     }
 
     #[test]

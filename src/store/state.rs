@@ -708,7 +708,10 @@ mod tests {
         assert_ne!(name, file_name("pop.example.com", "../../etc/passw_"));
         let legacy = legacy_file_name("pop.example.com", 995, "../../etc/passwd");
         assert!(!legacy.contains('/'), "{legacy}");
-        assert_ne!(legacy, legacy_file_name("pop.example.com", 110, "../../etc/passwd"));
+        assert_ne!(
+            legacy,
+            legacy_file_name("pop.example.com", 110, "../../etc/passwd")
+        );
     }
 
     #[test]

@@ -187,8 +187,9 @@ pub(super) fn plan(
     // by the target (a Maildir, by the tag in its file name).
     if !args.all && !wanted.is_empty() && !args.dry_run {
         let keys: Vec<&Uid> = wanted.iter().map(|c| &c.key).collect();
-        let known = deliver::already_delivered(&policy.target, &recognised_account_keys(account), &keys)
-            .map_err(FetchError::Deliver)?;
+        let known =
+            deliver::already_delivered(&policy.target, &recognised_account_keys(account), &keys)
+                .map_err(FetchError::Deliver)?;
         let (known, rest): (Vec<_>, Vec<_>) =
             wanted.into_iter().partition(|c| known.contains(&c.key));
         let uids: Vec<Uid> = known.iter().map(|c| c.key.clone()).collect();
