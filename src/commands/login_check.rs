@@ -65,7 +65,8 @@ pub fn run(context: &Context) -> anyhow::Result<()> {
     connection.session.quit()?;
     let state_path = super::fetch::state_path(account);
     match super::fetch::read_state(account) {
-        Ok(_) if !state_path.exists() => say!(
+        // Without the file, old files that the next fetch-all adopts may still hold records.
+        Ok(state) if !state_path.exists() && state.delivered_count() == 0 => say!(
             "fetch-all:    state {} (nothing downloaded yet)",
             state_path.display()
         ),
