@@ -64,8 +64,9 @@ pub fn run(context: &Context) -> anyhow::Result<()> {
     );
     connection.session.quit()?;
     let state_path = super::fetch::state_path(account);
-    match crate::store::state::State::read_only(&state_path) {
-        Ok(_) if !state_path.exists() => say!(
+    match super::fetch::read_state(account) {
+        // Without the file, old files that the next fetch-all adopts may still hold records.
+        Ok(state) if !state_path.exists() && state.delivered_count() == 0 => say!(
             "fetch-all:    state {} (nothing downloaded yet)",
             state_path.display()
         ),
