@@ -511,6 +511,53 @@ fn no_arguments_prints_the_short_help_and_where_the_rest_is() {
     );
 }
 
+/// Trial 2: `config init --host H --user U --port P --ca-file CA --password-env PW --timeout 5`
+/// wrote only host, user and port; the login-check after it then failed on the private CA.
+#[test]
+fn config_init_writes_every_connection_flag_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    let ca = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    std::fs::write(dir.path().join("ca.pem"), ca.cert.pem()).unwrap();
+    Pop3::new()
+        .current_dir(dir.path())
+        .args([Path::new("--config"), &config])
+        .args(["config", "init", "--host", "localhost", "--user", "demo"])
+        .args([
+            "--port",
+            "40862",
+            "--tls",
+            "starttls",
+            "--ca-file",
+            "ca.pem",
+        ])
+        .args(["--password-env", "PW", "--timeout", "5", "--auth", "plain"])
+        .args(["--proxy", "socks5h://127.0.0.1:9050"])
+        .run()
+        .expect_code(0);
+    let text = std::fs::read_to_string(&config).unwrap();
+    let ca = dir.path().join("ca.pem");
+    for line in [
+        "host = \"localhost\"".to_owned(),
+        "user = \"demo\"".to_owned(),
+        "port = 40862".to_owned(),
+        "tls = \"starttls\"".to_owned(),
+        format!("ca_file = \"{}\"", ca.display()),
+        "password_env = \"PW\"".to_owned(),
+        "timeout = 5".to_owned(),
+        "auth = \"plain\"".to_owned(),
+        "proxy = \"socks5h://127.0.0.1:9050\"".to_owned(),
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+    }
+    let check = Pop3::new()
+        .args([Path::new("--config"), &config])
+        .args(["config", "check"])
+        .run()
+        .expect_code(0);
+    assert!(check.stdout.contains("PW"), "{}", check.stdout);
+}
+
 /// Trial: `config init --user alice` without `--host` wrote the commented example and dropped
 /// the user without a word.
 #[test]
@@ -521,6 +568,11 @@ fn config_init_refuses_user_without_host_instead_of_ignoring_it() {
         (&["--user", "alice"][..], "--user"),
         (&["--port", "1995"][..], "--port"),
         (&["--tls", "starttls"][..], "--tls"),
+        (&["--timeout", "5"][..], "--timeout"),
+        (
+            &["--allow-plaintext-password"][..],
+            "--allow-plaintext-password",
+        ),
     ] {
         let outcome = Pop3::new()
             .args([Path::new("--config"), &config])

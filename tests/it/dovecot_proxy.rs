@@ -142,7 +142,7 @@ fn proxy_refused_connect_is_named_and_temporary() {
 }
 
 #[test]
-fn proxy_that_is_not_running_is_temporary_and_a_bad_url_is_a_config_error() {
+fn proxy_that_is_not_running_is_temporary_and_a_bad_url_is_a_usage_error() {
     let closed = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .unwrap()
@@ -164,9 +164,10 @@ fn proxy_that_is_not_running_is_temporary_and_a_bad_url_is_a_config_error() {
         .login("nobody", "pw")
         .args(["--proxy", "http://127.0.0.1:3128", "stat"])
         .run()
-        .expect_code(78);
+        .expect_code(64);
     assert!(
-        outcome.stderr.contains("only socks5:// and socks5h://"),
+        outcome.stderr.contains("--proxy")
+            && outcome.stderr.contains("only socks5:// and socks5h://"),
         "{}",
         outcome.stderr
     );

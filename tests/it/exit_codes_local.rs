@@ -492,3 +492,32 @@ fn read_output_failure_names_only_the_requested_file() {
         )
     );
 }
+
+/// Trial 2: an HTTP server answers the handshake with an error page and hangs up at once; the
+/// message then said `the server at 127.0.0.1:0` (the closed socket has no peer port left).
+#[test]
+fn not_tls_names_the_port_asked_for_after_the_server_hung_up() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut client, _) = listener.accept().unwrap();
+        // As an HTTP server does: read the request (the ClientHello), answer, hang up.
+        let _ = client.read(&mut [0u8; 4096]);
+        let _ = client.write_all(b"<!DOCTYPE HTML>\n<title>400 Bad Request</title>\n");
+        // Dropped here: the connection is closed before the client looks at the reply.
+    });
+    let outcome = Pop3::new()
+        .server("127.0.0.1", port, None)
+        .login("alice", "pw")
+        .args(["--timeout", "5", "stat"])
+        .run()
+        .expect_code(78);
+    assert_eq!(
+        outcome.stderr,
+        format!(
+            "pop3: the server at 127.0.0.1:{port} did not answer with TLS; it sent `<!DOCTYPE HTML>`: check the port (the implicit-TLS POP3 port is usually 995)\n"
+        ),
+    );
+    server.join().unwrap();
+}
