@@ -42,6 +42,17 @@ pub(crate) fn command() -> clap::Command {
     })
 }
 
+/// What `pop3` alone prints (on stderr): what it is, the usage and the commands. The
+/// connection options (most of clap's short help) are left to `pop3 --help`.
+pub fn short_help() -> String {
+    command()
+        .help_template(
+            "{about-with-newline}\n{usage-heading} {usage}\n\nCommands:\n{subcommands}\n",
+        )
+        .render_help()
+        .to_string()
+}
+
 impl Cli {
     /// Parses the process's arguments with [`command`].
     pub fn parse_args() -> Result<Cli, clap::Error> {

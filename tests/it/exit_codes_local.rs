@@ -253,6 +253,21 @@ fn a_full_standard_output_is_74_and_says_standard_output() {
     }
 }
 
+/// Trial 2: `--help` and `--version` into /dev/full exited 0 without a word, where every
+/// other command's output said 74.
+#[test]
+fn help_and_version_into_a_full_standard_output_are_74() {
+    for args in [
+        &["--help"][..],
+        &["--version"][..],
+        &["-h"][..],
+        &["list", "--help"][..],
+    ] {
+        let outcome = to_dev_full(Pop3::new().args(args)).expect_code(74);
+        assert_eq!(outcome.stderr, STDOUT_FULL, "{args:?}");
+    }
+}
+
 /// A reader that goes away (`| head`) is still no error: exit 0, nothing said.
 #[test]
 fn a_closed_standard_output_pipe_stays_quiet() {
