@@ -379,11 +379,16 @@ fn fetch_every(
                 account,
                 verbosity,
                 debug: global.debug,
-                several: false,
+                // A service's log names the account on every line, as its summaries do.
+                several: true,
                 typed_password: Some(typed_password.clone()),
             }]);
         };
-        contexts_for(&loaded, global, verbosity, &names)
+        let mut contexts = contexts_for(&loaded, global, verbosity, &names)?;
+        for context in &mut contexts {
+            context.several = true;
+        }
+        Ok(contexts)
     };
     // Messages fetched by the cycle a stop interrupted, if one did.
     let interrupted = std::cell::Cell::new(None);

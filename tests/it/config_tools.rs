@@ -480,6 +480,19 @@ fn config_init_writes_a_private_starter_and_never_overwrites() {
         "{}",
         stat.stderr
     );
+    // Trial 2: `config check` (and `stat`) named the file twice on that line.
+    let check = Pop3::new()
+        .args(["--config", bare.to_str().unwrap(), "config", "check"])
+        .run()
+        .expect_code(78);
+    for outcome in [&stat, &check] {
+        assert_eq!(
+            outcome.stderr.matches("bare.toml").count(),
+            1,
+            "{}",
+            outcome.stderr
+        );
+    }
 }
 
 #[test]

@@ -69,6 +69,19 @@ fn proxy_socks5h_carries_implicit_tls_end_to_end() {
         "{}",
         outcome.stdout
     );
+    // Trial 2: login-check showed `Connected: <proxy address>` without saying it was the proxy.
+    let outcome = Pop3::new()
+        .server("localhost", d.pop3s_port, Some(&d.ca_file))
+        .login(&user.name, &user.password)
+        .args(["--proxy", &format!("socks5h://127.0.0.1:{}", socks.port)])
+        .args(["login-check"])
+        .run()
+        .expect_code(0);
+    let expected = format!(
+        "Connected:    localhost:{} via proxy socks5h://127.0.0.1:{} (127.0.0.1:{})\n",
+        d.pop3s_port, socks.port, socks.port
+    );
+    assert!(outcome.stdout.contains(&expected), "{}", outcome.stdout);
 }
 
 #[test]
