@@ -312,6 +312,36 @@ fn completion_after_account_flag_offers_the_account_names() {
             String::from_utf8_lossy(&output.stderr)
         );
     }
+    // Trial 2: the script asked `pop3 accounts --names` without the command line's --config.
+    std::fs::create_dir(dir.path().join("other")).unwrap();
+    let other = config_file(
+        &dir.path().join("other"),
+        "[accounts.lists]\nhost = \"h\"\nuser = \"u\"\n",
+    );
+    let other = other.display();
+    for words in [
+        format!("--config {other} stat -a ''"),
+        format!("--config = {other} -a ''"),
+    ] {
+        let test = format!(
+            "source {script}\nCOMP_WORDS=({bin} {words})\nCOMP_CWORD=$((${{#COMP_WORDS[@]}} - 1))\n\
+             _pop3 {bin} '' \"${{COMP_WORDS[COMP_CWORD-1]}}\"\necho \"${{COMPREPLY[*]}}\"\n",
+            script = script.display(),
+            bin = env!("CARGO_BIN_EXE_pop3"),
+        );
+        let output = Command::new("bash")
+            .arg("-c")
+            .arg(test)
+            .env("POP3_CONFIG", &config)
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout),
+            "lists\n",
+            "{words}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
     let zsh = Pop3::new().args(["completions", "zsh"]).run().stdout;
     assert!(zsh.contains("'-a+[Account from the config file \\[default\\: default_account\\]]:NAME:_pop3_account_names'"), "{zsh}");
     assert!(zsh.contains("_pop3_account_names() {"));
