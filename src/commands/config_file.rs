@@ -21,10 +21,10 @@ pub(crate) fn example() -> anyhow::Result<()> {
 /// never over an existing one.
 pub(crate) fn init(global: &GlobalArgs, quiet: bool) -> anyhow::Result<()> {
     // The commented example has no account for them to go in: refuse rather than drop them.
-    if global.host.is_none() {
-        if let Some((flag, _, _)) = given_keys(global).into_iter().next() {
-            return Err(CommandError::InitWithoutHost { flag }.into());
-        }
+    if global.host.is_none()
+        && let Some((flag, _, _)) = given_keys(global).into_iter().next()
+    {
+        return Err(CommandError::InitWithoutHost { flag }.into());
     }
     let (path, _) =
         crate::config::config_path(global.config.as_deref()).ok_or(CommandError::NoConfigDir)?;
