@@ -29,7 +29,15 @@ pub fn run(context: &Context) -> anyhow::Result<()> {
     );
     let connected =
         context.connect_with(crate::connect::Options::default(), &mut |step| match step {
-            Progress::Connected(peer) => say!("Connected:    {peer}"),
+            // Through a proxy, the peer is the proxy: say so, and where it connected us.
+            Progress::Connected(peer) => match &account.proxy {
+                Some(proxy) => say!(
+                    "Connected:    {}:{} via proxy {proxy} ({peer})",
+                    account.host,
+                    account.port
+                ),
+                None => say!("Connected:    {peer}"),
+            },
             Progress::Tls(info) => {
                 say!("TLS:          {} {}", info.version, info.cipher_suite);
                 if let Some(summary) = info.certificate.as_ref().and_then(summarize_certificate) {

@@ -48,7 +48,10 @@ use crate::ui::count;
 use super::{Context, Verbosity};
 
 pub(crate) use plan::{read_state, state_path};
-pub(crate) use report::{interrupted as report_interrupted, summary as report_summary};
+pub(crate) use report::{
+    interrupted as report_interrupted, summary as report_summary,
+    summary_after_error as report_summary_after_error,
+};
 
 /// Arguments of `fetch-all`.
 #[derive(Debug, Clone, Args)]
@@ -90,7 +93,8 @@ pub struct FetchArgs {
     /// Hand each message to this SMTP server for this run ("host" or "host:port", port 25 by default)
     #[arg(long, value_name = "TARGET")]
     pub smtp: Option<String>,
-    /// Download at most N messages in this run, oldest first; the rest wait for the next
+    /// Download at most N messages in this run, oldest first; the rest wait for the next (0: no
+    /// limit, also lifting max_messages from the config file)
     #[arg(long, value_name = "N")]
     pub max_messages: Option<usize>,
     /// Delete messages bigger than SIZE (e.g. 20M) from the server without downloading them
