@@ -42,6 +42,17 @@ pub(crate) fn command() -> clap::Command {
     })
 }
 
+/// What `pop3` alone prints (on stderr): what it is, the usage and the commands. The
+/// connection options (most of clap's short help) are left to `pop3 --help`.
+pub fn short_help() -> String {
+    command()
+        .help_template(
+            "{about-with-newline}\n{usage-heading} {usage}\n\nCommands:\n{subcommands}\n",
+        )
+        .render_help()
+        .to_string()
+}
+
 impl Cli {
     /// Parses the process's arguments with [`command`].
     pub fn parse_args() -> Result<Cli, clap::Error> {
@@ -110,7 +121,7 @@ pub(crate) struct GlobalArgs {
     #[arg(long, global = true, value_name = "SECS", value_parser = seconds, help_heading = CONNECTION)]
     pub timeout: Option<u64>,
     /// Connect through this SOCKS5 proxy (socks5://HOST:PORT; socks5h:// lets the proxy resolve names)
-    #[arg(long, global = true, value_name = "URL", help_heading = CONNECTION)]
+    #[arg(long, global = true, value_name = "URL", value_parser = ProxyUrl, help_heading = CONNECTION)]
     pub proxy: Option<String>,
     /// Show the protocol dialogue on stderr (passwords are masked)
     #[arg(long, global = true, help_heading = CONNECTION)]
@@ -182,6 +193,38 @@ fn host_name(text: &str) -> Result<String, String> {
     }
 }
 
+/// `--proxy`: a URL [`crate::proxy::Proxy`] accepts. The error quotes the URL with its password
+/// masked, which clap's own form (`invalid value '...'`) would not.
+#[derive(Clone)]
+struct ProxyUrl;
+
+impl clap::builder::TypedValueParser for ProxyUrl {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        command: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        let invalid = |reason: String| {
+            let flag = arg.map_or_else(|| "--proxy".to_owned(), |a| a.to_string());
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("invalid value for '{flag}': {reason}\n"),
+            )
+            .with_cmd(command)
+        };
+        let text = value
+            .to_str()
+            .ok_or_else(|| invalid("not valid UTF-8".to_owned()))?;
+        match text.parse::<crate::proxy::Proxy>() {
+            Ok(_) => Ok(text.to_owned()),
+            Err(error) => Err(invalid(error.to_string())),
+        }
+    }
+}
+
 /// A path given on the command line is relative to the current directory, as for any other
 /// program (the config layer would otherwise take it relative to the config file's folder).
 /// A leading `~` is left for the config layer to expand.
@@ -245,9 +288,9 @@ pub(crate) enum ConfigCommand {
     /// Write a starter config file where pop3 looks for it (never over an existing one)
     ///
     /// The file is readable by its owner only. Given the server (pop3 config init --host HOST
-    /// --user USER, also --port and --tls), it holds that one account, named after the user;
-    /// else it is the annotated example, commented out (--user, --port or --tls without --host
-    /// are refused).
+    /// --user USER), it holds that one account, named after the user, with every other
+    /// connection flag given (--port, --tls, --ca-file, --password-env, --timeout, ...); else
+    /// it is the annotated example, commented out (those flags without --host are refused).
     Init,
 }
 

@@ -216,7 +216,7 @@ pub fn open(
     let connector = || TlsConnector::new(account.ca_file.as_deref(), &account.tls_options);
     let stream = match account.tls {
         TlsMode::Implicit => {
-            let tls = connector()?.handshake(tcp, host)?;
+            let tls = connector()?.handshake(tcp, host, account.port)?;
             progress(Progress::Tls(&tls.info()));
             Stream::Tls(Box::new(tls))
         }
@@ -268,13 +268,15 @@ pub fn open(
         let Stream::Plain(tcp) = stream else {
             unreachable!("STLS is only sent on a plain connection")
         };
-        let tls = connector()?.handshake(tcp, host).map_err(|e| match e {
-            // STLS was accepted, so the port is right: the server broke the protocol.
-            TransportError::PlaintextPort { greeting, .. } => protocol(pop3::Error::Protocol(
-                format!("after accepting STLS the server sent plain text ({greeting:?})"),
-            )),
-            other => other.into(),
-        })?;
+        let tls = connector()?
+            .handshake(tcp, host, account.port)
+            .map_err(|e| match e {
+                // STLS was accepted, so the port is right: the server broke the protocol.
+                TransportError::PlaintextPort { greeting, .. } => protocol(pop3::Error::Protocol(
+                    format!("after accepting STLS the server sent plain text ({greeting:?})"),
+                )),
+                other => other.into(),
+            })?;
         progress(Progress::Tls(&tls.info()));
         client = Client::resume(Stream::Tls(Box::new(tls)), tracer);
         // RFC 2595 §4: capabilities may differ once TLS is active; forget the old list.

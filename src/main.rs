@@ -23,15 +23,25 @@ fn main() -> ExitCode {
     let cli = match Cli::parse_args() {
         Ok(cli) => cli,
         Err(error) => {
-            let _ = error.print();
-            // `pop3` alone gets the short help (clap's `-h` form): say where the rest is.
+            // `pop3` alone: what it is and its commands, and where the rest is.
             if error.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                eprint!("{}", pop3::cli::short_help());
                 eprintln!("\nrun `pop3 --help` for all options");
+                return ExitCode::from(exit::ExitCode::Usage as u8);
             }
-            return if error.use_stderr() {
-                ExitCode::from(exit::ExitCode::Usage as u8)
-            } else {
-                ExitCode::SUCCESS // --help, --version
+            if error.use_stderr() {
+                let _ = error.print();
+                return ExitCode::from(exit::ExitCode::Usage as u8);
+            }
+            // --help, --version: their output is data, and failing to write it (a full disk,
+            // /dev/full) is the same error as for any other command's; `| head` is not.
+            use std::io::Write;
+            return match error.print().and_then(|()| std::io::stdout().flush()) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    eprintln!("pop3: cannot write to standard output: {e}");
+                    ExitCode::from(exit::ExitCode::IoError as u8)
+                }
+                _ => ExitCode::SUCCESS,
             };
         }
     };

@@ -60,9 +60,8 @@ const HELP: &str = "  y  yes
 fn ask_yes_no(question: &str, echo: bool) -> anyhow::Result<Answer> {
     loop {
         let Some(line) = ask(&format!("{question} [ny]? "))? else {
-            if echo {
-                eprintln!();
-            }
+            // End the prompt line: neither a pipe nor a terminal's Ctrl-D gives a newline.
+            eprintln!();
             return Ok(Answer::Quit);
         };
         if echo {
@@ -135,7 +134,7 @@ pub fn run(context: &Context) -> anyhow::Result<()> {
                 })?;
                 let readable = message::readable(&body);
                 writeln!(out, "{RULE}")?;
-                writeln!(out, "{}", readable.text)?;
+                super::read::write_text(&mut out, &readable)?;
                 for attachment in &readable.attachments {
                     writeln!(
                         out,

@@ -21,15 +21,10 @@ pub(crate) fn example() -> anyhow::Result<()> {
 /// never over an existing one.
 pub(crate) fn init(global: &GlobalArgs, quiet: bool) -> anyhow::Result<()> {
     // The commented example has no account for them to go in: refuse rather than drop them.
-    if global.host.is_none() {
-        let given = [
-            ("--user", global.user.is_some()),
-            ("--port", global.port.is_some()),
-            ("--tls", global.tls.is_some()),
-        ];
-        if let Some((flag, _)) = given.into_iter().find(|(_, given)| *given) {
-            return Err(CommandError::InitWithoutHost { flag }.into());
-        }
+    if global.host.is_none()
+        && let Some((flag, _, _)) = given_keys(global).into_iter().next()
+    {
+        return Err(CommandError::InitWithoutHost { flag }.into());
     }
     let (path, _) =
         crate::config::config_path(global.config.as_deref()).ok_or(CommandError::NoConfigDir)?;
@@ -82,18 +77,73 @@ fn starter(global: &GlobalArgs) -> String {
     } else {
         text += "# user = \"...\"                # required (or --user)\n";
     }
-    if let Some(port) = global.port {
-        text += &format!("port = {port}\n");
+    for (_, key, value) in given_keys(global)
+        .into_iter()
+        .filter(|(_, k, _)| *k != "user")
+    {
+        text += &format!("{key} = {value}\n");
     }
-    if let Some(tls) = global.tls {
-        text += &format!("tls = \"{tls}\"\n");
+    let password_given = global.password_env.is_some() || global.password_file.is_some();
+    if !password_given {
+        text += "# Where the password comes from (at most one; with none, pop3 asks on the terminal):\n\
+                 # password_command = [\"pass\", \"show\", \"mail\"]\n\
+                 # password_file = \"~/.secrets/mail\"\n";
     }
-    text += "# Where the password comes from (at most one; with none, pop3 asks on the terminal):\n\
-             # password_command = [\"pass\", \"show\", \"mail\"]\n\
-             # password_file = \"~/.secrets/mail\"\n\
-             # Where fetch-all delivers (default ~/Maildir):\n\
+    text += "# Where fetch-all delivers (default ~/Maildir):\n\
              # maildir = \"~/Maildir\"\n";
     text
+}
+
+/// Each connection flag and the config key it sets, for `config init`: every flag that
+/// describes the account goes into the file (`--host` first, apart). `--debug` is about one
+/// run, not the account. A test checks this against the flags and [`crate::config::keys`].
+const FLAG_KEYS: [(&str, &str); 11] = [
+    ("--host", "host"),
+    ("--user", "user"),
+    ("--port", "port"),
+    ("--tls", "tls"),
+    ("--ca-file", "ca_file"),
+    ("--auth", "auth"),
+    ("--password-env", "password_env"),
+    ("--password-file", "password_file"),
+    ("--allow-plaintext-password", "allow_plaintext_password"),
+    ("--timeout", "timeout"),
+    ("--proxy", "proxy"),
+];
+
+/// The connection flags given besides `--host`, in [`FLAG_KEYS`] order: the flag, its config
+/// key and the TOML value to write.
+fn given_keys(global: &GlobalArgs) -> Vec<(&'static str, &'static str, toml::Value)> {
+    use toml::Value;
+    // Paths as the command line means them: from the current directory, not the file's.
+    let path = |p: &Path| Value::String(crate::cli::from_current_dir(p).display().to_string());
+    let text = |t: &String| Value::String(t.clone());
+    let value = |key: &str| -> Option<Value> {
+        match key {
+            "user" => global.user.as_ref().map(text),
+            "port" => global.port.map(|p| Value::Integer(p.into())),
+            "tls" => global.tls.map(|t| Value::String(t.to_string())),
+            "ca_file" => global.ca_file.as_deref().map(path),
+            "auth" => global.auth.and_then(|a| {
+                use clap::ValueEnum;
+                Some(Value::String(a.to_possible_value()?.get_name().to_owned()))
+            }),
+            "password_env" => global.password_env.as_ref().map(text),
+            "password_file" => global.password_file.as_deref().map(path),
+            "allow_plaintext_password" => global
+                .allow_plaintext_password
+                .then_some(Value::Boolean(true)),
+            "timeout" => global
+                .timeout
+                .map(|t| Value::Integer(t.try_into().unwrap_or(i64::MAX))),
+            "proxy" => global.proxy.as_ref().map(text),
+            _ => None, // host: written apart
+        }
+    };
+    FLAG_KEYS
+        .iter()
+        .filter_map(|&(flag, key)| Some((flag, key, value(key)?)))
+        .collect()
 }
 
 /// A TOML basic string.
@@ -137,4 +187,33 @@ fn write_new(path: &Path, text: &str) -> std::io::Result<()> {
         })?;
     file.write_all(text.as_bytes())?;
     file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FLAG_KEYS;
+
+    /// Trial 2: `config init --ca-file ... --password-env ... --timeout ...` wrote only host,
+    /// user, port and tls. Every connection flag must have a key (or be refused), and each key
+    /// must be one the config file accepts.
+    #[test]
+    fn config_init_knows_every_connection_flag() {
+        let command = crate::cli::command();
+        for arg in command
+            .get_arguments()
+            .filter(|a| a.get_help_heading() == Some(crate::cli::CONNECTION))
+        {
+            let flag = format!("--{}", arg.get_long().unwrap());
+            if flag == "--debug" {
+                continue;
+            }
+            assert!(
+                FLAG_KEYS.iter().any(|(f, _)| *f == flag),
+                "{flag} is missing from FLAG_KEYS"
+            );
+        }
+        for (flag, key) in FLAG_KEYS {
+            assert!(crate::config::keys().contains(&key), "{flag}: no key {key}");
+        }
+    }
 }

@@ -24,6 +24,26 @@ pub struct DeleteArgs {
     pub yes: bool,
 }
 
+/// The SIGINT handler while `delete` asks: nothing was sent that deletes, so say so and leave
+/// at once (exit 130, the shell's code for Ctrl-C). Only async-signal-safe calls (write, _exit).
+extern "C" fn nothing_deleted(_: libc::c_int) {
+    let message = b"\nNothing deleted.\n";
+    // SAFETY: write(2) and _exit(2) are async-signal-safe; the buffer is a static string.
+    unsafe {
+        libc::write(2, message.as_ptr().cast(), message.len());
+        libc::_exit(130);
+    }
+}
+
+/// Installs `handler` for SIGINT, or the default action with `None`.
+fn set_interrupt_handler(handler: Option<extern "C" fn(libc::c_int)>) {
+    let action = handler.map_or(libc::SIG_DFL, |h| h as libc::sighandler_t);
+    // SAFETY: the handler only calls async-signal-safe functions.
+    unsafe {
+        libc::signal(libc::SIGINT, action);
+    }
+}
+
 /// Runs `delete`.
 pub fn run(context: &Context, args: &DeleteArgs) -> anyhow::Result<()> {
     if args.select.messages.is_empty() {
@@ -85,7 +105,11 @@ pub fn run(context: &Context, args: &DeleteArgs) -> anyhow::Result<()> {
     }
     if !args.yes {
         let question = format!("Delete {}? [y/N] ", count(numbers.len() as u64, "message"));
-        let answer = ask(&question)?.unwrap_or_default();
+        // Ctrl-C at the question leaves without DELE or QUIT: say so, as "n" does.
+        set_interrupt_handler(Some(nothing_deleted));
+        let answer = ask(&question);
+        set_interrupt_handler(None);
+        let answer = answer?.unwrap_or_default();
         if !matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
             let _ = connection.session.quit();
             eprintln!("Nothing deleted.");

@@ -81,7 +81,12 @@ pub fn run(context: &Context, args: &HeadersArgs) -> anyhow::Result<()> {
     let summaries: Vec<Result<message::Summary, _>> = replies
         .iter()
         .map(|reply| match reply {
-            HeaderReply::Headers(raw) => Ok(message::summarize(raw)),
+            HeaderReply::Headers(raw) => {
+                let mut summary = message::summarize(raw);
+                // `(none)` as `read` and `delete` show it: an empty cell reads as a fault.
+                summary.from = crate::ui::header_value(&summary.from, None);
+                Ok(summary)
+            }
             HeaderReply::Refused(status) => Err(status),
         })
         .collect();

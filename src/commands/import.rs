@@ -222,9 +222,9 @@ pub fn run(args: &ImportArgs, global: &GlobalArgs, quiet: bool) -> anyhow::Resul
             continue;
         }
         let state_path = super::fetch::state_path(&resolved);
-        let mut lock_path = state_path.clone().into_os_string();
-        lock_path.push(".lock");
-        let recorded = import::record_seen(&state_path, Path::new(&lock_path), &account.seen, now)
+        let lock_path = crate::store::adopt::lock_path(&state_path);
+        let mailbox = (resolved.host.as_str(), resolved.user.as_str());
+        let recorded = import::record_seen(&state_path, &lock_path, mailbox, &account.seen, now)
             .map_err(failure)?;
         eprintln!(
             "{}: recorded {} of {} already fetched by {} in {}",

@@ -29,7 +29,15 @@ pub fn run(context: &Context) -> anyhow::Result<()> {
     );
     let connected =
         context.connect_with(crate::connect::Options::default(), &mut |step| match step {
-            Progress::Connected(peer) => say!("Connected:    {peer}"),
+            // Through a proxy, the peer is the proxy: say so, and where it connected us.
+            Progress::Connected(peer) => match &account.proxy {
+                Some(proxy) => say!(
+                    "Connected:    {}:{} via proxy {proxy} ({peer})",
+                    account.host,
+                    account.port
+                ),
+                None => say!("Connected:    {peer}"),
+            },
             Progress::Tls(info) => {
                 say!("TLS:          {} {}", info.version, info.cipher_suite);
                 if let Some(summary) = info.certificate.as_ref().and_then(summarize_certificate) {
@@ -64,8 +72,9 @@ pub fn run(context: &Context) -> anyhow::Result<()> {
     );
     connection.session.quit()?;
     let state_path = super::fetch::state_path(account);
-    match crate::store::state::State::read_only(&state_path) {
-        Ok(_) if !state_path.exists() => say!(
+    match super::fetch::read_state(account) {
+        // Without the file, old files that the next fetch-all adopts may still hold records.
+        Ok(state) if !state_path.exists() && state.delivered_count() == 0 => say!(
             "fetch-all:    state {} (nothing downloaded yet)",
             state_path.display()
         ),

@@ -257,7 +257,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 Err(error) if crate::signals::stopped_by().is_some() => {
                     eprintln!("pop3: {}", crate::exit::describe(error));
                 }
-                Err(_) => {}
+                // main prints the error line after this.
+                Err(_) => fetch::report_summary_after_error(&context, &summary),
             }
             exit_if_stopped(summary.fetched);
             result
@@ -297,6 +298,7 @@ fn fetch_all_accounts(
         match result {
             Ok(()) => fetch::report_summary(context, &summary),
             Err(error) => {
+                fetch::report_summary_after_error(context, &summary);
                 worst = worse(worst, crate::exit::classify(&error));
                 eprintln!("pop3: {}", account_error(&context.account.name, &error));
             }
@@ -377,11 +379,16 @@ fn fetch_every(
                 account,
                 verbosity,
                 debug: global.debug,
-                several: false,
+                // A service's log names the account on every line, as its summaries do.
+                several: true,
                 typed_password: Some(typed_password.clone()),
             }]);
         };
-        contexts_for(&loaded, global, verbosity, &names)
+        let mut contexts = contexts_for(&loaded, global, verbosity, &names)?;
+        for context in &mut contexts {
+            context.several = true;
+        }
+        Ok(contexts)
     };
     // Messages fetched by the cycle a stop interrupted, if one did.
     let interrupted = std::cell::Cell::new(None);
@@ -398,7 +405,10 @@ fn fetch_every(
                     fetch::report_summary(context, &summary);
                     None
                 }
-                Err(error) => Some(account_error(&context.account.name, &error)),
+                Err(error) => {
+                    fetch::report_summary_after_error(context, &summary);
+                    Some(account_error(&context.account.name, &error))
+                }
             })
             .collect()
     };

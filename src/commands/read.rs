@@ -160,14 +160,7 @@ fn print_readable(raw: &[u8]) -> anyhow::Result<()> {
         }
     }
     writeln!(out)?;
-    if readable.from_html {
-        writeln!(out, "[this message has only HTML; shown as plain text]\n")?;
-    }
-    if readable.text.is_empty() {
-        writeln!(out, "[this message has no text]")?;
-    } else {
-        writeln!(out, "{}", readable.text)?;
-    }
+    write_text(&mut out, &readable)?;
     if !readable.attachments.is_empty() {
         writeln!(out, "\nAttachments:")?;
         for attachment in &readable.attachments {
@@ -181,6 +174,22 @@ fn print_readable(raw: &[u8]) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Writes the text of a message as `read` and `browse` show it: a note when it was rendered
+/// from HTML, then the text, or a note that there is none.
+pub(super) fn write_text(
+    out: &mut impl Write,
+    readable: &message::Readable,
+) -> std::io::Result<()> {
+    if readable.from_html {
+        writeln!(out, "[this message has only HTML; shown as plain text]\n")?;
+    }
+    if readable.text.is_empty() {
+        writeln!(out, "[this message has no text]")
+    } else {
+        writeln!(out, "{}", readable.text)
+    }
 }
 
 /// The most attempts at a free name for one attachment (`a.pdf`, `a-1.pdf`, ...).

@@ -38,12 +38,31 @@ pub fn help(path: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The bash function that lists the account names, from the config file the command line
+/// being completed names with `--config` (bash splits `--config=FILE` at the `=`), if any.
+const BASH_ACCOUNT_NAMES: &str = r#"_pop3_account_names() {
+    local i value config=()
+    for ((i = 1; i < ${#COMP_WORDS[@]}; i++)); do
+        if [[ ${COMP_WORDS[i]} == --config ]]; then
+            value=${COMP_WORDS[i+1]}
+            [[ $value == = ]] && value=${COMP_WORDS[i+2]}
+            config=(--config "${value/#\~/$HOME}")
+        fi
+    done
+    "${COMP_WORDS[0]}" "${config[@]}" accounts --names 2>/dev/null
+}
+
+"#;
+
 /// Makes the value of `-a/--account` complete to the configured account names, which the
 /// script asks `pop3 accounts --names` for at completion time (clap only knows static values).
 fn complete_account_names(shell: clap_complete::Shell, script: &str) -> String {
     use clap_complete::Shell;
     let mut out = String::with_capacity(script.len() + 512);
     let mut account_case = false;
+    if shell == Shell::Bash {
+        out.push_str(BASH_ACCOUNT_NAMES);
+    }
     for line in script.lines() {
         let trimmed = line.trim();
         let line = match shell {
@@ -51,7 +70,7 @@ fn complete_account_names(shell: clap_complete::Shell, script: &str) -> String {
             Shell::Bash if account_case && trimmed == r#"COMPREPLY=($(compgen -f "${cur}"))"# => {
                 line.replace(
                     r#"compgen -f "${cur}""#,
-                    r#"compgen -W "$("${COMP_WORDS[0]}" accounts --names 2>/dev/null)" -- "${cur}""#,
+                    r#"compgen -W "$(_pop3_account_names)" -- "${cur}""#,
                 )
             }
             Shell::Zsh if trimmed.starts_with("'-a+[") || trimmed.starts_with("'--account=[") => {

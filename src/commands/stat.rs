@@ -6,7 +6,6 @@ use std::io::Write;
 use crate::cli::JsonArgs;
 use crate::connect::Connection;
 use crate::pop3::Command;
-use crate::store::state::State;
 use crate::ui::{EMPTY_MAILBOX, count, human_size};
 
 use super::Context;
@@ -56,7 +55,7 @@ fn new_messages(context: &Context, connection: &mut Connection) -> anyhow::Resul
         Err(crate::pop3::Error::Server { .. }) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    let state = match State::read_only(&super::fetch::state_path(&context.account)) {
+    let state = match super::fetch::read_state(&context.account) {
         Ok(state) => state,
         Err(e) => {
             // Not silent: a damaged state would make fetch-all fail, and "(N new)" is missing.

@@ -27,11 +27,12 @@ impl LoadedConfig {
                 (Some(name), _) => Some(name.clone()),
                 (None, 1) => file.accounts.keys().next().cloned(),
                 (None, 0) => {
+                    // The callers' context names the file ("in PATH: ..."): not twice.
                     let hint = match &self.path {
-                        Some(path) => format!(
-                            "{} defines no accounts; add one (`pop3 config example` shows how)",
-                            path.display()
-                        ),
+                        Some(_) => {
+                            "the file defines no accounts; add one (`pop3 config example` shows how)"
+                                .to_owned()
+                        }
                         None => format!("{}; create one with `pop3 config init`", no_file()),
                     };
                     return Err(ConfigError::NoAccount(format!(

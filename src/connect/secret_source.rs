@@ -53,7 +53,13 @@ impl Credential {
                 let mut shown = prompt.clone();
                 for _ in 0..PROMPTS {
                     let secret = crate::ui::prompt_password(&shown).map_err(|e| {
-                        ConnectError::Password(format!("cannot read the password: {e}"))
+                        ConnectError::Password(match e.kind() {
+                            // Ctrl-D at the prompt: the user's answer, not a failure to read.
+                            std::io::ErrorKind::UnexpectedEof => {
+                                "no password typed (end of input)".to_owned()
+                            }
+                            _ => format!("cannot read the password: {e}"),
+                        })
                     })?;
                     if !secret.expose().is_empty() {
                         return Ok(secret);

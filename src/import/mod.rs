@@ -370,14 +370,21 @@ pub fn read_tool(tool: Tool, files: &[PathBuf]) -> Result<Imported, ImportError>
 
 /// Records `seen` as delivered in the state file at `state_path`, under the account lock beside
 /// it (as `fetch-all` takes it). Unique-ids already recorded are left alone, so importing twice
-/// changes nothing. Returns how many were new.
+/// changes nothing. State files older versions named for `mailbox` (host, user) are adopted
+/// first, as `fetch-all` does. Returns how many were new.
 pub fn record_seen(
     state_path: &Path,
     lock_path: &Path,
+    mailbox: (&str, &str),
     seen: &[(Uid, Option<u64>)],
     now: u64,
 ) -> Result<usize, ImportError> {
     let _lock = AccountLock::acquire(lock_path, false)?;
+    let (host, user) = mailbox;
+    crate::store::adopt::adopt(state_path, host, user, false).map_err(|error| match error {
+        crate::store::adopt::AdoptError::Lock(cause) => ImportError::from(cause),
+        crate::store::adopt::AdoptError::State(cause) => ImportError::from(cause),
+    })?;
     let mut state = State::open(state_path)?;
     // Grouped by first-seen time, so `keep_days` counts from when the old tool got the message
     // (getmail records it; the others don't, and their messages count from now).
@@ -474,8 +481,14 @@ mod tests {
             (Uid::new("b").unwrap(), None),
             (Uid::new("a").unwrap(), Some(100)),
         ];
-        assert_eq!(record_seen(&state, &lock, &seen, 500).unwrap(), 2);
-        assert_eq!(record_seen(&state, &lock, &seen, 600).unwrap(), 0);
+        assert_eq!(
+            record_seen(&state, &lock, ("h", "u"), &seen, 500).unwrap(),
+            2
+        );
+        assert_eq!(
+            record_seen(&state, &lock, ("h", "u"), &seen, 600).unwrap(),
+            0
+        );
         let text = std::fs::read_to_string(&state).unwrap();
         assert_eq!(text, "pop3-state 1\n+ a 100\n+ b 500\n");
     }

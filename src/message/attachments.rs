@@ -6,7 +6,7 @@ use mail_parser::{Encoding, Message, MessagePart, MimeHeaders, PartType};
 
 use super::safe::clean_line;
 use super::summary::summary_of;
-use super::text::broken_body;
+use super::text::{body_part, broken_body};
 use super::{guarded, parse};
 
 /// One attachment of a message, as listed to the user.
@@ -57,18 +57,38 @@ pub(super) fn attachments(message: &Message<'_>) -> Vec<Attachment> {
     attachment_parts(message).map(attachment).collect()
 }
 
-/// The parts that are attachments, not the text or HTML body itself.
+/// The parts that are attachments, in message order; see [`is_attachment`].
 fn attachment_parts<'a, 'x>(
     message: &'a Message<'x>,
 ) -> impl Iterator<Item = &'a MessagePart<'x>> + 'a {
     let broken = broken_body(message).is_some();
-    message
-        .attachments
-        .iter()
-        .filter(move |id| {
-            !broken && !message.text_body.contains(id) && !message.html_body.contains(id)
-        })
-        .filter_map(|&id| message.part(id))
+    let body = body_part(message);
+    (0..message.parts.len() as u32)
+        .filter(move |&id| !broken && is_attachment(message, id, body))
+        .filter_map(|id| message.part(id))
+}
+
+/// Whether part `id` is an attachment, the one rule for listing and saving: every part but
+/// `body` (the part shown as the text) and multipart containers that has a file name, or is
+/// not text, or is text that `mail-parser` does not count as a body part (an attached or
+/// unnamed `text/csv`, say), whatever its disposition. `mail-parser` files an inline image or
+/// named text of `multipart/mixed` (iPhone Mail sends photos so) among the body parts, which
+/// alone would hide it; an unnamed inline text part stays body (the HTML alternative, say).
+fn is_attachment(message: &Message<'_>, id: u32, body: Option<u32>) -> bool {
+    let Some(part) = message.part(id) else {
+        return false;
+    };
+    if Some(id) == body {
+        return false;
+    }
+    match &part.body {
+        PartType::Multipart(_) => false,
+        PartType::Text(_) | PartType::Html(_) => {
+            file_name(part).is_some()
+                || !(message.text_body.contains(&id) || message.html_body.contains(&id))
+        }
+        PartType::Binary(_) | PartType::InlineBinary(_) | PartType::Message(_) => true,
+    }
 }
 
 /// The part's own file name, display-safe, if it has a non-empty one.

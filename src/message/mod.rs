@@ -45,8 +45,9 @@ pub struct Readable {
 ///
 /// The text is the first text/plain body part, decoded from its transfer encoding and charset;
 /// when there is only HTML, a plain-text rendering of it (`from_html` is then true); when there is
-/// no text at all, an empty string. The attachments are every part that is an attachment,
-/// including inline images, but not the text or HTML body parts themselves.
+/// no text at all, an empty string. The attachments are every part other than the one shown
+/// as the text that has a file name or is not text, whatever its disposition (an inline photo
+/// in `multipart/mixed` included), and text parts that are not body parts.
 pub(crate) fn readable(raw: &[u8]) -> Readable {
     let empty = || Readable {
         summary: summary::summarize(raw),

@@ -16,7 +16,8 @@ const ATTACHED_MESSAGE: &[u8] =
     include_bytes!("../../tests/fixtures/messages/read/attached-message.eml");
 const HOSTILE_NAMES: &[u8] =
     include_bytes!("../../tests/fixtures/messages/read/hostile-attachment-names.eml");
-const ALL: [&[u8]; 9] = [
+const INLINE_PHOTO: &[u8] = include_bytes!("../../tests/fixtures/messages/read/inline-photo.eml");
+const ALL: [&[u8]; 10] = [
     PLAIN,
     ALTERNATIVE,
     HTML_ONLY,
@@ -26,6 +27,7 @@ const ALL: [&[u8]; 9] = [
     HTML_BLOCKS,
     ATTACHED_MESSAGE,
     HOSTILE_NAMES,
+    INLINE_PHOTO,
 ];
 
 fn summary(from: &str, to: &str, cc: &str, subject: &str, date: &str) -> Summary {
@@ -443,6 +445,63 @@ fn inline_image_is_an_attachment_but_html_body_is_not() {
             size: 8,
         }]
     );
+}
+
+#[test]
+fn inline_attachments_in_multipart_mixed_are_listed_and_saved() {
+    // iPhone Mail sends a photo as an inline part of multipart/mixed; mail-parser files such a
+    // part among the body parts, which hid it.
+    let r = readable(INLINE_PHOTO);
+    assert_eq!(
+        r.text,
+        "Hi Bob,\n\nthe photo from the trip, my notes and the report."
+    );
+    let listed: Vec<(&str, &str, usize)> = r
+        .attachments
+        .iter()
+        .map(|a| (a.name.as_str(), a.content_type.as_str(), a.size))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("pixel.png", "image/png", 70),
+            ("notes.txt", "text/plain", 27),
+            ("report.pdf", "application/pdf", 25),
+        ]
+    );
+    let files = attachment_files(INLINE_PHOTO);
+    assert_eq!(
+        files.iter().map(|f| &f.attachment).collect::<Vec<_>>(),
+        r.attachments.iter().collect::<Vec<_>>()
+    );
+    assert_eq!(files[0].suggested_name, "pixel.png");
+    assert!(files[0].content.starts_with(b"\x89PNG\r\n\x1a\n"));
+    assert_eq!(files[0].content.len(), 70);
+    assert_eq!(files[1].content, b"Day 1: lake.\nDay 2: hills.\n");
+    assert!(files[2].content.starts_with(b"%PDF-1.4\n"));
+}
+
+#[test]
+fn inline_parts_without_a_name_are_body_not_attachments() {
+    // Text shown inline without a file name is part of the body (Apple Mail's text, image,
+    // text); an unnamed inline image is still listed.
+    let raw = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n\
+        --b\r\nContent-Type: text/plain\r\n\r\nfirst\r\n\
+        --b\r\nContent-Type: image/gif\r\nContent-Disposition: inline\r\n\
+        Content-Transfer-Encoding: base64\r\n\r\nR0lGODlh\r\n\
+        --b\r\nContent-Type: text/plain\r\n\r\nsecond\r\n--b--\r\n";
+    let r = readable(raw);
+    assert_eq!(r.text, "first");
+    assert_eq!(
+        r.attachments,
+        vec![Attachment {
+            name: "(unnamed)".into(),
+            content_type: "image/gif".into(),
+            size: 6,
+        }]
+    );
+    // The HTML alternative of a plain-text body is not an attachment either.
+    assert!(readable(ALTERNATIVE).attachments.is_empty());
 }
 
 #[test]

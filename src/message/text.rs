@@ -7,26 +7,38 @@ use super::html;
 /// The first text/plain body part, else the first HTML one rendered as text, else the whole
 /// body when the MIME structure is too broken to have body parts.
 pub(super) fn body_text(message: &Message<'_>) -> (String, bool) {
-    if let Some(text) = message.text_bodies().find_map(|part| match &part.body {
-        PartType::Text(text) => Some(text.as_ref()),
-        _ => None,
-    }) {
-        return (text.to_owned(), false);
-    }
-    if let Some(html) = message
-        .text_bodies()
-        .chain(message.html_bodies())
-        .find_map(|part| match &part.body {
-            PartType::Html(html) => Some(html.as_ref()),
-            _ => None,
-        })
+    match body_part(message)
+        .and_then(|id| message.part(id))
+        .map(|part| &part.body)
     {
-        return (html::to_text(html), true);
+        Some(PartType::Text(text)) => return (text.as_ref().to_owned(), false),
+        Some(PartType::Html(html)) => return (html::to_text(html), true),
+        _ => {}
     }
     match broken_body(message) {
         Some(text) => (text.to_owned(), false),
         None => (String::new(), false),
     }
+}
+
+/// The id of the part shown as the body: the first text/plain body part, else the first HTML
+/// one (`mail-parser` lists an HTML-only body among the text bodies too).
+pub(super) fn body_part(message: &Message<'_>) -> Option<u32> {
+    let is = |id: u32, html: bool| {
+        matches!(
+            (message.part(id).map(|part| &part.body), html),
+            (Some(PartType::Text(_)), false) | (Some(PartType::Html(_)), true)
+        )
+    };
+    let text = message.text_body.iter().copied().find(|&id| is(id, false));
+    text.or_else(|| {
+        message
+            .text_body
+            .iter()
+            .chain(&message.html_body)
+            .copied()
+            .find(|&id| is(id, true))
+    })
 }
 
 /// The text of a message whose only part is a body `mail-parser` could not decode as what its

@@ -11,8 +11,16 @@ use crate::pop3::Capabilities;
 /// The most a memory file may hold; a bigger one is not ours and is ignored.
 const MAX_SIZE: u64 = 16 * 1024;
 
-/// The memory file of the account whose state file is `state_path`.
-pub(crate) fn path_for(state_path: &Path) -> PathBuf {
+/// The memory file of the account whose state file is `state_path`, for the server on `port`:
+/// the state is per mailbox, but another port may be another server program.
+pub(crate) fn path_for(state_path: &Path, port: u16) -> PathBuf {
+    let mut path = state_path.as_os_str().to_owned();
+    path.push(format!(".{port}.capabilities"));
+    PathBuf::from(path)
+}
+
+/// The memory file older versions kept beside a state file keyed by port (see `store::adopt`).
+pub(crate) fn legacy_path_for(state_path: &Path) -> PathBuf {
     let mut path = state_path.as_os_str().to_owned();
     path.push(".capabilities");
     PathBuf::from(path)
@@ -67,7 +75,7 @@ mod tests {
     #[test]
     fn remembered_capabilities_are_recalled_and_forgotten() {
         let dir = tempfile::tempdir().unwrap();
-        let path = path_for(&dir.path().join("state"));
+        let path = path_for(&dir.path().join("state"), 995);
         assert_eq!(recall(&path), None);
         let capabilities = Capabilities::from_lines(["PIPELINING", "SASL PLAIN", "UIDL"]);
         remember(&path, &capabilities);

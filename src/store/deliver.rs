@@ -552,7 +552,7 @@ pub(crate) fn clean_up(state: &State) {
 /// (and makes those entries durable before they may count). Empty for targets that cannot tell.
 pub(crate) fn already_delivered(
     target: &Target,
-    account_key: &str,
+    account_keys: &[String],
     keys: &[&Uid],
 ) -> Result<HashSet<Uid>, DeliverError> {
     let Target::Maildir(root) = target else {
@@ -566,7 +566,11 @@ pub(crate) fn already_delivered(
     let tags = maildir.delivered_tags().map_err(open_error)?;
     let known: HashSet<Uid> = keys
         .iter()
-        .filter(|key| tags.contains(&maildir::tag_for(account_key, key.as_str())))
+        .filter(|key| {
+            account_keys
+                .iter()
+                .any(|account_key| tags.contains(&maildir::tag_for(account_key, key.as_str())))
+        })
         .map(|&key| key.clone())
         .collect();
     if !known.is_empty() {

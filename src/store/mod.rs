@@ -1,10 +1,11 @@
 //! Local storage for `fetch-all`: delivery targets (Maildir, mbox, an MDA command, an LMTP or
 //! SMTP server) behind one interface (`deliver`), the per-account state of delivered
-//! unique-ids, and the per-account lock.
+//! unique-ids (with the adoption of files older versions named), and the per-account lock.
 //!
 //! Messages arrive with CRLF line endings (RFC 1939); every target here receives them with LF,
 //! as Unix mail readers expect, and otherwise byte for byte.
 
+pub(crate) mod adopt;
 pub(crate) mod capability_memory;
 pub(crate) mod deliver;
 pub mod lock;

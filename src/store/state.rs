@@ -1,5 +1,8 @@
 //! The per-account state: which unique-ids were delivered, and when each was first seen (for
-//! `keep_days`). One file per account, keyed by host, port and user.
+//! `keep_days`). One file per mailbox, keyed by user and host (host case-insensitive), not by
+//! port or TLS mode: moving from port 110 with STLS to 995 is the same mailbox, and a new key
+//! would fetch everything again. Files named by older versions (user, host and port) are
+//! adopted by `store::adopt`.
 //!
 //! The file is a journal of records, one per line, appended and fsynced per delivered batch:
 //!
@@ -90,30 +93,50 @@ pub(crate) struct State {
     pending_append: Option<(Uid, u64)>,
 }
 
-/// The file name for an account: readable, and safe whatever the user and host contain.
-pub(crate) fn file_name(host: &str, port: u16, user: &str) -> String {
-    let safe = |text: &str| -> String {
-        text.chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .take(64)
-            .collect()
-    };
-    // A digest keeps distinct accounts apart even when their sanitised names collide.
-    let digest = ring::digest::digest(
-        &ring::digest::SHA256,
-        format!("{host}\0{port}\0{user}").as_bytes(),
-    );
-    let short: String = digest.as_ref()[..6]
+/// The file name for a mailbox (user and host; the host's ASCII case does not count):
+/// readable, and safe whatever the user and host contain.
+pub(crate) fn file_name(host: &str, user: &str) -> String {
+    let host = host.to_ascii_lowercase();
+    // A digest keeps distinct mailboxes apart even when their sanitised names collide.
+    let short = short_digest(&format!("{host}\0{user}"));
+    format!("{}@{}-{short}", safe_name(user), safe_name(&host))
+}
+
+/// The file name older versions gave an account's state: keyed by host (as written), port
+/// and user. Only for finding such files to adopt (`store::adopt`).
+pub(crate) fn legacy_file_name(host: &str, port: u16, user: &str) -> String {
+    let short = short_digest(&format!("{host}\0{port}\0{user}"));
+    format!("{}@{}_{port}-{short}", safe_name(user), safe_name(host))
+}
+
+/// `text` with anything but ASCII letters, digits, `.`, `-` and `_` replaced, at most 64
+/// characters: never a path separator.
+fn safe_name(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect()
+}
+
+/// The first 12 hex digits of the SHA-256 of `text`.
+fn short_digest(text: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+    digest.as_ref()[..6]
         .iter()
         .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("{}@{}_{port}-{short}", safe(user), safe(host))
+        .collect()
+}
+
+/// The mbox spool file that belongs to the state file at `path` (see [`State::mbox_spool_path`]).
+pub(crate) fn mbox_spool_path_of(path: &Path) -> PathBuf {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    path.with_file_name(format!(".{name}.mbox-spool"))
 }
 
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> StateError + '_ {
@@ -169,6 +192,49 @@ impl State {
             pending_append: parse_pending_append(&text),
         };
         Ok((state, text))
+    }
+
+    /// The union of the state files at `sources`, as a read-only state for `path` (which is
+    /// not read): a unique-id counts as delivered (or reported, refused, ...) if any of them
+    /// says so, and its first-seen time is the earliest. Only one unsettled mbox append can be
+    /// carried over: the first found; the index of its source is returned with the union.
+    pub(crate) fn read_union(
+        path: &Path,
+        sources: &[PathBuf],
+    ) -> Result<(State, Option<usize>), StateError> {
+        let mut union = State {
+            path: path.to_owned(),
+            journal: None,
+            entries: HashMap::new(),
+            appended: false,
+            pending_append: None,
+        };
+        let mut pending_source = None;
+        for (index, source) in sources.iter().enumerate() {
+            let (state, _) = State::load(source)?;
+            for (uid, entry) in state.entries {
+                let into = union.entries.entry(uid).or_default();
+                into.first_seen = match (into.first_seen, entry.first_seen) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                into.size_reported |= entry.size_reported;
+                into.rejected |= entry.rejected;
+                into.delete_unfetched |= entry.delete_unfetched;
+                into.filter_skipped |= entry.filter_skipped;
+            }
+            if union.pending_append.is_none() && state.pending_append.is_some() {
+                union.pending_append = state.pending_append;
+                pending_source = Some(index);
+            }
+        }
+        Ok((union, pending_source))
+    }
+
+    /// Writes this (read-only) state as the file at its path, atomically and durably; the
+    /// caller holds the account lock.
+    pub(crate) fn write_new(mut self) -> Result<(), StateError> {
+        self.rewrite()
     }
 
     /// How many delivered messages are remembered.
@@ -303,8 +369,7 @@ impl State {
     /// The spool file of mbox delivery: beside the state file, so that it is still there for
     /// the next run when a kill interrupts an append.
     pub(crate) fn mbox_spool_path(&self) -> PathBuf {
-        let name = self.path.file_name().unwrap_or_default().to_string_lossy();
-        self.path.with_file_name(format!(".{name}.mbox-spool"))
+        mbox_spool_path_of(&self.path)
     }
 
     fn append(&mut self, lines: &str) -> Result<(), StateError> {
@@ -638,9 +703,27 @@ mod tests {
 
     #[test]
     fn file_names_are_safe() {
-        let name = file_name("pop.example.com", 995, "../../etc/passwd");
+        let name = file_name("pop.example.com", "../../etc/passwd");
         assert!(!name.contains('/'), "{name}");
-        assert_ne!(name, file_name("pop.example.com", 110, "../../etc/passwd"));
+        assert_ne!(name, file_name("pop.example.com", "../../etc/passw_"));
+        let legacy = legacy_file_name("pop.example.com", 995, "../../etc/passwd");
+        assert!(!legacy.contains('/'), "{legacy}");
+        assert_ne!(
+            legacy,
+            legacy_file_name("pop.example.com", 110, "../../etc/passwd")
+        );
+    }
+
+    #[test]
+    fn file_names_ignore_the_port_and_the_case_of_the_host() {
+        assert_eq!(
+            file_name("POP.Example.com", "bob"),
+            file_name("pop.example.com", "bob")
+        );
+        assert_ne!(
+            file_name("pop.example.com", "bob"),
+            file_name("pop.example.com", "Bob")
+        );
     }
 
     #[test]

@@ -320,8 +320,15 @@ impl TlsConnector {
     }
 
     /// Performs the TLS handshake over `tcp`, verifying the certificate for `host`. A server
-    /// that answers with a plaintext POP3 greeting is named as such.
-    pub fn handshake(&self, tcp: TcpStream, host: &str) -> Result<TlsStream, TransportError> {
+    /// that answers with a plaintext POP3 greeting is named as such, with `port`: the one
+    /// asked for (the socket's peer is gone once the server hung up, and is the proxy's when
+    /// there is one).
+    pub fn handshake(
+        &self,
+        tcp: TcpStream,
+        host: &str,
+        port: u16,
+    ) -> Result<TlsStream, TransportError> {
         let name = self.server_name.as_deref().unwrap_or(host);
         let server_name =
             ServerName::try_from(name.to_owned()).map_err(|_| TransportError::ServerName {
@@ -347,7 +354,7 @@ impl TlsConnector {
                     let shown = first.split(|&b| b == b'\r' || b == b'\n').next();
                     return Err(TransportError::PlaintextPort {
                         host: host.to_owned(),
-                        port: stream.sock.peer_addr().map_or(0, |a| a.port()),
+                        port,
                         greeting: String::from_utf8_lossy(shown.unwrap_or_default())
                             .chars()
                             .map(|c| if c.is_control() { '?' } else { c })
@@ -357,7 +364,7 @@ impl TlsConnector {
                 if !first.is_empty() && !looks_like_tls(&first) {
                     return Err(TransportError::NotTls {
                         host: host.to_owned(),
-                        port: stream.sock.peer_addr().map_or(0, |a| a.port()),
+                        port,
                         sent: printable_start(&first),
                     });
                 }

@@ -189,6 +189,17 @@ fn bad_flag_values_are_usage_errors_naming_the_flag_not_the_config_file() {
             "--host",
             "--host localhost --port 40737",
         ),
+        // Trial 2: this one was blamed on the config file (78).
+        (
+            &["--proxy", "http://127.0.0.1:3128"][..],
+            "--proxy",
+            "only socks5:// and socks5h://",
+        ),
+        (
+            &["--proxy", "socks5://me:hunter2@127.0.0.1:0"][..],
+            "--proxy",
+            "socks5://***@127.0.0.1:0",
+        ),
     ] {
         let outcome = Pop3::new()
             .args(["--host", "h", "--user", "u"])
@@ -202,6 +213,7 @@ fn bad_flag_values_are_usage_errors_naming_the_flag_not_the_config_file() {
             outcome.stderr
         );
         assert!(!outcome.stderr.contains("config"), "{}", outcome.stderr);
+        assert!(!outcome.stderr.contains("hunter2"), "{}", outcome.stderr);
     }
 }
 

@@ -269,6 +269,22 @@ fn password_prompt_on_a_terminal_does_not_echo() {
     assert_eq!(status.code(), Some(0));
 }
 
+/// Trial 2: Ctrl-C at `Delete 1 message? [y/N]` ended without the "Nothing deleted." that
+/// answering "n" prints.
+#[test]
+fn ctrl_c_at_the_delete_question_says_nothing_deleted() {
+    use crate::support::pty::Terminal;
+    let (user, _) = user_with_fixtures();
+    let (command, _home) = pop3s(&user).args(["delete", "1"]).into_command();
+    let mut terminal = Terminal::spawn(command);
+    terminal.expect("Delete 1 message? [y/N] ");
+    terminal.type_keys("\x03");
+    let (status, screen) = terminal.wait();
+    assert_eq!(status.code(), Some(130), "{screen}");
+    assert!(screen.contains("\nNothing deleted."), "{screen}");
+    assert_eq!(user.messages_on_server(), 3);
+}
+
 #[test]
 fn a_pinned_fingerprint_replaces_the_ca_and_a_wrong_one_is_refused() {
     let (user, _) = user_with_fixtures();

@@ -129,6 +129,12 @@ fn every_fetches_what_arrives_and_stops_cleanly_on_sigterm() {
     let (code, stderr) = finish(child, Duration::from_secs(15));
     assert_eq!(code, Some(0), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
+    // Trial 2: the `logged in` line of `--every -v` had no account prefix (the others had).
+    assert!(stderr.contains("home: logged in with "), "{stderr}");
+    assert!(
+        !stderr.lines().any(|l| l.starts_with("logged in")),
+        "{stderr}"
+    );
     assert_eq!(delivered(&maildir), 3, "nothing fetched twice");
     assert_eq!(user.messages_on_server(), 0, "deleted once delivered");
 }

@@ -169,6 +169,37 @@ fn delete_larger_than_deletes_unread_and_reports_each_message_once() {
     assert_eq!(again.stderr, "");
 }
 
+/// Trial 2: with `--max-messages` and `delete_larger_than`, the one message deleted unread was
+/// counted twice: `deleted 1, 1 deleted unread (larger than delete_larger_than)`.
+#[test]
+fn summary_counts_a_message_deleted_unread_once() {
+    let big_body = vec!["x".repeat(200); 100].join("\r\n");
+    let setup = Setup::new(
+        &[
+            message("m1", "hi"),
+            message("huge", &big_body),
+            message("m3", "hi"),
+            message("m4", "hi"),
+        ],
+        "delete_larger_than = \"10K\"\ndelete = true",
+    );
+    let outcome = setup.fetch(&["-v", "--max-messages", "1"]).expect_code(0);
+    let summary = outcome
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("home: fetched"))
+        .unwrap_or_else(|| panic!("no summary: {}", outcome.stderr));
+    assert!(
+        summary.starts_with("home: fetched 1 message (")
+            && summary.ends_with(
+                "), deleted 1, 1 deleted unread (larger than delete_larger_than), 2 left for the next run (max_messages)"
+            ),
+        "{summary}"
+    );
+    // m1 fetched and deleted, huge deleted unread: two gone, as the summary says.
+    assert_eq!(setup.user.messages_on_server(), 2);
+}
+
 /// The filter used below: logs each call, its environment and its input, then answers by
 /// the subject.
 const FILTER: &str = r#"log="$(dirname "$0")/filter.log"
@@ -202,7 +233,7 @@ fn filter_command_decides_deliver_delete_skip_and_is_not_asked_twice() {
     let outcome = setup.fetch(&["-v"]).expect_code(0);
     assert!(
         outcome.stderr.contains(
-            "home: fetched 1 message (54 bytes), deleted 1, 1 deleted unread by filter_command, 1 left by filter_command"
+            "home: fetched 1 message (54 bytes), 1 deleted unread by filter_command, 1 left by filter_command\n"
         ),
         "{}",
         outcome.stderr
@@ -381,4 +412,40 @@ fn maildir_file_names_have_the_sequence_number_docs_fetch_all_shows() {
         sequence(example),
         "{names:?} vs {example}"
     );
+}
+
+/// Trial 2: `fetch-all -v` delivered 2 messages, then the filter failed on another: only the
+/// error line was printed (exit 75), no summary saying what was delivered.
+#[test]
+fn verbose_summary_is_printed_before_the_error_line_when_a_run_also_fails() {
+    let setup = Setup::new(
+        &[
+            message("deliver", "one"),
+            message("broken", "two"),
+            message("deliver too", "three"),
+        ],
+        "",
+    );
+    let filter = setup.script("filter.sh", FILTER);
+    setup.write_config(&format!("filter_command = [\"{}\"]", filter.display()));
+    let outcome = setup.fetch(&["-v"]).expect_code(75);
+    let lines: Vec<&str> = outcome.stderr.lines().collect();
+    let summary = lines
+        .iter()
+        .position(|l| l.starts_with("home: fetched 2 messages ("))
+        .unwrap_or_else(|| panic!("no summary: {}", outcome.stderr));
+    let error = lines
+        .iter()
+        .position(|l| l.starts_with("pop3: home: filter_command failed on message 2 "))
+        .unwrap_or_else(|| panic!("no error line: {}", outcome.stderr));
+    assert!(summary < error, "{}", outcome.stderr);
+    assert_eq!(error, lines.len() - 1, "{}", outcome.stderr);
+    assert_eq!(setup.delivered(), subjects(&["deliver", "deliver too"]));
+
+    // Without -v (cron), the error line alone, as before.
+    let setup = Setup::new(&[message("deliver", "one"), message("broken", "two")], "");
+    let filter = setup.script("filter.sh", FILTER);
+    setup.write_config(&format!("filter_command = [\"{}\"]", filter.display()));
+    let outcome = setup.fetch(&[]).expect_code(75);
+    assert_eq!(outcome.stderr.lines().count(), 1, "{}", outcome.stderr);
 }

@@ -357,6 +357,46 @@ fn browse_in_a_terminal_commits_on_quit() {
 }
 
 #[test]
+fn browse_ctrl_d_at_the_read_prompt_ends_the_prompt_line_before_committing() {
+    let (user, _) = mailbox();
+    let (command, _home) = pop3(&user).args(["browse"]).into_command();
+    let mut terminal = Terminal::spawn(command);
+    terminal.expect("Read this message [ny]? ");
+    terminal.type_keys("n\r");
+    terminal.expect("Delete this message [ny]? ");
+    terminal.type_keys("y\r");
+    terminal.expect("Read this message [ny]? ");
+    terminal.type_keys("\x04"); // Ctrl-D: end of input, which commits like q
+    let (status, screen) = terminal.wait();
+    assert_eq!(status.code(), Some(0), "{screen}");
+    // What follows the prompt (read up to it above) starts on a line of its own.
+    assert!(
+        screen.starts_with("\r\nDeleting 1 message: 1.\r\nDeleted 1 message.\r\n"),
+        "{screen:?}"
+    );
+    assert_eq!(user.messages_on_server(), 5);
+}
+
+#[test]
+fn browse_says_when_a_message_has_only_html_as_read_does() {
+    let (user, _) = mailbox();
+    // Message 3 is HTML only.
+    let outcome = pop3(&user)
+        .args(["browse"])
+        .stdin(b"n\nn\nn\nn\ny\nq\n")
+        .run()
+        .expect_code(0);
+    let rule = "-".repeat(72);
+    assert!(
+        outcome.stdout.contains(&format!(
+            "{rule}\n[this message has only HTML; shown as plain text]\n\nScheduled maintenance\n"
+        )),
+        "{}",
+        outcome.stdout
+    );
+}
+
+#[test]
 fn headers_range_beyond_the_mailbox_shows_what_there_is() {
     let (user, _) = mailbox();
     let outcome = run(&user, &["headers", "5-99"]).expect_code(0);
@@ -523,13 +563,15 @@ fn fetch_all_progress_bar_fits_an_80_column_terminal_and_stops_at_100_percent() 
 }
 
 /// A mailbox of the messages `read` takes apart: HTML blocks, an attached message, hostile
-/// attachment names (fixtures in `read/`, outside the demo mailbox), and the invoice.
+/// attachment names (fixtures in `read/`, outside the demo mailbox), the invoice, and a photo
+/// sent inline as iPhone Mail sends it.
 fn attachments_mailbox() -> User {
     let messages: Vec<Vec<u8>> = [
         "read/html-blocks.eml",
         "read/attached-message.eml",
         "read/hostile-attachment-names.eml",
         "04-attachment.eml",
+        "read/inline-photo.eml",
     ]
     .iter()
     .map(|f| Dovecot::fixture(f))
@@ -705,6 +747,50 @@ fn read_save_attachments_saves_an_attached_message_as_eml() {
 }
 
 #[test]
+fn inline_attachments_are_listed_by_read_and_browse_and_saved() {
+    let user = attachments_mailbox();
+    let out = run(&user, &["read", "5"]).expect_code(0).stdout;
+    assert!(
+        out.ends_with(
+            "the photo from the trip, my notes and the report.\n\nAttachments:\n  \
+             pixel.png  (image/png, 70 bytes)\n  notes.txt  (text/plain, 29 bytes)\n  \
+             report.pdf  (application/pdf, 25 bytes)\n"
+        ),
+        "{out}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let dir_arg = dir.path().to_str().unwrap();
+    let saved = run(&user, &["read", "5", "--save-attachments", dir_arg]).expect_code(0);
+    assert_eq!(
+        saved.stdout,
+        format!("{dir_arg}/pixel.png\n{dir_arg}/notes.txt\n{dir_arg}/report.pdf\n")
+    );
+    let png = std::fs::read(dir.path().join("pixel.png")).unwrap();
+    assert!(
+        png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() == 70,
+        "{png:?}"
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("notes.txt")).unwrap(),
+        b"Day 1: lake.\r\nDay 2: hills.\r\n"
+    );
+    // browse: n for messages 1-4, then read 5.
+    let browse = pop3(&user)
+        .args(["browse"])
+        .stdin(b"n\nn\nn\nn\nn\nn\nn\nn\ny\nq\n")
+        .run()
+        .expect_code(0);
+    assert!(
+        browse.stdout.contains(
+            "[attachment: pixel.png (image/png)]\n[attachment: notes.txt (text/plain)]\n\
+             [attachment: report.pdf (application/pdf)]\n"
+        ),
+        "{}",
+        browse.stdout
+    );
+}
+
+#[test]
 fn read_save_attachments_refuses_a_missing_directory_and_reports_io_errors() {
     let user = attachments_mailbox();
     let root = tempfile::tempdir().unwrap();
@@ -803,6 +889,25 @@ fn long_subjects_fit_the_terminal_in_delete_and_browse_and_a_missing_from_reads_
     terminal.type_keys("q\r");
     let (status, _) = terminal.wait();
     assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn headers_shows_none_for_a_missing_from_as_read_and_delete_do() {
+    let message = Dovecot::fixture("read/no-from-long-subject.eml");
+    let user = dovecot().add_user(&[&message, &Dovecot::fixture("01-plain.eml")]);
+    let outcome = run(&user, &["headers"]).expect_code(0);
+    let lines: Vec<&str> = outcome.stdout.lines().collect();
+    // Padded to the widest From, as any other value.
+    let padding = " ".repeat("Alice Example <alice@example.org>".len() - "(none)".len());
+    assert!(
+        lines[0].contains(&format!("  (none){padding}  A very long subject")),
+        "{}",
+        outcome.stdout
+    );
+    let (command, _home) = pop3(&user).args(["headers"]).into_command();
+    let (status, screen) = Terminal::spawn_with_width(command, 80).wait();
+    assert_eq!(status.code(), Some(0), "{screen}");
+    assert!(screen.contains("  (none)  "), "{screen}");
 }
 
 #[test]

@@ -69,6 +69,19 @@ fn proxy_socks5h_carries_implicit_tls_end_to_end() {
         "{}",
         outcome.stdout
     );
+    // Trial 2: login-check showed `Connected: <proxy address>` without saying it was the proxy.
+    let outcome = Pop3::new()
+        .server("localhost", d.pop3s_port, Some(&d.ca_file))
+        .login(&user.name, &user.password)
+        .args(["--proxy", &format!("socks5h://127.0.0.1:{}", socks.port)])
+        .args(["login-check"])
+        .run()
+        .expect_code(0);
+    let expected = format!(
+        "Connected:    localhost:{} via proxy socks5h://127.0.0.1:{} (127.0.0.1:{})\n",
+        d.pop3s_port, socks.port, socks.port
+    );
+    assert!(outcome.stdout.contains(&expected), "{}", outcome.stdout);
 }
 
 #[test]
@@ -142,7 +155,7 @@ fn proxy_refused_connect_is_named_and_temporary() {
 }
 
 #[test]
-fn proxy_that_is_not_running_is_temporary_and_a_bad_url_is_a_config_error() {
+fn proxy_that_is_not_running_is_temporary_and_a_bad_url_is_a_usage_error() {
     let closed = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .unwrap()
@@ -164,9 +177,10 @@ fn proxy_that_is_not_running_is_temporary_and_a_bad_url_is_a_config_error() {
         .login("nobody", "pw")
         .args(["--proxy", "http://127.0.0.1:3128", "stat"])
         .run()
-        .expect_code(78);
+        .expect_code(64);
     assert!(
-        outcome.stderr.contains("only socks5:// and socks5h://"),
+        outcome.stderr.contains("--proxy")
+            && outcome.stderr.contains("only socks5:// and socks5h://"),
         "{}",
         outcome.stderr
     );

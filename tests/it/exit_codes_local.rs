@@ -253,6 +253,21 @@ fn a_full_standard_output_is_74_and_says_standard_output() {
     }
 }
 
+/// Trial 2: `--help` and `--version` into /dev/full exited 0 without a word, where every
+/// other command's output said 74.
+#[test]
+fn help_and_version_into_a_full_standard_output_are_74() {
+    for args in [
+        &["--help"][..],
+        &["--version"][..],
+        &["-h"][..],
+        &["list", "--help"][..],
+    ] {
+        let outcome = to_dev_full(Pop3::new().args(args)).expect_code(74);
+        assert_eq!(outcome.stderr, STDOUT_FULL, "{args:?}");
+    }
+}
+
 /// A reader that goes away (`| head`) is still no error: exit 0, nothing said.
 #[test]
 fn a_closed_standard_output_pipe_stays_quiet() {
@@ -509,4 +524,33 @@ fn read_output_failure_names_only_the_requested_file() {
             target.display()
         )
     );
+}
+
+/// Trial 2: an HTTP server answers the handshake with an error page and hangs up at once; the
+/// message then said `the server at 127.0.0.1:0` (the closed socket has no peer port left).
+#[test]
+fn not_tls_names_the_port_asked_for_after_the_server_hung_up() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut client, _) = listener.accept().unwrap();
+        // As an HTTP server does: read the request (the ClientHello), answer, hang up.
+        let _ = client.read(&mut [0u8; 4096]);
+        let _ = client.write_all(b"<!DOCTYPE HTML>\n<title>400 Bad Request</title>\n");
+        // Dropped here: the connection is closed before the client looks at the reply.
+    });
+    let outcome = Pop3::new()
+        .server("127.0.0.1", port, None)
+        .login("alice", "pw")
+        .args(["--timeout", "5", "stat"])
+        .run()
+        .expect_code(78);
+    assert_eq!(
+        outcome.stderr,
+        format!(
+            "pop3: the server at 127.0.0.1:{port} did not answer with TLS; it sent `<!DOCTYPE HTML>`: check the port (the implicit-TLS POP3 port is usually 995)\n"
+        ),
+    );
+    server.join().unwrap();
 }

@@ -19,6 +19,7 @@ mod dovecot_limits;
 mod dovecot_messages;
 mod dovecot_proxy;
 mod dovecot_round_trips;
+mod dovecot_state_key;
 mod exit_codes_local;
 mod fetch_lmtp_smtp;
 mod hostile_bounds;

@@ -123,6 +123,30 @@ fn empty_password_three_times_at_the_prompt_stops_without_sending_it() {
     assert_eq!(text_of(&server.finish()), "CAPA\r\n");
 }
 
+/// Trial 2: Ctrl-D at the prompt said `cannot read the password: unexpected end of file`.
+#[test]
+fn ctrl_d_at_the_password_prompt_says_no_password_typed() {
+    let server = ScriptedServer::start(
+        "S: +OK ready
+         C: CAPA
+         S: +OK
+         S: USER
+         S: .",
+    );
+    let (mut terminal, _home) = on_terminal_plain(server.port, &["stat"]);
+    terminal.expect("Password for alice@127.0.0.1: ");
+    terminal.wait_for_echo_off();
+    terminal.type_keys("\x04");
+    let (status, screen) = terminal.wait();
+    assert_eq!(status.code(), Some(78), "{screen}");
+    assert!(
+        screen.contains("pop3: no password typed (end of input)"),
+        "{screen}"
+    );
+    assert!(!screen.contains("unexpected end of file"), "{screen}");
+    assert_eq!(text_of(&server.finish()), "CAPA\r\n");
+}
+
 #[test]
 fn empty_password_from_the_environment_is_refused_before_connecting() {
     let server = ScriptedServer::start("S: +OK ready");

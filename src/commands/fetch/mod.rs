@@ -47,8 +47,11 @@ use crate::ui::count;
 
 use super::{Context, Verbosity};
 
-pub(crate) use plan::state_path;
-pub(crate) use report::{interrupted as report_interrupted, summary as report_summary};
+pub(crate) use plan::{read_state, state_path};
+pub(crate) use report::{
+    interrupted as report_interrupted, summary as report_summary,
+    summary_after_error as report_summary_after_error,
+};
 
 /// Arguments of `fetch-all`.
 #[derive(Debug, Clone, Args)]
@@ -90,7 +93,8 @@ pub struct FetchArgs {
     /// Hand each message to this SMTP server for this run ("host" or "host:port", port 25 by default)
     #[arg(long, value_name = "TARGET")]
     pub smtp: Option<String>,
-    /// Download at most N messages in this run, oldest first; the rest wait for the next
+    /// Download at most N messages in this run, oldest first; the rest wait for the next (0: no
+    /// limit, also lifting max_messages from the config file)
     #[arg(long, value_name = "N")]
     pub max_messages: Option<usize>,
     /// Delete messages bigger than SIZE (e.g. 20M) from the server without downloading them
@@ -246,8 +250,11 @@ fn fetch(context: &Context, args: &FetchArgs, summary: &mut Summary) -> anyhow::
     } else {
         Some(lock(context, &state_path, args.wait)?)
     };
+    if !args.dry_run {
+        adopt(context, &state_path, args.wait)?;
+    }
     let mut state = if args.dry_run {
-        State::read_only(&state_path)
+        plan::read_state(account)
     } else {
         State::open(&state_path)
     }
@@ -266,7 +273,7 @@ fn fetch(context: &Context, args: &FetchArgs, summary: &mut Summary) -> anyhow::
     let mut connection = if args.dry_run {
         context.connect_prefetching(&listings)?
     } else {
-        let memory = crate::store::capability_memory::path_for(&state_path);
+        let memory = crate::store::capability_memory::path_for(&state_path, account.port);
         context.connect_remembering(&listings, &memory)?
     };
     // Refused before anything is decided: without TOP the filter cannot see any message.
@@ -415,13 +422,38 @@ fn lock(
     state_path: &std::path::Path,
     wait: bool,
 ) -> Result<AccountLock, FetchError> {
-    let mut lock_path = state_path.as_os_str().to_owned();
-    lock_path.push(".lock");
-    AccountLock::acquire(&PathBuf::from(lock_path), wait).map_err(|cause| match cause {
+    AccountLock::acquire(&crate::store::adopt::lock_path(state_path), wait)
+        .map_err(|cause| lock_error(context, cause))
+}
+
+fn lock_error(context: &Context, cause: LockError) -> FetchError {
+    match cause {
         LockError::Busy(_) => FetchError::Busy {
             account: context.account.name.clone(),
             cause,
         },
         other => FetchError::Lock(other),
-    })
+    }
+}
+
+/// Adopts the state files older versions named by port (see `store::adopt`); the caller holds
+/// the account lock. Said with `-v`, since the files change name.
+fn adopt(context: &Context, state_path: &std::path::Path, wait: bool) -> Result<(), FetchError> {
+    use crate::store::adopt::AdoptError;
+    let account = &context.account;
+    let adopted = crate::store::adopt::adopt(state_path, &account.host, &account.user, wait)
+        .map_err(|error| match error {
+            AdoptError::Lock(cause) => lock_error(context, cause),
+            AdoptError::State(cause) => FetchError::State(cause),
+        })?;
+    if !adopted.is_empty() && context.verbosity == crate::commands::Verbosity::Verbose {
+        let names: Vec<String> = adopted.iter().map(|p| p.display().to_string()).collect();
+        eprintln!(
+            "{}: state of older versions adopted into {}: {}",
+            account.name,
+            state_path.display(),
+            names.join(", ")
+        );
+    }
+    Ok(())
 }

@@ -187,8 +187,9 @@ pub(super) fn plan(
     // by the target (a Maildir, by the tag in its file name).
     if !args.all && !wanted.is_empty() && !args.dry_run {
         let keys: Vec<&Uid> = wanted.iter().map(|c| &c.key).collect();
-        let known = deliver::already_delivered(&policy.target, &account_key(account), &keys)
-            .map_err(FetchError::Deliver)?;
+        let known =
+            deliver::already_delivered(&policy.target, &recognised_account_keys(account), &keys)
+                .map_err(FetchError::Deliver)?;
         let (known, rest): (Vec<_>, Vec<_>) =
             wanted.into_iter().partition(|c| known.contains(&c.key));
         let uids: Vec<Uid> = known.iter().map(|c| c.key.clone()).collect();
@@ -226,18 +227,36 @@ pub(super) fn plan(
     })
 }
 
-/// What the Maildir tags of an account's messages are derived from.
+/// What the Maildir tags of an account's messages are derived from: the mailbox (user and
+/// host), like the state, so that another port or TLS mode recognises them too.
 pub(super) fn account_key(account: &Account) -> String {
-    format!("{}:{}:{}", account.host, account.port, account.user)
+    format!("{}@{}", account.user, account.host.to_ascii_lowercase())
 }
 
-/// The state file of an account.
+/// Every key a Maildir tag of this mailbox may be derived from: [`account_key`], and what older
+/// versions used (host as written, port and user) for this port and the two usual ones, so
+/// that the files they delivered are still recognised.
+pub(super) fn recognised_account_keys(account: &Account) -> Vec<String> {
+    let mut keys = vec![account_key(account)];
+    for port in [account.port, 995, 110] {
+        let legacy = format!("{}:{}:{}", account.host, port, account.user);
+        if !keys.contains(&legacy) {
+            keys.push(legacy);
+        }
+    }
+    keys
+}
+
+/// The state file of an account: one per mailbox (user and host), whatever the port.
 pub(crate) fn state_path(account: &Account) -> PathBuf {
-    account.state_dir.join(crate::store::state::file_name(
-        &account.host,
-        account.port,
-        &account.user,
-    ))
+    account
+        .state_dir
+        .join(crate::store::state::file_name(&account.host, &account.user))
+}
+
+/// A read-only view of the account's state (see `store::adopt::read_only`).
+pub(crate) fn read_state(account: &Account) -> Result<State, crate::store::state::StateError> {
+    crate::store::adopt::read_only(&state_path(account), &account.host, &account.user)
 }
 
 /// The maildrop as this run sees it.

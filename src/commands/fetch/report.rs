@@ -256,8 +256,13 @@ pub(crate) fn summary(context: &Context, summary: &Summary) {
         count(summary.fetched as u64, "message"),
         human_size(summary.octets)
     );
+    // `deleted` counts every confirmed deletion; those deleted unread are told apart below,
+    // so each message is counted once.
+    let deleted = summary
+        .deleted
+        .saturating_sub(summary.deleted_unread + summary.filter_deleted);
     let details = [
-        (summary.deleted, format!("deleted {}", summary.deleted)),
+        (deleted, format!("deleted {deleted}")),
         (
             summary.recognised,
             format!(
@@ -303,6 +308,15 @@ pub(crate) fn summary(context: &Context, summary: &Summary) {
         }
     }
     eprintln!("{line}");
+}
+
+/// The summary line of a run that then failed, before its error line: under the same rules as
+/// after a success (`-v`, or a terminal), and only when the run delivered or deleted something,
+/// which the error line alone would hide.
+pub(crate) fn summary_after_error(context: &Context, summary: &Summary) {
+    if summary.fetched + summary.deleted + summary.recognised > 0 {
+        self::summary(context, summary);
+    }
 }
 
 /// The line a `fetch-all` stopped by SIGTERM or SIGINT ends with: `fetched` counts every

@@ -8,9 +8,10 @@
 //! the last DELEs, so deleting costs one round trip more than keeping, not two.
 //!
 //! A stop (SIGTERM or SIGINT, see [`crate::signals`]) sends no more RETR. POP3 cannot call
-//! back a RETR already sent, so at most [`RETR_AHEAD_OCTETS`] of messages are asked for ahead
-//! of the one arriving: what is in flight when the stop comes is received and delivered
-//! within [`STOP_GRACE`], and then, as at the end of any run, what is delivered becomes
+//! back a RETR already sent, so the messages asked for ahead of the one arriving are bounded
+//! by about [`RETR_AHEAD_TIME`] of the link's measured rate (at least [`RETR_AHEAD_OCTETS`]):
+//! what is in flight when the stop comes is received and delivered within [`STOP_GRACE`],
+//! and then, as at the end of any run, what is delivered becomes
 //! durable and recorded, its DELEs and QUIT go out. A server too slow for that deadline gets
 //! its connection shut down instead: the message in flight is abandoned, what arrived
 //! complete is still committed, and nothing is deleted (the next run deletes what is recorded).
@@ -32,12 +33,16 @@ use super::{Context, FetchError, Summary};
 /// A batch also ends after this many octets, so a crash never costs much re-downloading.
 const BATCH_OCTETS: u64 = 64 << 20;
 
-/// How many octets of messages (by their LIST size) may be asked for beyond the first one not
-/// yet complete. Enough to keep the server sending on a fast link with a long round trip (it
-/// always has the next message queued), small enough that what was asked for before a stop
-/// arrives within [`STOP_GRACE`] on a slow one. Small messages are still limited by the
-/// command window only.
+/// The least that may be asked for (octets of messages, by their LIST size) beyond the first
+/// message not yet complete, before the link's rate is known. Small messages are still limited
+/// by the command window only.
 const RETR_AHEAD_OCTETS: u64 = 2 << 20;
+
+/// How much of the link's measured rate may be asked for ahead: enough that the server always
+/// has the next messages queued on a fast link with a long round trip (a fixed 2 MiB cost a
+/// 25 ms link about 0.12 s on 9 MB), small enough that what was asked for before a stop
+/// arrives well within [`STOP_GRACE`] on a slow one.
+const RETR_AHEAD_TIME: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How long a stop waits for the messages already asked for before it shuts the connection.
 const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
@@ -112,6 +117,7 @@ pub(super) fn download(
             pending_commits: 0,
             retrs_answered: 0,
             retr_octets_ahead: 0,
+            data_since: None,
             dele_sent: false,
             refused: Vec::new(),
             marked: HashSet::new(),
@@ -213,8 +219,11 @@ struct Fetcher<'a> {
     pending_commits: usize,
     /// RETRs whose reply is complete (or refused): the download is over when all are.
     retrs_answered: usize,
-    /// Octets (by LIST size) of the RETRs sent and not yet answered: see [`RETR_AHEAD_OCTETS`].
+    /// Octets (by LIST size) of the RETRs sent and not yet answered: see [`Fetcher::may_ask_ahead`].
     retr_octets_ahead: u64,
+    /// When the first message data arrived, and the octets of message data since: the link's
+    /// rate, which sets how much may be asked for ahead.
+    data_since: Option<(std::time::Instant, u64)>,
     /// Whether this exchange sent a DELE: only then is QUIT's reply worth waiting for, and
     /// QUIT is sent with the last DELEs (see [`Session::quit`](crate::pop3::client::Session::quit)).
     dele_sent: bool,
@@ -277,6 +286,22 @@ fn run_committer(jobs: Receiver<CommitJob>, results: Sender<CommitResult>, state
 }
 
 impl Fetcher<'_> {
+    /// Whether another RETR may be asked for while earlier ones are unanswered: while what is
+    /// asked for ahead is under [`RETR_AHEAD_TIME`] at the rate measured so far (and never
+    /// under [`RETR_AHEAD_OCTETS`]).
+    fn may_ask_ahead(&self) -> bool {
+        let by_rate = match self.data_since {
+            // The rate once a quarter MiB has come: a few small replies say little about it.
+            Some((since, octets)) if octets >= 256 << 10 => {
+                let elapsed = since.elapsed().max(std::time::Duration::from_millis(1));
+                let rate = octets as f64 / elapsed.as_secs_f64();
+                (rate * RETR_AHEAD_TIME.as_secs_f64()) as u64
+            }
+            _ => 0,
+        };
+        self.retr_octets_ahead < RETR_AHEAD_OCTETS.max(by_rate)
+    }
+
     /// Hands the delivered messages to the committer thread.
     fn commit(&mut self) {
         if self.uncommitted.is_empty() {
@@ -509,7 +534,7 @@ impl<'c> PipelineDriver<'c> for Fetcher<'_> {
         let index = self.next_retr;
         let message = self.wanted.get(index)?;
         // Ask ahead only so much that a stop need not wait long for what was asked for.
-        if self.retrs_answered < self.next_retr && self.retr_octets_ahead >= RETR_AHEAD_OCTETS {
+        if self.retrs_answered < self.next_retr && !self.may_ask_ahead() {
             return None;
         }
         self.next_retr += 1;
@@ -546,6 +571,10 @@ impl<'c> PipelineDriver<'c> for Fetcher<'_> {
             }
             Reply::Data(data) => {
                 self.progress.received(data.len() as u64);
+                let (_, octets) = self
+                    .data_since
+                    .get_or_insert_with(|| (std::time::Instant::now(), 0));
+                *octets = octets.saturating_add(data.len() as u64);
                 if let Some(message) = self.in_flight.as_mut()
                     && let Err(e) = message.write(data)
                 {

@@ -69,6 +69,12 @@ impl Pop3 {
         self
     }
 
+    /// Runs in `dir` (relative paths on the command line are taken from there).
+    pub fn current_dir(mut self, dir: &Path) -> Pop3 {
+        self.command.current_dir(dir);
+        self
+    }
+
     /// Connects to a local server: `--host 127.0.0.1 --port PORT`, and a CA file when given.
     pub fn server(self, host: &str, port: u16, ca_file: Option<&Path>) -> Pop3 {
         let mut pop3 = self.args(["--host", host, "--port", &port.to_string()]);
