@@ -247,9 +247,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Stat(args) => stat::run(&context, args),
         Command::List(args) => list::run(&context, args),
         Command::Headers(args) => headers::run(&context, args),
-        Command::Read(args) => read::run(&context, args),
+        Command::Read(args) => read::run(&context, args, paging(global)),
         Command::Delete(args) => delete::run(&context, args),
-        Command::Browse => browse::run(&context),
+        Command::Browse => browse::run(&context, paging(global)),
         Command::FetchAll(args) => {
             let (summary, result) = fetch::run(&context, args);
             match &result {
@@ -271,6 +271,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         | Command::Help { .. } => {
             unreachable!("handled before an account is resolved")
         }
+    }
+}
+
+/// Whether `read` and `browse` may show long text through a pager.
+fn paging(global: &crate::cli::GlobalArgs) -> crate::ui::Paging {
+    if global.no_pager {
+        crate::ui::Paging::Never
+    } else {
+        crate::ui::Paging::Auto
     }
 }
 
