@@ -495,6 +495,22 @@ fn account_error(name: &str, error: &anyhow::Error) -> String {
     }
 }
 
+/// The password prompt with the account's name when several accounts are asked for in a row:
+/// two accounts may share a mailbox (`user@host`), so that alone does not say which one it is.
+fn naming_account(
+    credential: connect::Credential,
+    name: &str,
+    several: bool,
+) -> connect::Credential {
+    match credential {
+        connect::Credential::Prompt(prompt) if several => {
+            let question = prompt.strip_suffix(": ").unwrap_or(&prompt);
+            connect::Credential::Prompt(format!("{question} (account {name}): "))
+        }
+        other => other,
+    }
+}
+
 /// Resolves the named accounts for a run over several of them, asking for passwords now, one
 /// at a time (parallel prompts would interleave).
 fn contexts_for(
@@ -512,8 +528,11 @@ fn contexts_for(
             && !connect::uses_oauth(&account)
             && crate::ui::stdin_is_terminal()
         {
-            let secret =
-                connect::credential(&account).with_context(|| format!("account {name}"))?;
+            let credential =
+                connect::prepare(&account).with_context(|| format!("account {name}"))?;
+            let secret = naming_account(credential, name, names.len() > 1)
+                .obtain()
+                .with_context(|| format!("account {name}"))?;
             account.password = config::PasswordSource::Inline(secret);
         }
         contexts.push(Context {
