@@ -159,3 +159,29 @@ fn browse_pages_the_message_text_then_returns_to_its_prompt() {
     assert_eq!(status.code(), Some(0), "{screen}");
     assert_eq!(user.messages_on_server(), 2);
 }
+
+/// Ctrl-C while the pager runs is the pager's (less uses it to stop a search): `browse` must not
+/// take it as "leave now" and carries on once the pager ends.
+#[test]
+fn browse_ctrl_c_while_the_pager_runs_belongs_to_the_pager() {
+    let user = dovecot().add_user(&[&long_message()]);
+    let (command, _home) = pop3(&user)
+        .args(["browse"])
+        .env(
+            "POP3_PAGER",
+            "trap '' INT; cat > /dev/null; echo PAGER-WAITING; sleep 1; echo PAGER-DONE",
+        )
+        .into_command();
+    let mut terminal = Terminal::spawn(command);
+    terminal.expect("Read this message [ny]? ");
+    terminal.type_keys("y\r");
+    terminal.expect("PAGER-WAITING");
+    terminal.type_keys("\x03");
+    terminal.expect("PAGER-DONE");
+    terminal.expect("Delete this message [ny]? ");
+    // Once the pager has ended, Ctrl-C leaves browse as before, deleting nothing.
+    terminal.type_keys("\x03");
+    let (status, screen) = terminal.wait();
+    assert_eq!(status.code(), Some(130), "{screen}");
+    assert!(screen.contains("nothing was deleted"), "{screen}");
+}
