@@ -132,6 +132,9 @@ pub(crate) struct GlobalArgs {
     /// Print only errors
     #[arg(short, long, global = true, help_heading = GLOBAL)]
     pub quiet: bool,
+    /// Never show long text (read, browse) through a pager ($POP3_PAGER, $PAGER, less)
+    #[arg(long, global = true, help_heading = GLOBAL)]
+    pub no_pager: bool,
 }
 
 impl GlobalArgs {

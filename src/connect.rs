@@ -26,7 +26,7 @@ use crate::transport::{Stream, TlsConnector, TlsInfo, TransportError};
 
 pub use login::check_plaintext_policy;
 use login::{choose_mechanism, log_in, pipeline_behind_login};
-pub use secret_source::{Credential, TypedPassword, credential, prepare, uses_oauth};
+pub use secret_source::{Credential, TypedPassword, prepare, uses_oauth};
 use tcp::{await_greeting, open_tcp};
 
 /// Milestones of connecting, reported as they happen (`login-check` prints them).

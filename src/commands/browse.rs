@@ -81,7 +81,7 @@ fn ask_yes_no(question: &str, echo: bool) -> anyhow::Result<Answer> {
 const RULE: &str = "------------------------------------------------------------------------";
 
 /// Runs `browse`.
-pub fn run(context: &Context) -> anyhow::Result<()> {
+pub fn run(context: &Context, paging: crate::ui::Paging) -> anyhow::Result<()> {
     install_interrupt_handler();
     let echo = !stdin_is_terminal();
     let mut connection = context.connect_prefetching(&[Command::List(None)])?;
@@ -133,17 +133,22 @@ pub fn run(context: &Context) -> anyhow::Result<()> {
                     Ok(())
                 })?;
                 let readable = message::readable(&body);
-                writeln!(out, "{RULE}")?;
-                super::read::write_text(&mut out, &readable)?;
+                // The text alone goes through the pager, when long; the next question comes
+                // once the pager has ended.
+                let mut text = Vec::new();
+                writeln!(text, "{RULE}")?;
+                super::read::write_text(&mut text, &readable)?;
                 for attachment in &readable.attachments {
                     writeln!(
-                        out,
+                        text,
                         "[attachment: {} ({})]",
                         attachment.name, attachment.content_type
                     )?;
                 }
-                writeln!(out, "{RULE}")?;
-                out.flush()?;
+                writeln!(text, "{RULE}")?;
+                drop(out);
+                crate::ui::page(&text, paging)?;
+                out = crate::ui::stdout();
             }
         }
         match ask_yes_no("Delete this message", echo)? {

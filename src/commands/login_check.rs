@@ -63,7 +63,9 @@ pub fn run(context: &Context) -> anyhow::Result<()> {
                 say!("Capabilities: {}", display_safe(&list));
             }
         });
-    let mut connection = connected.inspect_err(show_refused_certificate)?;
+    let mut connection = connected
+        .inspect_err(show_refused_certificate)
+        .map_err(without_presented_certificate)?;
     let stat = connection.session.stat()?;
     say!(
         "Mailbox:      {}, {}",
@@ -119,4 +121,19 @@ fn show_refused_certificate(error: &anyhow::Error) {
         say!("SHA-256:      {}", summary.sha256);
         say!("To pin it:    {}", pin_advice(&summary.sha256));
     }
+}
+
+/// The error without the refused certificate's description: [`show_refused_certificate`] has
+/// printed it field by field, and the error line would say it all again in ~600 characters.
+/// The error keeps its type, so its exit code stays the same.
+fn without_presented_certificate(mut error: anyhow::Error) -> anyhow::Error {
+    let transport = match error.downcast_mut::<ConnectError>() {
+        Some(ConnectError::Transport(transport)) => Some(transport),
+        Some(_) => None,
+        None => error.downcast_mut::<TransportError>(),
+    };
+    if let Some(TransportError::Tls { presented, .. }) = transport {
+        *presented = None;
+    }
+    error
 }

@@ -247,9 +247,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Stat(args) => stat::run(&context, args),
         Command::List(args) => list::run(&context, args),
         Command::Headers(args) => headers::run(&context, args),
-        Command::Read(args) => read::run(&context, args),
+        Command::Read(args) => read::run(&context, args, paging(global)),
         Command::Delete(args) => delete::run(&context, args),
-        Command::Browse => browse::run(&context),
+        Command::Browse => browse::run(&context, paging(global)),
         Command::FetchAll(args) => {
             let (summary, result) = fetch::run(&context, args);
             match &result {
@@ -271,6 +271,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         | Command::Help { .. } => {
             unreachable!("handled before an account is resolved")
         }
+    }
+}
+
+/// Whether `read` and `browse` may show long text through a pager.
+fn paging(global: &crate::cli::GlobalArgs) -> crate::ui::Paging {
+    if global.no_pager {
+        crate::ui::Paging::Never
+    } else {
+        crate::ui::Paging::Auto
     }
 }
 
@@ -486,6 +495,22 @@ fn account_error(name: &str, error: &anyhow::Error) -> String {
     }
 }
 
+/// The password prompt with the account's name when several accounts are asked for in a row:
+/// two accounts may share a mailbox (`user@host`), so that alone does not say which one it is.
+fn naming_account(
+    credential: connect::Credential,
+    name: &str,
+    several: bool,
+) -> connect::Credential {
+    match credential {
+        connect::Credential::Prompt(prompt) if several => {
+            let question = prompt.strip_suffix(": ").unwrap_or(&prompt);
+            connect::Credential::Prompt(format!("{question} (account {name}): "))
+        }
+        other => other,
+    }
+}
+
 /// Resolves the named accounts for a run over several of them, asking for passwords now, one
 /// at a time (parallel prompts would interleave).
 fn contexts_for(
@@ -503,8 +528,11 @@ fn contexts_for(
             && !connect::uses_oauth(&account)
             && crate::ui::stdin_is_terminal()
         {
-            let secret =
-                connect::credential(&account).with_context(|| format!("account {name}"))?;
+            let credential =
+                connect::prepare(&account).with_context(|| format!("account {name}"))?;
+            let secret = naming_account(credential, name, names.len() > 1)
+                .obtain()
+                .with_context(|| format!("account {name}"))?;
             account.password = config::PasswordSource::Inline(secret);
         }
         contexts.push(Context {

@@ -39,7 +39,7 @@ pub struct ReadArgs {
 }
 
 /// Runs `read`.
-pub fn run(context: &Context, args: &ReadArgs) -> anyhow::Result<()> {
+pub fn run(context: &Context, args: &ReadArgs, paging: crate::ui::Paging) -> anyhow::Result<()> {
     let specs = select::parse_specs(&MessageArgs {
         messages: vec![args.message.clone()],
         uid: args.uid,
@@ -77,7 +77,7 @@ pub fn run(context: &Context, args: &ReadArgs) -> anyhow::Result<()> {
         }
     } else {
         let raw = retr_for_display(session, number, selected[0].size)?;
-        print_readable(&raw)?;
+        print_readable(&raw, paging)?;
     }
     let _ = connection.session.quit();
     Ok(())
@@ -143,10 +143,13 @@ fn save(
     Ok(size)
 }
 
-fn print_readable(raw: &[u8]) -> anyhow::Result<()> {
+/// Shows the message as a person reads it, through the pager when it is long (see
+/// [`crate::ui::Paging`]).
+fn print_readable(raw: &[u8], paging: crate::ui::Paging) -> anyhow::Result<()> {
     let readable = message::readable(raw);
     let summary = &readable.summary;
-    let mut out = crate::ui::stdout();
+    // Composed in full first: the pager is chosen by the height of the whole text.
+    let mut out = Vec::new();
     for (name, value) in [
         ("From", &summary.from),
         ("To", &summary.to),
@@ -173,6 +176,7 @@ fn print_readable(raw: &[u8]) -> anyhow::Result<()> {
             )?;
         }
     }
+    crate::ui::page(&out, paging)?;
     Ok(())
 }
 

@@ -187,6 +187,10 @@ Where the default config file and the fetch-all state live.
 .TP
 \fBSSL_CERT_FILE\fR
 A bundle of root certificates to use instead of the system's.
+.TP
+\fBPOP3_PAGER\fR, \fBPAGER\fR, \fBLESS\fR
+The pager for a message taller than the terminal in \fBread\fR and \fBbrowse\fR (else \fBless\fR,
+with \fBLESS=FRX\fR when \fBLESS\fR is unset); empty or \fBcat\fR means none, as does \fB\-\-no\-pager\fR.
 .SH FILES
 .TP
 \fI~/.config/pop3/config.toml\fR

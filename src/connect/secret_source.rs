@@ -109,12 +109,6 @@ fn typed_key(account: &Account) -> String {
     format!("{}@{}:{}", account.user, account.host, account.port)
 }
 
-/// Obtains the secret to log in with: an OAuth2 access token from `oauth_token_command`, or the
-/// password from its configured source, prompting now if that is the terminal.
-pub fn credential(account: &Account) -> Result<Secret, ConnectError> {
-    prepare(account)?.obtain()
-}
-
 /// Reads the secret from its source now, except from the terminal: that prompt waits for
 /// [`Credential::obtain`]. Whether a prompt is possible at all (stdin is a terminal) is
 /// checked now.

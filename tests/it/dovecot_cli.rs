@@ -492,3 +492,41 @@ fn user_size(user: &User) -> u64 {
     let json: serde_json::Value = serde_json::from_str(&stat.stdout).unwrap();
     json["octets"].as_u64().unwrap()
 }
+
+/// Trial 2: `config check --connect` on a terminal asked `Password for demo@localhost:` for
+/// each account without naming it, ambiguous when accounts share a mailbox.
+#[test]
+fn config_check_connect_password_prompt_names_the_account() {
+    use crate::support::pty::Terminal;
+    let (user, _) = user_with_fixtures();
+    let d = dovecot();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[defaults]\nhost = \"localhost\"\nport = {port}\nuser = \"{user}\"\nca_file = \"{ca}\"\ntimeout = 10\n\
+             [accounts.first]\n[accounts.second]\n",
+            port = d.pop3s_port,
+            user = user.name,
+            ca = d.ca_file.display(),
+        ),
+    )
+    .unwrap();
+    let (command, _home) = Pop3::new()
+        .args([Path::new("--config"), &config])
+        .args(["config", "check", "--connect"])
+        .into_command();
+    let mut terminal = Terminal::spawn(command);
+    for name in ["first", "second"] {
+        terminal.expect(&format!(
+            "Password for {}@localhost (account {name}): ",
+            user.name
+        ));
+        terminal.wait_for_echo_off();
+        terminal.type_keys(&format!("{}\r", user.password));
+    }
+    let (status, screen) = terminal.wait();
+    assert_eq!(status.code(), Some(0), "{screen}");
+    assert!(screen.contains("second  ok: "), "{screen}");
+}

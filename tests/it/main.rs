@@ -24,6 +24,7 @@ mod exit_codes_local;
 mod fetch_lmtp_smtp;
 mod hostile_bounds;
 mod hostile_fuzz;
+mod pager;
 mod proptest_parsers;
 mod scripted_cli;
 mod scripted_fetch_deletion;

@@ -320,3 +320,35 @@ fn password_prompt_after_connecting_keeps_the_pipelined_login_tail() {
     assert_eq!(status.code(), Some(0), "{screen}");
     server.finish();
 }
+
+/// Trial 2: login-check printed the refused certificate twice, as fields and again inside a
+/// ~600-character error line. The fields stay; the error line is short. Other commands, which
+/// print no fields, keep the full line with the fingerprint.
+#[test]
+fn login_check_untrusted_certificate_error_line_is_short() {
+    let d = dovecot();
+    let user = d.add_user(&[]);
+    let run = |command: &str| {
+        Pop3::new()
+            .server("localhost", d.pop3s_port, None)
+            .login(&user.name, &user.password)
+            .args([command])
+            .run()
+            .expect_code(76)
+    };
+    let refused = run("login-check");
+    let fingerprint = printed_fingerprint(&refused.stdout);
+    assert_eq!(refused.stderr.lines().count(), 1, "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .starts_with("pop3: TLS handshake with localhost failed: "),
+        "{}",
+        refused.stderr
+    );
+    assert!(!refused.stderr.contains(&fingerprint), "{}", refused.stderr);
+    assert!(refused.stderr.len() < 200, "{}", refused.stderr);
+    let stat = run("stat");
+    assert!(stat.stderr.contains(&fingerprint), "{}", stat.stderr);
+    assert!(stat.stderr.contains("tls_fingerprint"), "{}", stat.stderr);
+}

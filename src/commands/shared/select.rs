@@ -146,11 +146,11 @@ pub fn parse_specs(args: &MessageArgs) -> Result<Vec<MessageSpec>, SelectError> 
                         text: text.clone(),
                         why,
                     };
-                    let bound = |part: &str| {
-                        part.parse::<u32>()
-                            .ok()
-                            .filter(|n| *n > 0)
-                            .ok_or_else(|| bad_range("write it like 3-7"))
+                    let bound = |part: &str| match part.parse::<u32>() {
+                        // `0-2`: the range's form is right, its start is not.
+                        Ok(0) => Err(bad_range("messages are numbered from 1")),
+                        Ok(n) => Ok(n),
+                        Err(_) => Err(bad_range("write it like 3-7")),
                     };
                     let (first, last) = (bound(first)?, bound(last)?);
                     if first > last {
@@ -316,6 +316,25 @@ mod tests {
             assert!(err.to_string().contains(bad), "{bad}: {err}");
         }
         assert!(specs(&["has space"], true).is_err());
+    }
+
+    #[test]
+    fn range_from_zero_says_messages_are_numbered_from_1() {
+        for bad in ["0-2", "2-0"] {
+            let err = specs(&[bad], false).unwrap_err();
+            assert!(err.is_usage(), "{bad}");
+            assert_eq!(
+                err.to_string(),
+                format!("invalid range \"{bad}\": messages are numbered from 1")
+            );
+        }
+        // Other malformed ranges keep the example of the right form.
+        assert!(
+            specs(&["3-x"], false)
+                .unwrap_err()
+                .to_string()
+                .ends_with("write it like 3-7")
+        );
     }
 
     #[test]

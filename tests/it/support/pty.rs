@@ -29,6 +29,11 @@ impl Terminal {
         // The child sees a terminal, so it gets the variable that describes one: without TERM
         // (as under cron or a CI runner) programs rightly draw nothing fancy.
         command.env("TERM", "xterm");
+        // No pager unless a test asks for one: a real `less` would wait for keys that the
+        // test never types.
+        if !command.get_envs().any(|(key, _)| key == "POP3_PAGER") {
+            command.env("POP3_PAGER", "");
+        }
         let (mut master_fd, mut slave_fd) = (0, 0);
         let size = libc::winsize {
             ws_row: 40,
