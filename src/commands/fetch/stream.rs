@@ -84,7 +84,8 @@ pub(super) fn download(
     crate::signals::Signals::install_for_download();
     // A second handle on the socket, for the stop's deadline to shut it down.
     let cutter = connection.session.stream().tcp().try_clone().ok();
-    let exchange_over = std::sync::atomic::AtomicBool::new(false);
+    // Dropping `exchange_over` tells the watchdog the exchange is over, and wakes it at once.
+    let (exchange_over, over_signal) = std::sync::mpsc::channel::<()>();
     let mut progress = super::report::progress(context, wanted);
     delivery.expect(wanted.iter().map(|c| &c.key));
     let (jobs, job_queue) = std::sync::mpsc::channel();
@@ -92,7 +93,7 @@ pub(super) fn download(
     let (result, mut fetcher) = std::thread::scope(|scope| {
         let state = &mut *state;
         scope.spawn(move || run_committer(job_queue, result_sender, state));
-        let cut = scope.spawn(|| cut_off_after_stop(&exchange_over, cutter));
+        let cut = scope.spawn(move || cut_off_after_stop(&over_signal, cutter));
         let mut fetcher = Fetcher {
             wanted,
             next_retr: 0,
@@ -127,7 +128,7 @@ pub(super) fn download(
             summary,
         };
         let result = connection.session.pipeline_with(window, &mut fetcher);
-        exchange_over.store(true, std::sync::atomic::Ordering::Relaxed);
+        drop(exchange_over);
         let cut = cut.join().unwrap_or(false);
         if let Some(message) = fetcher.in_flight.take() {
             message.abort();
@@ -167,29 +168,42 @@ pub(super) fn download(
 
 /// Watches for a stop during the exchange; when the exchange is not over [`STOP_GRACE`] after
 /// it, shuts the connection down, which ends any read from a slow or stalled server at once.
-/// Returns whether it did.
+/// Returns whether it did. The exchange's end (its sender dropped) wakes it at once: a sleep
+/// here would hold up the end of every run (it cost each run up to 50 ms before the last
+/// commit).
 fn cut_off_after_stop(
-    exchange_over: &std::sync::atomic::AtomicBool,
+    exchange_over: &std::sync::mpsc::Receiver<()>,
     socket: Option<std::net::TcpStream>,
 ) -> bool {
-    use std::sync::atomic::Ordering;
+    use std::sync::mpsc::RecvTimeoutError;
     let tick = std::time::Duration::from_millis(50);
-    let over = || exchange_over.load(Ordering::Relaxed);
+    // Waits up to `tick` for the exchange to end; true when it has.
+    let over_within = |wait: std::time::Duration| {
+        !matches!(
+            exchange_over.recv_timeout(wait),
+            Err(RecvTimeoutError::Timeout)
+        )
+    };
+    // The stop flag is set by a signal handler, which cannot wake this thread: look each tick.
     while !crate::signals::stop_requested() {
-        if over() {
+        if over_within(tick) {
             return false;
         }
-        std::thread::sleep(tick);
     }
     let deadline = std::time::Instant::now() + STOP_GRACE;
-    while std::time::Instant::now() < deadline {
-        if over() {
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        if over_within(left.min(tick)) {
             return false;
         }
-        std::thread::sleep(tick);
     }
     match socket {
-        Some(socket) if !over() => socket.shutdown(std::net::Shutdown::Both).is_ok(),
+        Some(socket) if !over_within(std::time::Duration::ZERO) => {
+            socket.shutdown(std::net::Shutdown::Both).is_ok()
+        }
         _ => false,
     }
 }
