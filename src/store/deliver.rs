@@ -202,12 +202,11 @@ impl Delivery {
         Ok(match target {
             Target::Maildir(root) => Delivery::Maildir {
                 maildir: {
-                    let mut maildir = Maildir::open(root).map_err(|cause| DeliverError::Open {
+                    // Its flush threads start with the first expected message (`expect`).
+                    Maildir::open(root).map_err(|cause| DeliverError::Open {
                         target: target.clone(),
                         cause,
-                    })?;
-                    maildir.flush_early();
-                    maildir
+                    })?
                 },
                 account_key: account_key.to_owned(),
                 staged: Vec::new(),
@@ -240,9 +239,14 @@ impl Delivery {
             ..
         } = self
         {
-            let tags = keys
+            let tags: Vec<_> = keys
                 .map(|key| maildir::tag_for(account_key, key.as_str()))
                 .collect();
+            // A run with nothing new starts no threads (the cron case costs little CPU).
+            if tags.is_empty() {
+                return;
+            }
+            maildir.flush_early();
             *upcoming = Some(maildir.precreate(tags));
         }
     }
