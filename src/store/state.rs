@@ -28,8 +28,9 @@
 //!
 //! A crash can only leave a torn last line, which has no newline and is ignored on reading:
 //! every complete line was written before the batch it describes was deleted from the server.
-//! At the end of a run the journal is compacted: the live records are written to a temporary
-//! file, fsynced and renamed over the old one, so a crash leaves either the old or the new file.
+//! At the end of a run that forgot records (or whose journal has grown past twice the live
+//! records), the journal is compacted: the live records are written to a temporary file,
+//! fsynced and renamed over the old one, so a crash leaves either the old or the new file.
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -89,6 +90,9 @@ pub(crate) struct State {
     entries: HashMap<Uid, Entry>,
     /// Whether the file differs from a compact snapshot (records were appended).
     appended: bool,
+    /// Lines in the file: a run that only added records leaves the journal as it is until it
+    /// has grown well past the live records (see [`State::compact`]).
+    lines: usize,
     /// An mbox append announced and not settled: the unique-id and the offset.
     pending_append: Option<(Uid, u64)>,
 }
@@ -189,6 +193,7 @@ impl State {
             journal: None,
             entries,
             appended: false,
+            lines: text.iter().filter(|&&b| b == b'\n').count(),
             pending_append: parse_pending_append(&text),
         };
         Ok((state, text))
@@ -207,6 +212,7 @@ impl State {
             journal: None,
             entries: HashMap::new(),
             appended: false,
+            lines: 0,
             pending_append: None,
         };
         let mut pending_source = None;
@@ -381,18 +387,25 @@ impl State {
         journal
             .write_all(lines.as_bytes())
             .and_then(|()| journal.sync_data())
-            .map_err(io_error(&path))
+            .map_err(io_error(&path))?;
+        self.lines += lines.matches('\n').count();
+        Ok(())
     }
 
     /// Forgets the entries `keep` rejects (e.g. messages that left the server) and rewrites the
-    /// file as a compact snapshot — unless nothing changed, so an idle run writes nothing.
+    /// file as a compact snapshot when that forgot something. A run that only added records
+    /// (keep mode) leaves the journal as it is: its records are durable already, and a snapshot
+    /// would only cost two more syncs at the end of every run; it is rewritten once it has grown
+    /// past twice the live records. An idle run writes nothing.
     pub(crate) fn compact(&mut self, keep: impl Fn(&Uid) -> bool) -> Result<(), StateError> {
         if self.journal.is_none() {
             return Ok(());
         }
         let before = self.entries.len();
         self.entries.retain(|uid, _| keep(uid));
-        if self.appended || self.entries.len() != before {
+        let forgot = self.entries.len() != before;
+        let overgrown = self.appended && self.lines > 2 * self.entries.len() + 64;
+        if forgot || overgrown {
             self.rewrite()?;
         }
         Ok(())
@@ -439,6 +452,7 @@ impl State {
             .map_err(io_error(&path))?;
         self.journal = Some(open_journal(&path).map_err(io_error(&path))?);
         self.appended = false;
+        self.lines = text.matches('\n').count();
         Ok(())
     }
 }
@@ -697,8 +711,46 @@ mod tests {
         assert!(!state.is_delivered(&uid("b")));
         state.compact(|_| true).unwrap();
         drop(state);
-        assert_eq!(fs::read_to_string(&path).unwrap(), "pop3-state 1\n+ a 5\n");
-        assert!(State::open(&path).unwrap().pending_append().is_none());
+        let state = State::open(&path).unwrap();
+        assert!(state.pending_append().is_none());
+        assert!(state.is_delivered(&uid("a")));
+        assert!(!state.is_delivered(&uid("b")));
+    }
+
+    #[test]
+    fn a_run_that_only_adds_records_keeps_the_journal_until_it_outgrows_the_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("acct");
+        let inode = || std::os::unix::fs::MetadataExt::ino(&fs::metadata(&path).unwrap());
+        let mut state = State::open(&path).unwrap();
+        let created = inode();
+        // A keep run: records added, nothing forgotten: no snapshot (a rename would change
+        // the inode), the records are in the journal.
+        state.record_delivered(&[uid("a"), uid("b")], 1).unwrap();
+        state.compact(|_| true).unwrap();
+        assert_eq!(inode(), created);
+        drop(state);
+        let mut state = State::open(&path).unwrap();
+        assert!(state.is_delivered(&uid("a")) && state.is_delivered(&uid("b")));
+        // Records that add no message (a size report, again and again) grow the journal
+        // past twice the live records: then it is rewritten.
+        for _ in 0..80 {
+            state.record_size_reported(&uid("a")).unwrap();
+        }
+        state.compact(|_| true).unwrap();
+        assert_ne!(inode(), created);
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            "pop3-state 1\n+ a 1\ns a\n+ b 1\n"
+        );
+        // Forgetting a message rewrites at once.
+        let snapshot = inode();
+        state.compact(|u| u.as_str() == "a").unwrap();
+        assert_ne!(inode(), snapshot);
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            "pop3-state 1\n+ a 1\ns a\n"
+        );
     }
 
     #[test]
