@@ -65,7 +65,7 @@
 //! `message` and `secret` import nothing else of the crate; `ui` imports only `secret`;
 //! `store` imports only `pop3` (message numbers, unique-ids), `transport` and `ui` (an MDA
 //! command shown with shell quoting, as `connect` shows a password command); `import` builds
-//! on `config` and `store`. Nothing below `commands` prints to stdout, and only `exit` maps
+//! on `config` and `store` (and `ui`'s shell quoting for the commands it writes). Nothing below `commands` prints to stdout, and only `exit` maps
 //! errors to exit codes.
 
 // The library serves the binary and its contributors, so its docs are built with

@@ -293,11 +293,6 @@ fn shell(command: &str) -> toml::Value {
     argv(&["sh", "-c", command])
 }
 
-/// `word` as one shell word, in single quotes (fetchmail quotes `%T` the same way).
-fn sh_quote(word: &str) -> String {
-    format!("'{}'", word.replace('\'', r"'\''"))
-}
-
 /// A `password_command` that reads the password for `host` from `~/.netrc`.
 fn netrc_command(host: &str) -> toml::Value {
     argv(&[

@@ -18,5 +18,5 @@ pub(crate) use terminal::{
 };
 pub use text::human_size;
 pub(crate) use text::{
-    EMPTY_MAILBOX, command_line, compact_date, count, display_width, fit, header_value,
+    EMPTY_MAILBOX, command_line, compact_date, count, display_width, fit, header_value, sh_quote,
 };

@@ -89,6 +89,11 @@ pub(crate) fn compact_date(date: &str) -> String {
     }
 }
 
+/// `word` as one shell word, always in single quotes (a `'` inside becomes `'\''`).
+pub(crate) fn sh_quote(word: &str) -> String {
+    format!("'{}'", word.replace('\'', r"'\''"))
+}
+
 /// `argv` as one line a person can read and paste into a shell: an argument with spaces, quotes
 /// or other shell characters (or an empty one) is shown in single quotes, so the boundaries
 /// between arguments survive (`sh -c '/usr/bin/procmail -d %T'`).
@@ -100,7 +105,7 @@ pub(crate) fn command_line(argv: &[String]) -> String {
             if !arg.is_empty() && arg.chars().all(plain) {
                 arg.clone()
             } else {
-                format!("'{}'", arg.replace('\'', "'\\''"))
+                sh_quote(arg)
             }
         })
         .collect();

@@ -54,7 +54,7 @@ fn mda_delivery(account: &mut ImportedAccount, command: &str, local_users: Optio
     };
     let mut filled = command.to_owned();
     if let Some(user) = single {
-        let quoted = crate::import::sh_quote(user);
+        let quoted = crate::ui::sh_quote(user);
         filled = filled.replace("%T", &quoted).replace("%s", &quoted);
     }
     let mut missing = Vec::new();
