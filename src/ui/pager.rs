@@ -6,7 +6,7 @@
 //! is then printed directly, or the rest of it is simply not shown.
 
 use std::ffi::{OsStr, OsString};
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, Write};
 use std::process::{Command, Stdio};
 
 /// Whether long text may go through a pager.
@@ -36,21 +36,15 @@ pub(crate) fn show(text: &[u8], paging: Paging) -> io::Result<()> {
 
 /// Whether stdout is a terminal on which `text` does not fit (long lines wrap).
 fn too_tall(text: &[u8]) -> bool {
-    let stdout = io::stdout();
-    if !stdout.is_terminal() {
-        return false;
-    }
-    let Some((terminal_size::Width(columns), terminal_size::Height(rows))) =
-        terminal_size::terminal_size_of(&stdout)
-    else {
+    let Some((columns, rows)) = super::terminal::size_of(&io::stdout()) else {
         return false;
     };
-    rows_needed(&String::from_utf8_lossy(text), columns) >= usize::from(rows)
+    rows_needed(&String::from_utf8_lossy(text), columns) >= rows
 }
 
 /// The terminal rows `text` takes on a terminal `columns` wide.
-fn rows_needed(text: &str, columns: u16) -> usize {
-    let columns = usize::from(columns.max(1));
+fn rows_needed(text: &str, columns: usize) -> usize {
+    let columns = columns.max(1);
     text.strip_suffix('\n')
         .unwrap_or(text)
         .split('\n')

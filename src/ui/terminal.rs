@@ -27,20 +27,25 @@ pub(crate) fn stdin_is_terminal() -> bool {
 /// The width of the terminal on stdout, or `None` when stdout is not a terminal (then nothing
 /// is cut: a script reading the output wants all of it).
 pub(crate) fn terminal_width() -> Option<usize> {
-    if !std::io::stdout().is_terminal() {
-        return None;
-    }
-    terminal_size::terminal_size().map(|(terminal_size::Width(w), _)| usize::from(w))
+    size_of(&std::io::stdout()).map(|(columns, _)| columns)
 }
 
 /// The width of the terminal on stderr, where prompts and confirmation lists go; `None` when
 /// stderr is not a terminal.
 pub(crate) fn stderr_terminal_width() -> Option<usize> {
-    let stderr = std::io::stderr();
-    if !stderr.is_terminal() {
+    size_of(&std::io::stderr()).map(|(columns, _)| columns)
+}
+
+/// The columns and rows of the terminal `stream` is, or `None` when it is not a terminal.
+pub(super) fn size_of(stream: &(impl IsTerminal + std::os::fd::AsFd)) -> Option<(usize, usize)> {
+    if !stream.is_terminal() {
         return None;
     }
-    terminal_size::terminal_size_of(&stderr).map(|(terminal_size::Width(w), _)| usize::from(w))
+    terminal_size::terminal_size_of(stream).map(
+        |(terminal_size::Width(columns), terminal_size::Height(rows))| {
+            (usize::from(columns), usize::from(rows))
+        },
+    )
 }
 
 /// Whether stderr is a terminal, i.e. a person watches progress and summaries (cron does not).
