@@ -1,41 +1,26 @@
 //! Maildir delivery (<https://cr.yp.to/proto/maildir.html>), in groups for speed:
-//! every message is written to `tmp/` and, once complete, made durable on its own: writeback
-//! starts at once (`sync_file_range`), and one of a few flush threads `fdatasync`s it while the
-//! download goes on. A batch is committed once each of its files is durable: each file is
-//! renamed into `new/`, and `new/` itself is fsynced once.
-//!
-//! Only pop3's own files are synced. A `syncfs(2)` of the whole file system (used before)
-//! also waited for every other process's dirty data, and started an I/O storm of its own, on
-//! a busy machine; the figures are in docs/performance.md.
+//! every message is written to `tmp/`, and a batch is committed once each of its files is on
+//! disk ([`flush`] says how: one `syncfs` per batch on a quiet system, else a flush per file
+//! beside the download): each file is renamed into `new/`, and `new/` itself is fsynced once.
 //!
 //! File names carry a tag derived from the account and the message's unique-id. A message
 //! delivered just before a crash, but not yet in the state file, is recognised by that tag on the
 //! next run instead of being delivered twice.
 
+mod flush;
+
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, Sender, SyncSender};
-use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use self::flush::{Durable, Flush};
 use super::LfWriter;
 
 const TAG_MARK: &str = "_pop3-";
 const TAG_HEX_LEN: usize = 24;
-
-/// Flush threads per delivery. Concurrent fdatasyncs share a journal commit (ext4's jbd2
-/// groups them), so a few at once cost little more than one; one thread was 5-10x slower on
-/// a busy disk, 16 no better than 4 (docs/performance.md).
-const FLUSH_THREADS: usize = 4;
-
-/// Finished files that may wait for a flush thread. Each holds a descriptor until it is
-/// synced; past this many the download waits for the disk, so a slow disk cannot exhaust the
-/// descriptor limit (1024 by default).
-const FLUSH_BACKLOG: usize = 256;
 
 /// A Maildir opened for delivery. A clone can commit batches from another thread.
 #[derive(Debug, Clone)]
@@ -44,9 +29,9 @@ pub(crate) struct Maildir {
     hostname: String,
     pid: u32,
     sequence: u64,
-    /// Syncs finished messages beside the download; without it (see
+    /// Makes finished messages durable beside the download; without it (see
     /// [`Maildir::flush_early`]) each file is synced at commit.
-    flusher: Option<Flusher>,
+    flush: Option<Flush>,
 }
 
 /// A message being written into `tmp/`.
@@ -54,7 +39,9 @@ pub(crate) struct MaildirMessage {
     writer: LfWriter<BufWriter<File>>,
     tmp_path: PathBuf,
     new_path: PathBuf,
-    flusher: Option<Flusher>,
+    flush: Option<Flush>,
+    /// Bytes written so far.
+    bytes: u64,
 }
 
 /// A complete message in `tmp/`, waiting for [`Maildir::commit`].
@@ -63,73 +50,6 @@ pub(crate) struct Staged {
     tmp_path: PathBuf,
     new_path: PathBuf,
     durable: Durable,
-}
-
-/// How a staged file's data reaches the disk.
-#[derive(Debug)]
-enum Durable {
-    /// A flush thread syncs it and sends the outcome.
-    Flushing(Receiver<io::Result<()>>),
-    /// [`Maildir::commit`] syncs it.
-    AtCommit(File),
-}
-
-impl Durable {
-    /// Waits until the data is on disk. Each file is synced once, through the descriptor that
-    /// wrote it, so a writeback error (EIO, ENOSPC) is reported here and never retried into a
-    /// false success (after a failed fsync the kernel may mark the pages clean).
-    fn wait(&self) -> io::Result<()> {
-        match self {
-            Durable::Flushing(outcome) => outcome
-                .recv()
-                .unwrap_or_else(|_| Err(io::Error::other("a Maildir flush thread ended"))),
-            Durable::AtCommit(file) => file.sync_data(),
-        }
-    }
-}
-
-/// A file to sync, and where its outcome goes.
-type FlushJob = (File, Sender<io::Result<()>>);
-
-/// Threads that `fdatasync` finished messages as they come, so a batch is durable by the time
-/// it is committed. They end when the last clone of their [`Maildir`] is dropped.
-#[derive(Debug, Clone)]
-struct Flusher {
-    jobs: SyncSender<FlushJob>,
-}
-
-impl Flusher {
-    fn start() -> io::Result<Flusher> {
-        let (jobs, queue) = std::sync::mpsc::sync_channel::<FlushJob>(FLUSH_BACKLOG);
-        let queue = Arc::new(Mutex::new(queue));
-        for _ in 0..FLUSH_THREADS {
-            let queue = Arc::clone(&queue);
-            std::thread::Builder::new()
-                .name("maildir-flush".to_owned())
-                .spawn(move || {
-                    loop {
-                        let job = match queue.lock() {
-                            Ok(queue) => queue.recv(),
-                            Err(_) => return,
-                        };
-                        let Ok((file, outcome)) = job else { return };
-                        // The committer may have given up on this batch already.
-                        let _ = outcome.send(file.sync_data());
-                    }
-                })?;
-        }
-        Ok(Flusher { jobs })
-    }
-
-    /// Hands `file` to a flush thread, waiting while [`FLUSH_BACKLOG`] files wait already;
-    /// when no thread is left, the commit syncs it.
-    fn flush(&self, file: File) -> Durable {
-        let (outcome, receiver) = std::sync::mpsc::channel();
-        match self.jobs.send((file, outcome)) {
-            Ok(()) => Durable::Flushing(receiver),
-            Err(std::sync::mpsc::SendError((file, _))) => Durable::AtCommit(file),
-        }
-    }
 }
 
 impl Maildir {
@@ -149,7 +69,7 @@ impl Maildir {
             hostname: hostname(),
             pid: std::process::id(),
             sequence: 0,
-            flusher: None,
+            flush: None,
         })
     }
 
@@ -158,11 +78,16 @@ impl Maildir {
         &self.root
     }
 
-    /// Makes each message durable as soon as it is complete, on flush threads beside the
-    /// download, instead of all of a batch's at its commit. If no thread can be started, the
-    /// commit syncs the files itself.
+    /// Makes messages durable beside the download, the cheapest way the system's load allows
+    /// (see [`flush`]), instead of one file after the other at each commit.
     pub(crate) fn flush_early(&mut self) {
-        self.flusher = Flusher::start().ok();
+        self.flush = Some(Flush::start(&self.root.join("tmp")));
+    }
+
+    /// [`Maildir::flush_early`], judging the system's load with `look` (see [`flush`]).
+    #[cfg(test)]
+    fn flush_early_with(&mut self, look: fn(u64) -> bool) {
+        self.flush = Some(Flush::with_look(&self.root.join("tmp"), look));
     }
 
     /// The tags of every message already in `new/` or `cur/` that this program delivered.
@@ -217,20 +142,26 @@ impl Maildir {
             writer: LfWriter::new(BufWriter::with_capacity(64 * 1024, file)),
             tmp_path,
             new_path: self.root.join("new").join(name),
-            flusher: self.flusher.clone(),
+            flush: self.flush.clone(),
+            bytes: 0,
         })
     }
 
-    /// Makes a batch durable and visible: waits until each file's data is on disk (mostly
-    /// done by then: see [`Maildir::flush_early`]), renames each into `new/`, fsyncs `new/`.
+    /// Makes a batch durable and visible: waits until each file's data is on disk (see
+    /// [`Maildir::flush_early`]), renames each into `new/`, fsyncs `new/`.
     /// Afterwards every message is in `new/` and on disk; before, none is visible to mail
     /// readers. A file that could not be synced fails the whole batch.
     pub(crate) fn commit(&self, staged: &[Staged]) -> io::Result<()> {
         if staged.is_empty() {
             return Ok(());
         }
-        for message in staged {
-            message.durable.wait()?;
+        match &self.flush {
+            Some(flush) => flush.settle(staged.iter().map(|message| &message.durable))?,
+            None => {
+                for message in staged {
+                    message.durable.wait()?;
+                }
+            }
         }
         for message in staged {
             fs::rename(&message.tmp_path, &message.new_path)?;
@@ -257,6 +188,7 @@ impl MaildirMessage {
 
     /// Appends message data (CRLF becomes LF).
     pub(crate) fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        self.bytes += data.len() as u64;
         self.writer.write_all(data)
     }
 
@@ -265,13 +197,8 @@ impl MaildirMessage {
     pub(crate) fn finish(self) -> io::Result<Staged> {
         let buffered = self.writer.finish()?;
         let file = buffered.into_inner().map_err(|e| e.into_error())?;
-        // Start writeback now, without waiting for it, so the fdatasync finds little left to
-        // write. A hint only: its result is ignored, and a writeback error still reaches the
-        // fdatasync on this descriptor (it does not consume the error).
-        // SAFETY: sync_file_range on a descriptor we own; no memory is passed.
-        unsafe { libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
-        let durable = match &self.flusher {
-            Some(flusher) => flusher.flush(file),
+        let durable = match &self.flush {
+            Some(flush) => flush.finished(file, self.bytes),
             None => Durable::AtCommit(file),
         };
         Ok(Staged {
@@ -450,17 +377,69 @@ mod tests {
         assert!(delivered.contains(&tags[0]) && delivered.contains(&tags[2]));
     }
 
+    /// How a test's Maildir flushes: as a busy system (a flush per file), as a quiet one (one
+    /// syncfs per batch), quiet while the files are written and busy at their commit (then
+    /// flushed one by one after all), or at commit without flush threads.
+    const FLUSH_WAYS: [(&str, Option<Look>); 4] = [
+        ("busy", Some(|_| false)),
+        ("quiet", Some(|_| true)),
+        ("quiet, then busy", Some(|own_bytes| own_bytes == 0)),
+        ("at commit", None),
+    ];
+
+    /// Judges whether the system is quiet, given our batch's bytes.
+    type Look = fn(u64) -> bool;
+
+    fn open_flushing(root: &Path, look: Option<Look>) -> Maildir {
+        let mut maildir = Maildir::open(root).unwrap();
+        if let Some(look) = look {
+            maildir.flush_early_with(look);
+        }
+        maildir
+    }
+
+    /// Every way of flushing commits a batch whole: all its messages in `new/`, none left in
+    /// `tmp/`.
+    #[test]
+    fn every_way_of_flushing_commits_the_whole_batch() {
+        for (way, look) in FLUSH_WAYS {
+            let dir = tempfile::tempdir().unwrap();
+            let maildir = open_flushing(dir.path(), look);
+            let staged: Vec<Staged> = (0..20)
+                .map(|i| {
+                    let mut message = maildir
+                        .clone()
+                        .start(&tag_for("k", &i.to_string()))
+                        .unwrap();
+                    message
+                        .write(format!("Subject: {i}\r\n\r\nbody\r\n").as_bytes())
+                        .unwrap();
+                    message.finish().unwrap()
+                })
+                .collect();
+            maildir.commit(&staged).unwrap();
+            assert_eq!(maildir.delivered_tags().unwrap().len(), 20, "{way}");
+            assert_eq!(
+                fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+                0,
+                "{way}"
+            );
+        }
+    }
+
     /// A failed fdatasync (a disk's EIO) must fail the batch: nothing of it reaches `new/`, and
     /// its files can be removed; the caller then records nothing. A pipe stands in for the
-    /// failing disk: fdatasync refuses it with EINVAL.
+    /// failing disk: fdatasync refuses it with EINVAL. (A quiet system's syncfs does not sync
+    /// descriptors one by one, so a pipe cannot fail it; it reports a writeback error of the
+    /// file system from Linux 5.8 on, and older kernels always flush per file.)
     #[test]
     fn a_file_that_cannot_be_synced_fails_its_batch_and_nothing_reaches_new() {
-        for early in [true, false] {
-            let dir = tempfile::tempdir().unwrap();
-            let mut maildir = Maildir::open(dir.path()).unwrap();
-            if early {
-                maildir.flush_early();
+        for (way, look) in FLUSH_WAYS {
+            if way == "quiet" {
+                continue;
             }
+            let dir = tempfile::tempdir().unwrap();
+            let mut maildir = open_flushing(dir.path(), look);
             let mut good = maildir.start(&tag_for("k", "good")).unwrap();
             good.write(b"Subject: good\r\n\r\nbody\r\n").unwrap();
             let mut bad = maildir.start(&tag_for("k", "bad")).unwrap();
@@ -472,7 +451,7 @@ mod tests {
             let staged = [good.finish().unwrap(), bad.finish().unwrap()];
 
             let error = maildir.commit(&staged).unwrap_err();
-            assert_eq!(error.raw_os_error(), Some(libc::EINVAL), "early: {early}");
+            assert_eq!(error.raw_os_error(), Some(libc::EINVAL), "{way}");
             assert_eq!(fs::read_dir(dir.path().join("new")).unwrap().count(), 0);
             assert!(maildir.delivered_tags().unwrap().is_empty());
             maildir.discard(&staged);
@@ -486,8 +465,8 @@ mod tests {
     fn more_messages_than_the_flush_backlog_are_all_delivered() {
         let dir = tempfile::tempdir().unwrap();
         let mut maildir = Maildir::open(dir.path()).unwrap();
-        maildir.flush_early();
-        let count = FLUSH_BACKLOG + FLUSH_THREADS + 20;
+        maildir.flush_early_with(|_| false);
+        let count = flush::FLUSH_BACKLOG + flush::FLUSH_THREADS + 20;
         let staged: Vec<Staged> = (0..count)
             .map(|i| {
                 let mut message = maildir.start(&tag_for("k", &i.to_string())).unwrap();
