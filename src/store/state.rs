@@ -26,7 +26,9 @@
 //! first byte is written and settled after the mbox is flushed, so a run finding an unsettled
 //! one knows a kill interrupted it and where to look (see `store::mbox::Mbox::recover`).
 //!
-//! A crash can only leave a torn last line, which has no newline and is ignored on reading:
+//! A new file stays empty until its first records, which come with the header line; an empty
+//! file reads as an empty state. A crash can only leave a torn last line, which has no
+//! newline and is ignored on reading:
 //! every complete line was written before the batch it describes was deleted from the server.
 //! At the end of a run that forgot records (or whose journal has grown past twice the live
 //! records), the journal is compacted: the live records are written to a temporary file,
@@ -162,9 +164,11 @@ impl State {
         }
         let (mut state, text) = State::load(path)?;
         remove_stale_temporaries(path);
+        // Created (empty) here, so that an unwritable directory is reported before anything
+        // is downloaded; the header goes out with the first records (see `append`).
         state.journal = Some(open_journal(path).map_err(io_error(path))?);
-        if text.is_empty() || !text.ends_with(b"\n") {
-            // New file, or a torn last line: start from a clean snapshot.
+        if !text.is_empty() && !text.ends_with(b"\n") {
+            // A torn last line: start from a clean snapshot.
             state.rewrite()?;
         }
         Ok(state)
@@ -378,17 +382,33 @@ impl State {
         mbox_spool_path_of(&self.path)
     }
 
+    /// Appends `lines` (complete records) to the journal and syncs them. The first records of
+    /// a new (empty) file carry the header, and the directory is synced after them so that
+    /// the file's name is as durable as its records; an empty file reads as an empty state.
+    /// A new file is not written as a snapshot at open: that cost two syncs and a rename
+    /// before the connection of every first run, and a run that delivers nothing writes nothing.
     fn append(&mut self, lines: &str) -> Result<(), StateError> {
         let path = self.path.clone();
         let journal = self
             .journal
             .as_mut()
             .expect("a read-only state is never written");
+        let new_file = self.lines == 0;
+        let text = if new_file {
+            format!("{HEADER}\n{lines}")
+        } else {
+            lines.to_owned()
+        };
         journal
-            .write_all(lines.as_bytes())
+            .write_all(text.as_bytes())
             .and_then(|()| journal.sync_data())
             .map_err(io_error(&path))?;
-        self.lines += lines.matches('\n').count();
+        if new_file {
+            File::open(path.parent().unwrap_or(Path::new(".")))
+                .and_then(|dir| dir.sync_all())
+                .map_err(io_error(&path))?;
+        }
+        self.lines += text.matches('\n').count();
         Ok(())
     }
 
@@ -580,6 +600,32 @@ mod tests {
         assert!(!state.is_delivered(&uid("big")));
         assert!(state.entry(&uid("big")).unwrap().size_reported);
         assert_eq!(state.entry(&uid("a")).unwrap().first_seen, Some(100));
+    }
+
+    /// A new file is created empty at open (nothing synced before the download) and gets its
+    /// header with the first records; an empty file left by a run that recorded nothing (or
+    /// was killed first) reads as an empty state and takes records the same way.
+    #[test]
+    fn a_new_file_is_empty_until_its_first_records_which_bring_the_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("acct");
+        let mut state = State::open(&path).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"");
+        state.compact(|_| true).unwrap();
+        drop(state);
+        assert_eq!(fs::read(&path).unwrap(), b"");
+
+        let mut state = State::open(&path).unwrap();
+        assert_eq!(state.delivered_count(), 0);
+        state.record_delivered(&[uid("a")], 7).unwrap();
+        state.record_delivered(&[uid("b")], 8).unwrap();
+        drop(state);
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            "pop3-state 1\n+ a 7\n+ b 8\n"
+        );
+        let state = State::open(&path).unwrap();
+        assert!(state.is_delivered(&uid("a")) && state.is_delivered(&uid("b")));
     }
 
     #[test]
