@@ -115,6 +115,11 @@ impl<W: Write> LfWriter<W> {
     }
 
     /// Writes out a CR still held back and returns the inner writer.
+    /// The writer it wraps.
+    pub fn get_ref(&self) -> &W {
+        &self.inner
+    }
+
     pub fn finish(mut self) -> io::Result<W> {
         if self.pending_cr {
             self.inner.write_all(b"\r")?;

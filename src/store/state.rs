@@ -15,6 +15,8 @@
 //! k <uid>                               deleted unread (delete_larger_than, filter exit 1);
 //!                                       DELE again until the server confirms it
 //! f <uid>                               filter_command said skip (exit 2); don't ask again
+//! - <uid>                               forget every earlier record of <uid> (it left the
+//!                                       server); records are read in order
 //! m <uid> <offset>                      an mbox append of <uid> starts at byte <offset>
 //! m-                                    no mbox append is in progress
 //! ```
@@ -30,8 +32,8 @@
 //! file reads as an empty state. A crash can only leave a torn last line, which has no
 //! newline and is ignored on reading:
 //! every complete line was written before the batch it describes was deleted from the server.
-//! At the end of a run that forgot records (or whose journal has grown past twice the live
-//! records), the journal is compacted: the live records are written to a temporary file,
+//! Once a run that wrote to it finds the journal grown past twice the live records plus
+//! [`JOURNAL_SLACK`] lines, it is compacted: the live records are written to a temporary file,
 //! fsynced and renamed over the old one, so a crash leaves either the old or the new file.
 
 use std::collections::HashMap;
@@ -43,6 +45,10 @@ use std::path::{Path, PathBuf};
 use crate::pop3::Uid;
 
 const HEADER: &str = "pop3-state 1";
+
+/// Lines the journal may hold beyond twice its live records before a run that writes to it
+/// rewrites it as a snapshot: about 30 KB, read in well under a millisecond.
+const JOURNAL_SLACK: usize = 1024;
 
 /// What the state knows about one message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -412,21 +418,37 @@ impl State {
         Ok(())
     }
 
-    /// Forgets the entries `keep` rejects (e.g. messages that left the server) and rewrites the
-    /// file as a compact snapshot when that forgot something. A run that only added records
-    /// (keep mode) leaves the journal as it is: its records are durable already, and a snapshot
-    /// would only cost two more syncs at the end of every run; it is rewritten once it has grown
-    /// past twice the live records. An idle run writes nothing.
+    /// Forgets the entries `keep` rejects (e.g. messages that left the server) with a `- UID`
+    /// record each, appended and synced like any other record. The file is rewritten as a
+    /// compact snapshot only by a run that wrote to it, once the journal has grown past twice
+    /// the live records plus [`JOURNAL_SLACK`] lines: a rewrite costs two more syncs and a
+    /// rename, which every delete run paid at its end when forgetting meant rewriting. An idle
+    /// run writes nothing.
     pub(crate) fn compact(&mut self, keep: impl Fn(&Uid) -> bool) -> Result<(), StateError> {
         if self.journal.is_none() {
             return Ok(());
         }
-        let before = self.entries.len();
-        self.entries.retain(|uid, _| keep(uid));
-        let forgot = self.entries.len() != before;
-        let overgrown = self.appended && self.lines > 2 * self.entries.len() + 64;
-        if forgot || overgrown {
-            self.rewrite()?;
+        let mut forgotten: Vec<Uid> = self
+            .entries
+            .keys()
+            .filter(|uid| !keep(uid))
+            .cloned()
+            .collect();
+        forgotten.sort();
+        let live = self.entries.len() - forgotten.len();
+        let overgrown = self.lines + forgotten.len() > 2 * live + JOURNAL_SLACK;
+        if overgrown && (self.appended || !forgotten.is_empty()) {
+            for uid in &forgotten {
+                self.entries.remove(uid);
+            }
+            return self.rewrite();
+        }
+        if !forgotten.is_empty() {
+            let lines: String = forgotten.iter().map(|uid| format!("- {uid}\n")).collect();
+            self.append(&lines)?;
+            for uid in &forgotten {
+                self.entries.remove(uid);
+            }
         }
         Ok(())
     }
@@ -553,6 +575,9 @@ fn parse(text: &[u8]) -> Result<HashMap<Uid, Entry>, usize> {
             (Some("f"), Some(uid), None, None) => {
                 entries.entry(uid).or_default().filter_skipped = true;
             }
+            (Some("-"), Some(uid), None, None) => {
+                entries.remove(&uid);
+            }
             (Some("m"), Some(_), Some(offset), None) => {
                 offset.parse::<u64>().map_err(|_| number)?;
             }
@@ -649,8 +674,11 @@ mod tests {
         drop(state);
         assert_eq!(
             fs::read_to_string(&path).unwrap(),
-            "pop3-state 1\ns big\nk huge\nf later\n+ old 3\n"
+            "pop3-state 1\n+ old 3\ns big\nk huge\nk spam\nf later\n- spam\n"
         );
+        let state = State::open(&path).unwrap();
+        assert!(state.entry(&uid("spam")).is_none());
+        assert!(state.entry(&uid("huge")).unwrap().delete_unfetched);
     }
 
     #[test]
@@ -699,8 +727,10 @@ mod tests {
         assert_eq!(parse(b"pop3-state 1\n+ a notanumber\n"), Err(2));
     }
 
+    /// Forgetting appends a `-` record (no rewrite); records are read in order, so a message
+    /// forgotten and delivered again is remembered with its new time.
     #[test]
-    fn compaction_prunes_and_keeps_the_file_valid() {
+    fn forgetting_appends_a_record_and_later_records_count_again() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("acct");
         let mut state = State::open(&path).unwrap();
@@ -708,12 +738,25 @@ mod tests {
             .record_delivered(&[uid("gone"), uid("kept")], 7)
             .unwrap();
         state.compact(|u| u.as_str() == "kept").unwrap();
+        assert!(!state.is_delivered(&uid("gone")));
         state.record_delivered(&[uid("new")], 8).unwrap();
         drop(state);
         assert_eq!(
             fs::read_to_string(&path).unwrap(),
-            "pop3-state 1\n+ kept 7\n+ new 8\n"
+            "pop3-state 1\n+ gone 7\n+ kept 7\n- gone\n+ new 8\n"
         );
+        let mut state = State::open(&path).unwrap();
+        assert!(!state.is_delivered(&uid("gone")));
+        assert!(state.is_delivered(&uid("kept")) && state.is_delivered(&uid("new")));
+        state.record_delivered(&[uid("gone")], 9).unwrap();
+        drop(state);
+        let state = State::open(&path).unwrap();
+        assert_eq!(state.entry(&uid("gone")).unwrap().first_seen, Some(9));
+        assert_eq!(
+            parse(b"pop3-state 1\n+ a 1\n- a\n- never\n").map(|e| e.len()),
+            Ok(0)
+        );
+        assert_eq!(parse(b"pop3-state 1\n- a 1\n"), Err(2));
     }
 
     #[test]
@@ -779,8 +822,8 @@ mod tests {
         let mut state = State::open(&path).unwrap();
         assert!(state.is_delivered(&uid("a")) && state.is_delivered(&uid("b")));
         // Records that add no message (a size report, again and again) grow the journal
-        // past twice the live records: then it is rewritten.
-        for _ in 0..80 {
+        // past twice the live records plus the slack: then it is rewritten.
+        for _ in 0..JOURNAL_SLACK + 4 {
             state.record_size_reported(&uid("a")).unwrap();
         }
         state.compact(|_| true).unwrap();
@@ -789,8 +832,17 @@ mod tests {
             fs::read_to_string(&path).unwrap(),
             "pop3-state 1\n+ a 1\ns a\n+ b 1\n"
         );
-        // Forgetting a message rewrites at once.
+        // Forgetting a message appends a record; many forgotten at once overgrow the
+        // journal and rewrite it.
         let snapshot = inode();
+        state.compact(|u| u.as_str() == "a").unwrap();
+        assert_eq!(inode(), snapshot);
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            "pop3-state 1\n+ a 1\ns a\n+ b 1\n- b\n"
+        );
+        let many: Vec<Uid> = (0..JOURNAL_SLACK).map(|i| uid(&format!("m{i}"))).collect();
+        state.record_delivered(&many, 2).unwrap();
         state.compact(|u| u.as_str() == "a").unwrap();
         assert_ne!(inode(), snapshot);
         assert_eq!(

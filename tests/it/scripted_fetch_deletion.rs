@@ -115,9 +115,20 @@ fn delete_mode_deletes_only_after_delivery_and_forgets_after_quit() {
     assert_durable_before_dele(&at_dele, &[&A, &B, &C]);
 
     assert_happy_maildir(&fixture);
-    // QUIT was confirmed: the deleted messages are forgotten.
-    assert_eq!(fixture.delivered(), BTreeSet::new());
-    assert_eq!(fixture.state_text(), "pop3-state 1\n");
+    // QUIT was confirmed: the deleted messages are forgotten, a `-` record each.
+    assert_eq!(
+        fixture.records(),
+        BTreeMap::new(),
+        "{}",
+        fixture.state_text()
+    );
+    assert!(
+        fixture
+            .state_text()
+            .ends_with("- uid-A\n- uid-B\n- uid-C\n"),
+        "{}",
+        fixture.state_text()
+    );
 }
 
 fn quit_not_confirmed(quit_reply: &str) {
@@ -356,7 +367,7 @@ fn a_lost_quit_after_delete_larger_than_retries_the_dele_without_reporting_again
     let outcome = fixture.fetch_maildir(&server, &[]).expect_code(0);
     assert_silent(&outcome);
     assert_sent(&server.finish(), &["LIST", "UIDL", "DELE 2", "QUIT"]);
-    assert!(!fixture.state_text().contains("uid-big"));
+    assert!(!fixture.records().contains_key("uid-big"));
 }
 
 #[test]

@@ -186,10 +186,17 @@ impl MaildirMessage {
             .unwrap_or(&self.tmp_path)
     }
 
-    /// Appends message data (CRLF becomes LF).
+    /// Appends message data (CRLF becomes LF). A big message's data starts going to disk
+    /// every [`flush::WRITEBACK_STEP`] bytes, so little is left to write when it is complete.
     pub(crate) fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        let step = flush::WRITEBACK_STEP;
+        let crossed = (self.bytes + data.len() as u64) / step > self.bytes / step;
         self.bytes += data.len() as u64;
-        self.writer.write_all(data)
+        self.writer.write_all(data)?;
+        if crossed && self.flush.is_some() {
+            flush::start_writeback(self.writer.get_ref().get_ref());
+        }
+        Ok(())
     }
 
     /// Finishes writing and starts making the data durable; the message stays in `tmp/`

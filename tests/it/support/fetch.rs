@@ -222,11 +222,16 @@ impl Fixture {
 
     /// The unique-ids the state remembers as delivered.
     pub fn delivered(&self) -> BTreeSet<String> {
-        self.state_text()
-            .lines()
-            .filter_map(|l| l.strip_prefix("+ "))
-            .map(|rest| rest.rsplit_once(' ').unwrap().0.to_owned())
+        self.records()
+            .into_iter()
+            .filter(|(_, kinds)| kinds.contains("+"))
+            .map(|(uid, _)| uid)
             .collect()
+    }
+
+    /// What the state remembers: see [`replay_state`].
+    pub fn records(&self) -> BTreeMap<String, BTreeSet<String>> {
+        replay_state(&self.state_text())
     }
 
     /// File name -> content of every file in `Maildir/SUB`.
@@ -500,4 +505,30 @@ pub fn assert_happy_maildir(fixture: &Fixture) {
     assert_eq!(fixture.new_messages(), sorted(&[A.text, B.text, C.text]));
     assert!(fixture.maildir_files("tmp").is_empty());
     assert!(fixture.maildir_files("cur").is_empty());
+}
+
+/// Replays a state journal: each unique-id it remembers, with the kinds of its records (`+`,
+/// `s`, `r`, `k`, `f`). A `- UID` record forgets every earlier record of UID; `m` records
+/// (mbox appends) are left out.
+pub fn replay_state(text: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let mut records: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for line in text.lines().skip(1) {
+        let mut words = line.split(' ');
+        let (Some(kind), Some(uid)) = (words.next(), words.next()) else {
+            continue;
+        };
+        match kind {
+            "-" => {
+                records.remove(uid);
+            }
+            "m" => {}
+            _ => {
+                records
+                    .entry(uid.to_owned())
+                    .or_default()
+                    .insert(kind.to_owned());
+            }
+        }
+    }
+    records
 }
