@@ -202,7 +202,7 @@ impl Delivery {
         Ok(match target {
             Target::Maildir(root) => Delivery::Maildir {
                 maildir: {
-                    // Its flush threads start with the first expected message (`expect`).
+                    // Its flushing starts with the first expected message (`expect`).
                     Maildir::open(root).map_err(|cause| DeliverError::Open {
                         target: target.clone(),
                         cause,
@@ -456,8 +456,9 @@ pub(crate) enum Batch {
 
 impl Batch {
     /// Makes the batch durable, then records `keys` (its messages, in order) as delivered.
-    /// Maildir: waits until each file is synced (each is `fdatasync`ed once complete, beside
-    /// the download), renames, one fsync of `new/` (the files are removed on failure).
+    /// Maildir: waits until each file is on disk (one `syncfs` for the batch on a quiet
+    /// system, else each file `fdatasync`ed once complete, beside the download), renames, one
+    /// fsync of `new/` (the files are removed on failure).
     /// mbox: see [`append_to_mbox`].
     pub(crate) fn commit(self, keys: &[Uid], state: &mut State) -> Result<(), DeliverError> {
         match self {

@@ -4,8 +4,9 @@
 //! The order of events for each batch is what makes that true:
 //! 1. RETR the messages (one pipelined stream for the whole run), streaming each into the
 //!    target (Maildir `tmp/`, or a local spool file for the mbox and the MDA);
-//! 2. make the batch durable (Maildir: each file `fdatasync`ed once complete, on flush threads
-//!    beside the download; renames into `new/`, one fsync of `new/`;
+//! 2. make the batch durable (Maildir: one `syncfs` for the batch while the system is
+//!    otherwise quiet, else each file `fdatasync`ed once complete on flush threads beside the
+//!    download; renames into `new/`, one fsync of `new/`;
 //!    mbox: announce the append in the state journal, append under the lock, one fsync; MDA:
 //!    its exit status);
 //! 3. append the batch's unique-ids to the state journal and fsync it;
