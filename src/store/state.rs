@@ -407,14 +407,15 @@ impl State {
         };
         journal
             .write_all(text.as_bytes())
-            .and_then(|()| journal.sync_data())
             .map_err(io_error(&path))?;
+        // Counted once written, synced or not: a later append must not repeat the header.
+        self.lines += text.matches('\n').count();
+        journal.sync_data().map_err(io_error(&path))?;
         if new_file {
             File::open(path.parent().unwrap_or(Path::new(".")))
                 .and_then(|dir| dir.sync_all())
                 .map_err(io_error(&path))?;
         }
-        self.lines += text.matches('\n').count();
         Ok(())
     }
 

@@ -751,6 +751,7 @@ fn fetch_all_streams_a_300_mb_message_in_bounded_memory() {
         "delivered size vs the original's ({size}) without CRs"
     );
     assert_eq!(sha256_of_file(&delivered[0]), expected_digest);
+    assert!(peak_kib > 0, "pop3's VmHWM was never read");
     assert!(
         peak_kib < RSS_LIMIT_KIB,
         "peak RSS {peak_kib} KiB is not below {RSS_LIMIT_KIB} KiB"

@@ -13,15 +13,19 @@
 //!
 //! The choice is made again at every commit, so a writer that starts during a long fetch moves
 //! the rest of it to per-file flushing. Either way a batch is committed only once every file of
-//! it is on disk, and a writeback error fails it: `syncfs` reports such errors from Linux 5.8 on
-//! (through the `tmp/` descriptor opened before the first file was written); on older kernels
-//! every file is flushed on its own.
+//! it is on disk, and a writeback error fails it. `syncfs` is trusted only where it both makes
+//! the data durable and reports writeback errors (through the `tmp/` descriptor opened before
+//! the first file was written): Linux 5.8 or later, on a local file system known to do so (ext2/3/4,
+//! XFS, btrfs, f2fs, tmpfs). FUSE file systems (sshfs, gocryptfs, ...), 9p, CIFS, NFS and
+//! overlayfs get a flush per file, always. A failed `syncfs` may be another program's error
+//! (the counter is the file system's): the batch's files are then flushed one by one, and only
+//! their own errors fail it.
 
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -47,7 +51,7 @@ pub(super) enum Durable {
     Flushing(Receiver<io::Result<()>>),
     /// Left to the kernel until its batch's commit (a `syncfs`, or a flush per file if the
     /// system got busy meanwhile); `bytes` counts towards the batch's own dirty data.
-    WithBatch { file: File, bytes: u64 },
+    WithBatch { file: File, bytes: u64, _held: Held },
     /// Synced by the commit itself, one file after the other (no flush beside the download).
     AtCommit(File),
 }
@@ -59,15 +63,30 @@ pub(super) struct Flush {
     shared: Arc<Shared>,
 }
 
+/// Counts a [`Durable::WithBatch`] descriptor while it lives.
+#[derive(Debug)]
+pub(super) struct Held(Arc<AtomicUsize>);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 #[derive(Debug)]
 struct Shared {
     /// `tmp/`, opened before the first file was written: `syncfs` on it covers the Maildir's
-    /// file system and reports writeback errors since that opening. `None` when syncfs is not
-    /// to be used.
+    /// file system and reports writeback errors since that opening. `None` where syncfs is not
+    /// trusted ([`syncfs_is_trusted`]).
     tmp: Option<File>,
     /// Whether the system is quiet enough for a syncfs, given our batch's bytes:
     /// [`others_are_quiet`], or a stand-in in tests.
     look: fn(u64) -> bool,
+    /// [`syncfs`], or a stand-in in tests.
+    sync_fs: fn(&File) -> io::Result<()>,
+    /// [`Durable::WithBatch`] descriptors alive: past [`FLUSH_BACKLOG`], finished files go to
+    /// the threads, so that batches queued behind a slow commit cannot exhaust descriptors.
+    held: Arc<AtomicUsize>,
     /// The last look found the system quiet: finished files wait for their batch's syncfs.
     quiet: AtomicBool,
     /// Started on first need: a quiet run never starts them.
@@ -77,21 +96,24 @@ struct Shared {
 impl Flush {
     /// Starts the flushing of a delivery into the Maildir whose `tmp/` is `tmp`.
     pub(super) fn start(tmp: &Path) -> Flush {
-        Flush::with_look(tmp, others_are_quiet)
+        Flush::with_stand_ins(tmp, others_are_quiet, syncfs)
     }
 
-    /// [`Flush::start`], judging the system's load with `look`.
-    pub(super) fn with_look(tmp: &Path, look: fn(u64) -> bool) -> Flush {
-        let tmp = if syncfs_reports_errors() {
-            File::open(tmp).ok()
-        } else {
-            None
-        };
+    /// [`Flush::start`], judging the system's load with `look` and syncing the file system with
+    /// `sync_fs`.
+    pub(super) fn with_stand_ins(
+        tmp: &Path,
+        look: fn(u64) -> bool,
+        sync_fs: fn(&File) -> io::Result<()>,
+    ) -> Flush {
+        let tmp = File::open(tmp).ok().filter(syncfs_is_trusted);
         let quiet = tmp.is_some() && look(0);
         Flush {
             shared: Arc::new(Shared {
                 tmp,
                 look,
+                sync_fs,
+                held: Arc::new(AtomicUsize::new(0)),
                 quiet: AtomicBool::new(quiet),
                 threads: OnceLock::new(),
             }),
@@ -101,8 +123,15 @@ impl Flush {
     /// Takes a complete file of `bytes` bytes: it waits for its batch's `syncfs` while the
     /// system is quiet, else it goes to a flush thread at once.
     pub(super) fn finished(&self, file: File, bytes: u64) -> Durable {
-        if self.shared.quiet.load(Ordering::Relaxed) {
-            return Durable::WithBatch { file, bytes };
+        let held = &self.shared.held;
+        if self.shared.quiet.load(Ordering::Relaxed) && held.load(Ordering::Relaxed) < FLUSH_BACKLOG
+        {
+            held.fetch_add(1, Ordering::Relaxed);
+            return Durable::WithBatch {
+                file,
+                bytes,
+                _held: Held(Arc::clone(held)),
+            };
         }
         start_writeback(&file);
         self.to_threads(file)
@@ -125,24 +154,43 @@ impl Flush {
         self.shared.quiet.store(quiet, Ordering::Relaxed);
         let mut handed = Vec::new();
         if waiting {
-            match &self.shared.tmp {
-                Some(tmp) if quiet => syncfs(tmp)?,
-                _ => {
-                    // The system got busy since these files were finished: flush them one by
-                    // one after all, on the threads at once. The duplicate descriptor shares
-                    // the open file, so a writeback error is still reported to it.
-                    for durable in &batch {
-                        if let Durable::WithBatch { file, .. } = durable {
-                            handed.push(self.to_threads(file.try_clone()?));
-                        }
+            let synced = match &self.shared.tmp {
+                Some(tmp) if quiet => (self.shared.sync_fs)(tmp).is_ok(),
+                _ => false,
+            };
+            if !synced {
+                // The system got busy since these files were finished, or the syncfs failed
+                // (perhaps for another program's file): flush ours one by one after all, on
+                // the threads at once. The duplicate descriptor shares the open file, so a
+                // writeback error of that file is still reported to it.
+                for durable in &batch {
+                    if let Durable::WithBatch { file, .. } = durable {
+                        handed.push(self.to_threads(file.try_clone()?));
                     }
                 }
             }
         }
-        for durable in batch.into_iter().chain(&handed) {
+        for durable in &batch {
+            if !matches!(durable, Durable::WithBatch { .. }) {
+                durable.wait()?;
+            }
+        }
+        for durable in &handed {
             durable.wait()?;
         }
         Ok(())
+    }
+
+    /// Whether the flush threads were started.
+    #[cfg(test)]
+    pub(super) fn used_threads(&self) -> bool {
+        matches!(self.shared.threads.get(), Some(Some(_)))
+    }
+
+    /// Whether batches may be made durable with one syncfs here.
+    #[cfg(test)]
+    pub(super) fn may_syncfs(&self) -> bool {
+        self.shared.tmp.is_some()
     }
 
     fn to_threads(&self, file: File) -> Durable {
@@ -154,18 +202,16 @@ impl Flush {
 }
 
 impl Durable {
-    /// Waits until the data is on disk, for a file not covered by a syncfs. Each file is
-    /// synced once, through the descriptor that wrote it, so a writeback error (EIO, ENOSPC)
-    /// is reported here and never retried into a false success (after a failed fsync the
-    /// kernel may mark the pages clean).
+    /// Waits until the data is on disk. Each file is synced once, through the descriptor that
+    /// wrote it, so a writeback error (EIO, ENOSPC) is reported here and never retried into a
+    /// false success (after a failed fsync the kernel may mark the pages clean).
+    /// [`Flush::settle`] does not call it for the files its syncfs covered.
     pub(super) fn wait(&self) -> io::Result<()> {
         match self {
             Durable::Flushing(outcome) => outcome
                 .recv()
                 .unwrap_or_else(|_| Err(io::Error::other("a Maildir flush thread ended"))),
-            Durable::AtCommit(file) => file.sync_data(),
-            // Covered by the batch's syncfs, or handed to the threads as a duplicate.
-            Durable::WithBatch { .. } => Ok(()),
+            Durable::AtCommit(file) | Durable::WithBatch { file, .. } => file.sync_data(),
         }
     }
 }
@@ -227,7 +273,7 @@ pub(super) fn start_writeback(file: &File) {
     unsafe { libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
 }
 
-fn syncfs(dir: &File) -> io::Result<()> {
+pub(super) fn syncfs(dir: &File) -> io::Result<()> {
     // SAFETY: syncfs on a descriptor we own; no memory is passed.
     if unsafe { libc::syncfs(dir.as_raw_fd()) } == 0 {
         Ok(())
@@ -253,6 +299,28 @@ fn dirty_bytes(meminfo: &str) -> Option<u64> {
         kib.parse::<u64>().ok()?.checked_mul(1024)
     };
     field("Dirty:")?.checked_add(field("Writeback:")?)
+}
+
+/// Whether a `syncfs` of the file system holding `dir` makes our files durable and reports
+/// their writeback errors: Linux 5.8 or later, and a local file system whose sync writes its
+/// files' data (not FUSE, whose sync asks the file system program for nothing; not 9p, CIFS or
+/// NFS; not overlayfs, whose errors are the upper file system's).
+fn syncfs_is_trusted(dir: &File) -> bool {
+    const TRUSTED: [i64; 5] = [
+        0xEF53,      // ext2, ext3, ext4
+        0x5846_5342, // XFS
+        0x9123_683E, // btrfs
+        0xF2F5_2010, // f2fs
+        0x0102_1994, // tmpfs
+    ];
+    // SAFETY: fstatfs fills the zeroed struct it is given, from a descriptor we own.
+    let mut stats: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstatfs(dir.as_raw_fd(), &mut stats) } != 0 {
+        return false;
+    }
+    #[allow(clippy::unnecessary_cast)] // f_type's width differs between C libraries
+    let kind = stats.f_type as i64;
+    TRUSTED.contains(&kind) && syncfs_reports_errors()
 }
 
 /// Whether `syncfs` reports writeback errors: from Linux 5.8 on.

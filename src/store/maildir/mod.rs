@@ -84,10 +84,11 @@ impl Maildir {
         self.flush = Some(Flush::start(&self.root.join("tmp")));
     }
 
-    /// [`Maildir::flush_early`], judging the system's load with `look` (see [`flush`]).
+    /// [`Maildir::flush_early`], judging the system's load with `look` and syncing the file
+    /// system with `sync_fs` (see [`flush`]).
     #[cfg(test)]
-    fn flush_early_with(&mut self, look: fn(u64) -> bool) {
-        self.flush = Some(Flush::with_look(&self.root.join("tmp"), look));
+    fn flush_early_with(&mut self, look: fn(u64) -> bool, sync_fs: fn(&File) -> io::Result<()>) {
+        self.flush = Some(Flush::with_stand_ins(&self.root.join("tmp"), look, sync_fs));
     }
 
     /// The tags of every message already in `new/` or `cur/` that this program delivered.
@@ -384,23 +385,34 @@ mod tests {
         assert!(delivered.contains(&tags[0]) && delivered.contains(&tags[2]));
     }
 
+    /// Judges whether the system is quiet, given our batch's bytes.
+    type Look = fn(u64) -> bool;
+    /// Syncs a file system.
+    type SyncFs = fn(&File) -> io::Result<()>;
+
+    fn failing_syncfs(_: &File) -> io::Result<()> {
+        Err(io::Error::from_raw_os_error(libc::EIO))
+    }
+
     /// How a test's Maildir flushes: as a busy system (a flush per file), as a quiet one (one
     /// syncfs per batch), quiet while the files are written and busy at their commit (then
-    /// flushed one by one after all), or at commit without flush threads.
-    const FLUSH_WAYS: [(&str, Option<Look>); 4] = [
-        ("busy", Some(|_| false)),
-        ("quiet", Some(|_| true)),
-        ("quiet, then busy", Some(|own_bytes| own_bytes == 0)),
+    /// flushed one by one after all), quiet with a syncfs that fails (perhaps for another
+    /// program's file: then flushed one by one too), or at commit without flush threads.
+    const FLUSH_WAYS: [(&str, Option<(Look, SyncFs)>); 5] = [
+        ("busy", Some((|_| false, flush::syncfs))),
+        ("quiet", Some((|_| true, flush::syncfs))),
+        (
+            "quiet, then busy",
+            Some((|own_bytes| own_bytes == 0, flush::syncfs)),
+        ),
+        ("quiet, syncfs fails", Some((|_| true, failing_syncfs))),
         ("at commit", None),
     ];
 
-    /// Judges whether the system is quiet, given our batch's bytes.
-    type Look = fn(u64) -> bool;
-
-    fn open_flushing(root: &Path, look: Option<Look>) -> Maildir {
+    fn open_flushing(root: &Path, way: Option<(Look, SyncFs)>) -> Maildir {
         let mut maildir = Maildir::open(root).unwrap();
-        if let Some(look) = look {
-            maildir.flush_early_with(look);
+        if let Some((look, sync_fs)) = way {
+            maildir.flush_early_with(look, sync_fs);
         }
         maildir
     }
@@ -426,6 +438,12 @@ mod tests {
                 .collect();
             maildir.commit(&staged).unwrap();
             assert_eq!(maildir.delivered_tags().unwrap().len(), 20, "{way}");
+            // Where syncfs may be used (Linux 5.8+, a local file system), a quiet system
+            // never starts the flush threads; a failed syncfs falls back to them.
+            if let Some(flush) = maildir.flush.as_ref().filter(|f| f.may_syncfs()) {
+                let expected = way != "quiet";
+                assert_eq!(flush.used_threads(), expected, "{way}");
+            }
             assert_eq!(
                 fs::read_dir(dir.path().join("tmp")).unwrap().count(),
                 0,
@@ -436,9 +454,9 @@ mod tests {
 
     /// A failed fdatasync (a disk's EIO) must fail the batch: nothing of it reaches `new/`, and
     /// its files can be removed; the caller then records nothing. A pipe stands in for the
-    /// failing disk: fdatasync refuses it with EINVAL. (A quiet system's syncfs does not sync
-    /// descriptors one by one, so a pipe cannot fail it; it reports a writeback error of the
-    /// file system from Linux 5.8 on, and older kernels always flush per file.)
+    /// failing disk: fdatasync refuses it with EINVAL. (A quiet system's successful syncfs
+    /// does not sync descriptors one by one, so a pipe cannot fail it; syncfs is used only
+    /// where it reports writeback errors, and when it fails, each file is flushed on its own.)
     #[test]
     fn a_file_that_cannot_be_synced_fails_its_batch_and_nothing_reaches_new() {
         for (way, look) in FLUSH_WAYS {
@@ -466,26 +484,37 @@ mod tests {
         }
     }
 
-    /// More finished messages than the flush backlog holds: finishing waits for the flush
-    /// threads instead of piling up descriptors, and every message still arrives.
+    /// More finished messages than the flush backlog holds: on a busy system finishing waits
+    /// for the flush threads instead of piling up descriptors; on a quiet one at most that
+    /// many wait for their batch's syncfs, the rest go to the threads. Every message arrives.
     #[test]
     fn more_messages_than_the_flush_backlog_are_all_delivered() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut maildir = Maildir::open(dir.path()).unwrap();
-        maildir.flush_early_with(|_| false);
-        let count = flush::FLUSH_BACKLOG + flush::FLUSH_THREADS + 20;
-        let staged: Vec<Staged> = (0..count)
-            .map(|i| {
-                let mut message = maildir.start(&tag_for("k", &i.to_string())).unwrap();
-                message
-                    .write(format!("Subject: {i}\r\n\r\n").as_bytes())
-                    .unwrap();
-                message.finish().unwrap()
-            })
-            .collect();
-        maildir.commit(&staged).unwrap();
-        assert_eq!(maildir.delivered_tags().unwrap().len(), count);
-        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+        for (way, look) in [("busy", (|_| false) as Look), ("quiet", |_| true)] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut maildir = Maildir::open(dir.path()).unwrap();
+            maildir.flush_early_with(look, flush::syncfs);
+            let count = flush::FLUSH_BACKLOG + flush::FLUSH_THREADS + 20;
+            let staged: Vec<Staged> = (0..count)
+                .map(|i| {
+                    let mut message = maildir.start(&tag_for("k", &i.to_string())).unwrap();
+                    message
+                        .write(format!("Subject: {i}\r\n\r\n").as_bytes())
+                        .unwrap();
+                    message.finish().unwrap()
+                })
+                .collect();
+            let held = staged
+                .iter()
+                .filter(|s| matches!(s.durable, Durable::WithBatch { .. }))
+                .count();
+            assert!(
+                held <= flush::FLUSH_BACKLOG,
+                "{way}: {held} descriptors held"
+            );
+            maildir.commit(&staged).unwrap();
+            assert_eq!(maildir.delivered_tags().unwrap().len(), count, "{way}");
+            assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+        }
     }
 
     #[test]

@@ -515,6 +515,7 @@ pub fn replay_state(text: &str) -> BTreeMap<String, BTreeSet<String>> {
     for line in text.lines().skip(1) {
         let mut words = line.split(' ');
         let (Some(kind), Some(uid)) = (words.next(), words.next()) else {
+            assert_eq!(line, "m-", "malformed state line in\n{text}");
             continue;
         };
         match kind {
@@ -522,12 +523,13 @@ pub fn replay_state(text: &str) -> BTreeMap<String, BTreeSet<String>> {
                 records.remove(uid);
             }
             "m" => {}
-            _ => {
+            "+" | "s" | "r" | "k" | "f" => {
                 records
                     .entry(uid.to_owned())
                     .or_default()
                     .insert(kind.to_owned());
             }
+            _ => panic!("malformed state line {line:?} in\n{text}"),
         }
     }
     records
