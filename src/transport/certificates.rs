@@ -329,9 +329,9 @@ impl ServerCertVerifier for ShowingVerifier {
         self.inner.supported_verify_schemes()
     }
 
-    // Not forwarded: rustls 0.23 sends these names as the ClientHello's
-    // `certificate_authorities` extension, and `WebPkiServerVerifier` gives none (the default),
-    // so forwarding it would only make the system's roots a hint when they are not read.
+    // None, as `WebPkiServerVerifier` gave: rustls 0.23 would send these names in the
+    // ClientHello's `certificate_authorities` extension, and naming the system's roots there
+    // would mean reading them on every run.
     fn root_hint_subjects(&self) -> Option<&[rustls::DistinguishedName]> {
         None
     }
