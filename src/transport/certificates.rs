@@ -3,7 +3,7 @@
 //! prints.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rustls::RootCertStore;
 use rustls::client::WebPkiServerVerifier;
@@ -12,22 +12,32 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime, pem::PemObject};
 
 use super::TransportError;
 
+/// The roots verified against first: the CA file's certificates alone when one is set (the
+/// system's roots are then read only if they do not vouch for the server, see
+/// [`ShowingVerifier`]), else the system's.
 pub(super) fn trusted_roots(ca_file: Option<&Path>) -> Result<RootCertStore, TransportError> {
     let mut roots = RootCertStore::empty();
-    // Unreadable system certificates are not fatal: the CA file may be all we need.
-    roots.add_parsable_certificates(system_certificates());
-    if let Some(path) = ca_file {
-        for certificate in read_certificates(path)? {
-            roots.add(certificate).map_err(|e| TransportError::CaFile {
-                path: path.to_owned(),
-                reason: e.to_string(),
-            })?;
+    match ca_file {
+        Some(path) => {
+            for certificate in read_certificates(path)? {
+                roots.add(certificate).map_err(|e| TransportError::CaFile {
+                    path: path.to_owned(),
+                    reason: e.to_string(),
+                })?;
+            }
         }
+        None => system_roots(&mut roots),
     }
     if roots.is_empty() {
         return Err(TransportError::NoRootCertificates);
     }
     Ok(roots)
+}
+
+/// Adds the system's roots to `roots`. Unreadable system certificates are not fatal: the CA
+/// file may be all we need.
+fn system_roots(roots: &mut RootCertStore) {
+    roots.add_parsable_certificates(system_certificates());
 }
 
 /// Bundle files that hold every system root in one PEM file, most common first (Debian/Ubuntu,
@@ -171,24 +181,61 @@ impl rustls::client::danger::ServerCertVerifier for ChainlessVerifier {
 /// The usual verification (webpki against the trusted roots, host name, validity), which on
 /// refusing a certificate carries it out in the error ([`Unverified`]) so that it can be shown:
 /// rustls keeps the peer's certificates only once they are verified.
+///
+/// With a CA file, the chain is verified against the CA file alone first, and only if that
+/// fails against the system's roots, read then (once per connector). This accepts exactly
+/// what one store holding both would: a chain ends at one anchor, from one store or the other,
+/// and its intermediates come from the server. It spares the usual run against a private CA
+/// parsing the ~140 system roots (issue 11).
 #[derive(Debug)]
 pub(super) struct ShowingVerifier {
     inner: Arc<WebPkiServerVerifier>,
+    /// The system's roots, when `inner` holds only the CA file's.
+    fallback: Option<SystemFallback>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
 }
 
+/// A verifier over the system's roots, built the first time it is needed; `None` inside when
+/// the system has no usable root.
+#[derive(Debug, Default)]
+struct SystemFallback(OnceLock<Option<Arc<WebPkiServerVerifier>>>);
+
 impl ShowingVerifier {
+    /// Verifies against `roots` (from [`trusted_roots`]); `with_system_fallback` when those
+    /// are the CA file's, so the system's roots are tried after them.
     pub(super) fn new(
         roots: RootCertStore,
+        with_system_fallback: bool,
         provider: Arc<rustls::crypto::CryptoProvider>,
     ) -> Result<ShowingVerifier, TransportError> {
-        let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+        let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
             .build()
             .map_err(|e| TransportError::Tls {
                 host: String::new(),
                 error: rustls::Error::General(e.to_string()),
                 presented: None,
             })?;
-        Ok(ShowingVerifier { inner })
+        Ok(ShowingVerifier {
+            inner,
+            fallback: with_system_fallback.then(SystemFallback::default),
+            provider,
+        })
+    }
+
+    /// The verifier over the system's roots, read on first use.
+    fn system_verifier(&self) -> Option<&Arc<WebPkiServerVerifier>> {
+        let fallback = self.fallback.as_ref()?;
+        fallback
+            .0
+            .get_or_init(|| {
+                let mut roots = RootCertStore::empty();
+                system_roots(&mut roots);
+                // No system root: the CA file's verdict stands.
+                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
+                    .build()
+                    .ok()
+            })
+            .as_ref()
     }
 }
 
@@ -232,17 +279,32 @@ impl ServerCertVerifier for ShowingVerifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        self.inner
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-            .map_err(|error| match error {
-                rustls::Error::InvalidCertificate(cause) => rustls::Error::InvalidCertificate(
-                    rustls::CertificateError::Other(rustls::OtherError(Arc::new(Unverified {
-                        cause,
-                        certificate: end_entity.clone().into_owned(),
-                    }))),
-                ),
-                other => other,
-            })
+        let verify = |verifier: &WebPkiServerVerifier| {
+            verifier.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        };
+        let first = match verify(&self.inner) {
+            Ok(verified) => return Ok(verified),
+            Err(error) => error,
+        };
+        let error = match self.system_verifier() {
+            Some(system) => match verify(system) {
+                Ok(verified) => return Ok(verified),
+                // The CA file found a chain but refused it (wrong name, expired...): that
+                // says more than the system's "unknown issuer".
+                Err(_) if !is_unknown_issuer(&first) => first,
+                Err(second) => second,
+            },
+            None => first,
+        };
+        Err(match error {
+            rustls::Error::InvalidCertificate(cause) => rustls::Error::InvalidCertificate(
+                rustls::CertificateError::Other(rustls::OtherError(Arc::new(Unverified {
+                    cause,
+                    certificate: end_entity.clone().into_owned(),
+                }))),
+            ),
+            other => other,
+        })
     }
 
     fn verify_tls12_signature(
@@ -267,9 +329,19 @@ impl ServerCertVerifier for ShowingVerifier {
         self.inner.supported_verify_schemes()
     }
 
+    // None, as `WebPkiServerVerifier` gave: rustls 0.23 would send these names in the
+    // ClientHello's `certificate_authorities` extension, and naming the system's roots there
+    // would mean reading them on every run.
     fn root_hint_subjects(&self) -> Option<&[rustls::DistinguishedName]> {
-        self.inner.root_hint_subjects()
+        None
     }
+}
+
+fn is_unknown_issuer(error: &rustls::Error) -> bool {
+    matches!(
+        error,
+        rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)
+    )
 }
 
 pub(super) fn read_certificates(

@@ -1,7 +1,8 @@
 //! TCP connections, implicit TLS and the STLS upgrade, with timeouts.
 //!
 //! TLS is rustls, trusting the system's roots (read from one bundle file, see
-//! `certificates::system_certificates`) plus an optional CA file. The certificate and the host
+//! `certificates::system_certificates`) plus an optional CA file; with a CA file, the system's
+//! roots are read only when it does not vouch for the server. The certificate and the host
 //! name are always verified: there is no switch to turn that off. The handshake completes
 //! before [`TlsConnector::handshake`] returns, so a certificate problem is reported as such,
 //! not as a confusing read error later.
@@ -281,6 +282,7 @@ impl TlsConnector {
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(ShowingVerifier::new(
                     trusted_roots(ca_file)?,
+                    ca_file.is_some(),
                     provider,
                 )?)),
         };

@@ -20,6 +20,7 @@ mod dovecot_messages;
 mod dovecot_proxy;
 mod dovecot_round_trips;
 mod dovecot_state_key;
+mod dovecot_trust;
 mod exit_codes_local;
 mod fetch_lmtp_smtp;
 mod hostile_bounds;
