@@ -162,7 +162,10 @@ fn delete_larger_than_deletes_unread_and_reports_each_message_once() {
     let state = fs::read_dir(setup.path("state"))
         .unwrap()
         .map(|e| e.unwrap().path())
-        .find(|p| !p.to_string_lossy().ends_with(".lock"))
+        .find(|p| {
+            let name = p.to_string_lossy();
+            !name.ends_with(".lock") && !name.ends_with(".capabilities")
+        })
         .unwrap();
     let records = replay_state(&fs::read_to_string(state).unwrap());
     assert!(
