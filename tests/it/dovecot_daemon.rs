@@ -3,12 +3,11 @@
 //! and stops cleanly on SIGTERM and SIGINT.
 
 use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::cli::Pop3;
+use crate::support::cli::{Pop3, finish};
 use crate::support::dovecot::{User, dovecot};
 use crate::support::pty::Terminal;
 
@@ -76,31 +75,6 @@ fn spawn(config: &Path, password: &str) -> (Child, tempfile::TempDir) {
 fn signal(child: &Child, signal: i32) {
     // SAFETY: kill(2) on our own child's pid.
     assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
-}
-
-/// Waits for the child to exit (or kills it after `timeout`) and returns its exit code and
-/// stderr.
-fn finish(mut child: Child, timeout: Duration) -> (Option<i32>, String) {
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    (status.and_then(|s| s.code()), stderr)
 }
 
 #[test]

@@ -5,9 +5,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::support::cli::{Outcome, Pop3};
+use crate::support::cli::{Outcome, Pop3, finish};
 use crate::support::dovecot::dovecot;
 
 /// Writes a self-signed CA certificate that signed nothing the sandbox presents.
@@ -74,33 +74,16 @@ fn system_roots_are_not_read_when_the_ca_file_vouches() {
         .env("SSL_CERT_FILE", &fifo)
         .args(["--timeout", "10", "stat"])
         .into_command();
-    let mut child = command
+    let child = command
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let (code, stderr) = finish(child, Duration::from_secs(30));
     // Before: the system bundle was read on every run, and the open of the FIFO never returned.
-    assert!(status.is_some(), "pop3 hung opening SSL_CERT_FILE");
-    let output = child.wait_with_output().unwrap();
-    assert_eq!(
-        status.unwrap().code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(code.is_some(), "pop3 hung opening SSL_CERT_FILE");
+    assert_eq!(code, Some(0), "{stderr}");
 }
 
 #[test]

@@ -1,8 +1,10 @@
 //! Runs the real `pop3` binary in an isolated environment: its own HOME and XDG directories
 //! (so no user config leaks in) and no inherited `POP3_CONFIG`.
 
+use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// What a run of `pop3` produced.
 #[derive(Debug)]
@@ -137,4 +139,29 @@ impl Pop3 {
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         }
     }
+}
+
+/// Waits for the child to exit (or kills it after `timeout`) and returns its exit code (`None`
+/// when it was killed) and stderr, which must be piped.
+pub fn finish(mut child: Child, timeout: Duration) -> (Option<i32>, String) {
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    (status.and_then(|s| s.code()), stderr)
 }
