@@ -54,14 +54,52 @@ const BASH_ACCOUNT_NAMES: &str = r#"_pop3_account_names() {
 
 "#;
 
+/// The zsh function that lists the account names, from the config file the command line names
+/// with `--config FILE` or `--config=FILE`, if any.
+const ZSH_ACCOUNT_NAMES: &str = r#"
+(( $+functions[_pop3_account_names] )) ||
+_pop3_account_names() {
+    local -a names config
+    local i
+    for (( i = 2; i < CURRENT; i++ )); do
+        case $words[i] in
+            (--config) config=(--config "${words[i+1]/#\~/$HOME}") ;;
+            (--config=*) config=(--config "${${words[i]#--config=}/#\~/$HOME}") ;;
+        esac
+    done
+    names=(${(f)"$(${words[1]} $config accounts --names 2>/dev/null)"})
+    compadd -a names
+}
+"#;
+
+/// The fish function that lists the account names, from the config file the command line
+/// names with `--config FILE` or `--config=FILE`, if any.
+const FISH_ACCOUNT_NAMES: &str = r#"function __pop3_account_names
+    set -l tokens (commandline -opc)
+    set -l config
+    for i in (seq (count $tokens))
+        switch $tokens[$i]
+            case --config
+                set config --config (string replace -r '^~' $HOME -- $tokens[(math $i + 1)])
+            case '--config=*'
+                set config --config (string replace -r '^--config=' '' -- $tokens[$i] | string replace -r '^~' $HOME)
+        end
+    end
+    $tokens[1] $config accounts --names 2>/dev/null
+end
+
+"#;
+
 /// Makes the value of `-a/--account` complete to the configured account names, which the
 /// script asks `pop3 accounts --names` for at completion time (clap only knows static values).
 fn complete_account_names(shell: clap_complete::Shell, script: &str) -> String {
     use clap_complete::Shell;
     let mut out = String::with_capacity(script.len() + 512);
     let mut account_case = false;
-    if shell == Shell::Bash {
-        out.push_str(BASH_ACCOUNT_NAMES);
+    match shell {
+        Shell::Bash => out.push_str(BASH_ACCOUNT_NAMES),
+        Shell::Fish => out.push_str(FISH_ACCOUNT_NAMES),
+        _ => {}
     }
     for line in script.lines() {
         let trimmed = line.trim();
@@ -77,7 +115,7 @@ fn complete_account_names(shell: clap_complete::Shell, script: &str) -> String {
                 line.replace(":NAME:_default'", ":NAME:_pop3_account_names'")
             }
             Shell::Fish if line.contains(" -s a -l account ") => {
-                format!("{line} -f -a \"(pop3 accounts --names 2>/dev/null)\"")
+                format!("{line} -f -a \"(__pop3_account_names)\"")
             }
             _ => line.to_owned(),
         };
@@ -85,12 +123,7 @@ fn complete_account_names(shell: clap_complete::Shell, script: &str) -> String {
         out.push_str(&line);
         out.push('\n');
         if shell == Shell::Zsh && trimmed == "#compdef pop3" {
-            out.push_str(
-                "\n(( $+functions[_pop3_account_names] )) ||\n_pop3_account_names() {\n    \
-                 local -a names\n    \
-                 names=(${(f)\"$(${words[1]} accounts --names 2>/dev/null)\"})\n    \
-                 compadd -a names\n}\n",
-            );
+            out.push_str(ZSH_ACCOUNT_NAMES);
         }
     }
     out

@@ -349,8 +349,122 @@ fn completion_after_account_flag_offers_the_account_names() {
     assert!(
         fish.lines()
             .filter(|l| l.contains("-l account"))
-            .all(|l| l.ends_with("-f -a \"(pop3 accounts --names 2>/dev/null)\"")),
+            .all(|l| l.ends_with("-f -a \"(__pop3_account_names)\"")),
         "{fish}"
+    );
+}
+
+/// The directory holding the pop3 binary under test, first in a PATH for shells that complete
+/// the command `pop3` by name.
+fn path_with_pop3() -> std::ffi::OsString {
+    let bin = Path::new(env!("CARGO_BIN_EXE_pop3")).parent().unwrap();
+    let mut dirs = vec![bin.to_owned()];
+    dirs.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    std::env::join_paths(dirs).unwrap()
+}
+
+/// Runs `script` with `shell` (zsh or fish, as installed by scripts/test), the default config
+/// being `config`, and returns its stdout.
+fn run_shell(shell: &str, args: &[&str], script: &str, config: &Path, home: &Path) -> String {
+    let output = Command::new(shell)
+        .args(args)
+        .arg(script)
+        .env("PATH", path_with_pop3())
+        .env("POP3_CONFIG", config)
+        .env("HOME", home)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run {shell} ({e}): apt-get install {shell} (scripts/test does)")
+        });
+    assert!(
+        output.status.success(),
+        "{shell}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// Trial 2 found that zsh and fish completed account names from the default config even when
+/// the command line named another with `--config` (bash already followed it). Each shell's
+/// own completion code is run: zsh's account function with the words of a command line, fish's
+/// whole completion through `complete -C`.
+#[test]
+fn zsh_and_fish_complete_account_names_from_the_config_the_command_line_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let default = config_file(
+        dir.path(),
+        "[accounts.work]\nhost = \"h\"\nuser = \"u\"\n[accounts.home]\nhost = \"h\"\nuser = \"u\"\n",
+    );
+    std::fs::create_dir(dir.path().join("other")).unwrap();
+    let other = config_file(
+        &dir.path().join("other"),
+        "[accounts.lists]\nhost = \"h\"\nuser = \"u\"\n",
+    );
+    let relative = other
+        .strip_prefix(dir.path())
+        .unwrap()
+        .display()
+        .to_string();
+    let other = other.display().to_string();
+
+    let zsh_script = dir.path().join("_pop3");
+    std::fs::write(
+        &zsh_script,
+        Pop3::new()
+            .args(["completions", "zsh"])
+            .run()
+            .expect_code(0)
+            .stdout,
+    )
+    .unwrap();
+    // compdef registers the function in an interactive shell; compadd prints what it is given.
+    let mut zsh = format!(
+        "compdef() {{ :; }}\nsource {}\ncompadd() {{ [[ $1 == -a ]] && print -r -- ${{(P)2}}; }}\n",
+        zsh_script.display()
+    );
+    for words in [
+        "pop3 stat -a ''".to_owned(),
+        format!("pop3 --config {other} stat -a ''"),
+        format!("pop3 --config={other} -a ''"),
+        format!("pop3 --config '~/{relative}' fetch-all -a ''"),
+    ] {
+        zsh.push_str(&format!(
+            "words=({words}); CURRENT=$#words; _pop3_account_names\n"
+        ));
+    }
+    assert_eq!(
+        run_shell("zsh", &["-fc"], &zsh, &default, dir.path()),
+        "home work\nlists\nlists\nlists\n"
+    );
+
+    let fish_script = dir.path().join("pop3.fish");
+    std::fs::write(
+        &fish_script,
+        Pop3::new()
+            .args(["completions", "fish"])
+            .run()
+            .expect_code(0)
+            .stdout,
+    )
+    .unwrap();
+    let mut fish = format!("source {}\n", fish_script.display());
+    for line in [
+        "pop3 stat -a ".to_owned(),
+        format!("pop3 --config {other} stat -a "),
+        format!("pop3 --config={other} list -a "),
+        format!("pop3 --config ~/{relative} fetch-all -a "),
+    ] {
+        fish.push_str(&format!(
+            "complete -C'{line}' | string split -f1 \\t | string join ' '\n"
+        ));
+    }
+    // `string join` of a single name is "no join", status 1; the output is what counts.
+    fish.push_str("true\n");
+    assert_eq!(
+        run_shell("fish", &["--no-config", "-c"], &fish, &default, dir.path()),
+        "home work\nlists\nlists\nlists\n"
     );
 }
 
