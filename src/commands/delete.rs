@@ -46,7 +46,7 @@ fn set_interrupt_handler(handler: Option<extern "C" fn(libc::c_int)>) {
 
 /// Runs `delete`.
 pub fn run(context: &Context, args: &DeleteArgs) -> anyhow::Result<()> {
-    if args.select.messages.is_empty() {
+    if args.select.messages.is_empty() && args.select.last.is_none() {
         return Err(CommandError::DeleteWhat.into());
     }
     let specs = select::parse_specs(&args.select)?;

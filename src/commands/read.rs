@@ -43,6 +43,7 @@ pub fn run(context: &Context, args: &ReadArgs, paging: crate::ui::Paging) -> any
     let specs = select::parse_specs(&MessageArgs {
         messages: vec![args.message.clone()],
         uid: args.uid,
+        last: None,
     })?;
     if let [MessageSpec::Range(..)] = specs.as_slice() {
         return Err(CommandError::ReadRange.into());

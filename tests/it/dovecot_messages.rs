@@ -231,6 +231,30 @@ fn delete_removes_exactly_the_chosen_messages() {
     assert_eq!(after, expected);
 }
 
+/// Trial 2 asked for "the last N" without counting the mailbox first: `--last N` names the N
+/// highest numbers, in order; more than the mailbox holds is all of it; it cannot be mixed with
+/// named messages, and 0 is a usage error.
+#[test]
+fn last_names_the_newest_messages_for_headers_and_delete() {
+    let (user, _) = mailbox();
+    let outcome = run(&user, &["headers", "--last", "2"]).expect_code(0);
+    let numbers: Vec<&str> = outcome
+        .stdout
+        .lines()
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(numbers, ["5", "6"], "{}", outcome.stdout);
+    let all = run(&user, &["headers", "--last", "99"]).expect_code(0);
+    assert_eq!(all.stdout.lines().count(), 6, "{}", all.stdout);
+    run(&user, &["headers", "--last", "0"]).expect_code(64);
+    run(&user, &["headers", "--last", "2", "3"]).expect_code(64);
+
+    let before = subjects_on_server(&user);
+    let deleted = run(&user, &["delete", "--yes", "--last", "1"]).expect_code(0);
+    assert_eq!(deleted.stdout, "Deleted 1 message.\n");
+    assert_eq!(subjects_on_server(&user), before[..5]);
+}
+
 #[test]
 fn delete_by_uid_resolves_in_the_same_session() {
     let (user, _) = mailbox();

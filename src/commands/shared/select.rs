@@ -18,6 +18,14 @@ pub struct MessageArgs {
     /// Name messages by unique id (UIDL) instead of number
     #[arg(long)]
     pub uid: bool,
+    /// The N newest messages (the highest numbers), instead of naming them
+    #[arg(
+        long,
+        value_name = "N",
+        value_parser = clap::value_parser!(u32).range(1..),
+        conflicts_with_all = ["messages", "uid"]
+    )]
+    pub last: Option<u32>,
 }
 
 /// One message as named on the command line.
@@ -29,6 +37,8 @@ pub enum MessageSpec {
     Range(u32, u32),
     /// A unique id.
     Uid(String),
+    /// The newest messages: this many of the highest numbers.
+    Last(u32),
 }
 
 /// A message resolved in the current session.
@@ -132,6 +142,9 @@ fn parse_number(text: &str) -> Result<u32, SelectError> {
 
 /// Parses the command line's message names.
 pub fn parse_specs(args: &MessageArgs) -> Result<Vec<MessageSpec>, SelectError> {
+    if let Some(count) = args.last {
+        return Ok(vec![MessageSpec::Last(count)]);
+    }
     args.messages
         .iter()
         .map(|text| {
@@ -252,6 +265,12 @@ pub fn resolve(
                 (*first..=end).map(lookup).collect::<Result<_, _>>()?
             }
             MessageSpec::Uid(text) => vec![by_unique_id(text, &numbers_by_uid, &size_by_number)?],
+            MessageSpec::Last(wanted) => {
+                let mut numbers = in_order.clone();
+                numbers.sort_unstable();
+                let from = numbers.len().saturating_sub(*wanted as usize);
+                numbers.split_off(from)
+            }
         };
         for number in numbers {
             if seen.insert(number) {
@@ -293,6 +312,7 @@ mod tests {
         parse_specs(&MessageArgs {
             messages: list.iter().map(|s| s.to_string()).collect(),
             uid,
+            last: None,
         })
     }
 
@@ -306,6 +326,16 @@ mod tests {
             specs(&["000000016b021e3a"], true).unwrap(),
             [MessageSpec::Uid("000000016b021e3a".into())]
         );
+    }
+
+    #[test]
+    fn last_replaces_the_names() {
+        let args = MessageArgs {
+            messages: Vec::new(),
+            uid: false,
+            last: Some(3),
+        };
+        assert_eq!(parse_specs(&args).unwrap(), [MessageSpec::Last(3)]);
     }
 
     #[test]
