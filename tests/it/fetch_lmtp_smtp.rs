@@ -240,6 +240,14 @@ fn fetch_all_smtp_rejected_message_is_reported_once_with_exit_65_and_not_retried
     let second = fetch(&source, state.path(), &config, &[]).expect_code(0);
     assert!(!second.stderr.contains("rejected"), "{}", second.stderr);
     assert_eq!(source.messages_on_server(), 2);
+    // Asked to, a run offers it again (and the server refuses it again).
+    let retried = fetch(&source, state.path(), &config, &["--retry-rejected"]).expect_code(65);
+    assert!(
+        retried.stderr.contains("rejected 1 message") && retried.stderr.contains("550 5.7.1"),
+        "{}",
+        retried.stderr
+    );
+    assert_eq!(source.messages_on_server(), 2);
 }
 
 #[test]

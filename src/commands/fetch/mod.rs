@@ -67,6 +67,10 @@ pub struct FetchArgs {
     /// holds a second copy of what it already had)
     #[arg(long)]
     pub all: bool,
+    /// Offer again the messages an LMTP/SMTP server refused for good in earlier runs (they are
+    /// skipped otherwise, once reported)
+    #[arg(long)]
+    pub retry_rejected: bool,
     /// Fetch every configured account, several at once
     #[arg(long)]
     pub all_accounts: bool,

@@ -165,7 +165,7 @@ pub(super) fn plan(
             continue;
         }
         // Refused for good by the delivery server in an earlier run, and reported then.
-        if !args.all && state.is_rejected(&message.key) {
+        if !args.all && !args.retry_rejected && state.is_rejected(&message.key) {
             continue;
         }
         if message.size > too_big_limit {

@@ -222,7 +222,7 @@ pub(super) fn refused_by_server(
         let fate = if delete_rejected {
             "deleted from the server (delete_rejected)"
         } else {
-            "left on the server and not offered again"
+            "left on the server and not offered again (unless asked with --retry-rejected)"
         };
         parts.push(format!(
             "the delivery server rejected {}, {fate}: {}",
