@@ -260,7 +260,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 // main prints the error line after this.
                 Err(_) => fetch::report_summary_after_error(&context, &summary),
             }
-            exit_if_stopped(summary.fetched);
+            exit_if_stopped(summary.fetched, summary.asked_all && result.is_ok());
             result
         }
         Command::Accounts(_)
@@ -302,8 +302,10 @@ fn fetch_all_accounts(
     let results = fetch_in_parallel(&contexts, args);
     let mut worst = crate::exit::ExitCode::Success;
     let mut fetched = 0;
+    let mut asked_all = true;
     for (context, (summary, result)) in contexts.iter().zip(results) {
         fetched += summary.fetched;
+        asked_all &= summary.asked_all && result.is_ok();
         match result {
             Ok(()) => fetch::report_summary(context, &summary),
             Err(error) => {
@@ -313,7 +315,7 @@ fn fetch_all_accounts(
             }
         }
     }
-    exit_if_stopped(fetched);
+    exit_if_stopped(fetched, asked_all);
     match worst {
         crate::exit::ExitCode::Success => Ok(()),
         worst => Err(CommandError::SomeAccountsFailed { worst }.into()),
@@ -323,9 +325,9 @@ fn fetch_all_accounts(
 /// After a `fetch-all` that SIGINT or SIGTERM stopped: says so, and exits with 128 plus the
 /// signal's number (130, 143), as a shell reports a program a signal ended. Everything is
 /// committed, the account locks released and the connections closed by then.
-fn exit_if_stopped(fetched: usize) {
+fn exit_if_stopped(fetched: usize, asked_all: bool) {
     if let Some(signal) = crate::signals::stopped_by() {
-        fetch::report_interrupted(fetched);
+        fetch::report_interrupted(fetched, asked_all);
         std::process::exit(128 + signal);
     }
 }
@@ -423,7 +425,7 @@ fn fetch_every(
     };
     daemon::run(every, &signals, load, cycle)?;
     if let Some(fetched) = interrupted.get() {
-        fetch::report_interrupted(fetched);
+        fetch::report_interrupted(fetched, false);
     }
     Ok(())
 }

@@ -330,6 +330,28 @@ fn sigterm_during_fetch_all_stops_between_messages_and_exits_143() {
     second_run_fetches_the_rest(&fixture, &server, COUNT, &["--keep"]);
 }
 
+/// Trial 3: a stop that came once every message had been asked for (pipelined) still said
+/// "the rest stay on the server", though the run went on to fetch them all.
+#[test]
+fn a_stop_after_every_message_was_asked_for_says_none_is_left_behind() {
+    // 3 x 600 KB at 2 MB/s: all three fit in the first look-ahead (2 MiB), so all are asked
+    // for at once; the stop comes after the first.
+    let server = SlowServer::start(3, SIZE, 2_000_000);
+    let fixture = Fixture::new();
+    let (child, _home) = spawn(&fixture, server.port, &["--keep"]);
+    let sent = signal_after(&child, &server, 1, libc::SIGTERM);
+    let (code, stderr, _) = finish(child, sent);
+    assert_eq!(code, Some(143), "{stderr}");
+    assert_eq!(delivered(&fixture), vec![1, 2, 3], "{stderr}");
+    assert!(
+        stderr.contains(
+            "interrupted: fetched 3 messages; every new message had been asked for already, so none is left behind"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("the rest stay"), "{stderr}");
+}
+
 #[test]
 fn sigint_while_the_server_stalls_mid_message_cuts_the_connection_and_exits_130() {
     let server = SlowServer::start(COUNT, SIZE, 2_000_000);

@@ -148,6 +148,9 @@ pub(crate) struct Summary {
     pub(crate) dry_run: bool,
     /// SIGTERM or SIGINT stopped the run before it asked for every message.
     pub(crate) interrupted: bool,
+    /// The download ran to its end: every message it wanted was asked for and answered (a
+    /// stop that comes later leaves nothing new on the server).
+    pub(crate) asked_all: bool,
 }
 
 /// Why `fetch-all` failed for an account. Each message is the one line the user sees; the
@@ -359,6 +362,7 @@ fn fetch(context: &Context, args: &FetchArgs, summary: &mut Summary) -> anyhow::
     );
     summary.refused_by_server = outcome.deferred.len() + outcome.rejected.len();
     summary.interrupted = outcome.stopped || outcome.dropped;
+    summary.asked_all = !summary.interrupted;
 
     // A connection the stop shut down cannot end with QUIT: nothing was deleted, and what
     // was marked is recorded, so the next run deletes it.

@@ -320,12 +320,17 @@ pub(crate) fn summary_after_error(context: &Context, summary: &Summary) {
 }
 
 /// The line a `fetch-all` stopped by SIGTERM or SIGINT ends with: `fetched` counts every
-/// account's messages delivered and recorded in this run.
-pub(crate) fn interrupted(fetched: usize) {
-    eprintln!(
-        "pop3: interrupted: fetched {}, the rest stay on the server",
-        count(fetched as u64, "message")
-    );
+/// account's messages delivered and recorded in this run; `asked_all` says that every download
+/// had asked for all it wanted before the stop (pipelined), so nothing new was left behind.
+pub(crate) fn interrupted(fetched: usize, asked_all: bool) {
+    let fetched = count(fetched as u64, "message");
+    if asked_all {
+        eprintln!(
+            "pop3: interrupted: fetched {fetched}; every new message had been asked for already, so none is left behind"
+        );
+    } else {
+        eprintln!("pop3: interrupted: fetched {fetched}, the rest stay on the server");
+    }
 }
 
 #[cfg(test)]
