@@ -39,13 +39,19 @@ pub fn help(path: &[String]) -> anyhow::Result<()> {
 }
 
 /// The bash function that lists the account names, from the config file the command line
-/// being completed names with `--config` (bash splits `--config=FILE` at the `=`), if any.
+/// being completed names with `--config` (bash splits `--config=FILE` at the `=`), if any. The
+/// words keep the quoting typed (`"a b"`, `'a b'`, `a\ b`), which is taken off.
 const BASH_ACCOUNT_NAMES: &str = r#"_pop3_account_names() {
     local i value config=()
     for ((i = 1; i < ${#COMP_WORDS[@]}; i++)); do
         if [[ ${COMP_WORDS[i]} == --config ]]; then
             value=${COMP_WORDS[i+1]}
             [[ $value == = ]] && value=${COMP_WORDS[i+2]}
+            case $value in
+                \'*\') value=${value:1:${#value}-2} ;;
+                \"*\") value=${value:1:${#value}-2} ;;
+                *) value=${value//\\ / } ;;
+            esac
             config=(--config "${value/#\~/$HOME}")
         fi
     done
@@ -55,7 +61,7 @@ const BASH_ACCOUNT_NAMES: &str = r#"_pop3_account_names() {
 "#;
 
 /// The zsh function that lists the account names, from the config file the command line names
-/// with `--config FILE` or `--config=FILE`, if any.
+/// with `--config FILE` or `--config=FILE`, if any (its quoting taken off: `(Q)`).
 const ZSH_ACCOUNT_NAMES: &str = r#"
 (( $+functions[_pop3_account_names] )) ||
 _pop3_account_names() {
@@ -63,8 +69,8 @@ _pop3_account_names() {
     local i
     for (( i = 2; i < CURRENT; i++ )); do
         case $words[i] in
-            (--config) config=(--config "${words[i+1]/#\~/$HOME}") ;;
-            (--config=*) config=(--config "${${words[i]#--config=}/#\~/$HOME}") ;;
+            (--config) config=(--config "${${(Q)words[i+1]}/#\~/$HOME}") ;;
+            (--config=*) config=(--config "${${(Q)${words[i]#--config=}}/#\~/$HOME}") ;;
         esac
     done
     names=(${(f)"$(${words[1]} $config accounts --names 2>/dev/null)"})

@@ -319,9 +319,20 @@ fn completion_after_account_flag_offers_the_account_names() {
         "[accounts.lists]\nhost = \"h\"\nuser = \"u\"\n",
     );
     let other = other.display();
+    // Trial 3: a quoted or escaped path (as typed, the word keeps its quoting).
+    std::fs::create_dir(dir.path().join("with space")).unwrap();
+    let spaced = config_file(
+        &dir.path().join("with space"),
+        "[accounts.lists]\nhost = \"h\"\nuser = \"u\"\n",
+    );
+    let spaced = spaced.display().to_string();
+    let escaped = spaced.replace(' ', "\\ ");
     for words in [
         format!("--config {other} stat -a ''"),
         format!("--config = {other} -a ''"),
+        format!("--config \"'{spaced}'\" stat -a ''"),
+        format!("--config '\"{spaced}\"' stat -a ''"),
+        format!("--config '{escaped}' stat -a ''"),
     ] {
         let test = format!(
             "source {script}\nCOMP_WORDS=({bin} {words})\nCOMP_CWORD=$((${{#COMP_WORDS[@]}} - 1))\n\
@@ -408,6 +419,12 @@ fn zsh_and_fish_complete_account_names_from_the_config_the_command_line_names() 
         .display()
         .to_string();
     let other = other.display().to_string();
+    std::fs::create_dir(dir.path().join("with space")).unwrap();
+    let spaced = config_file(
+        &dir.path().join("with space"),
+        "[accounts.lists]\nhost = \"h\"\nuser = \"u\"\n",
+    );
+    let spaced = spaced.display().to_string();
 
     let zsh_script = dir.path().join("_pop3");
     std::fs::write(
@@ -429,6 +446,9 @@ fn zsh_and_fish_complete_account_names_from_the_config_the_command_line_names() 
         format!("pop3 --config {other} stat -a ''"),
         format!("pop3 --config={other} -a ''"),
         format!("pop3 --config '~/{relative}' fetch-all -a ''"),
+        // Trial 3: the words keep the quoting typed.
+        format!("pop3 --config \"'{spaced}'\" stat -a ''"),
+        format!("pop3 --config '{}' stat -a ''", spaced.replace(' ', "\\ ")),
     ] {
         zsh.push_str(&format!(
             "words=({words}); CURRENT=$#words; _pop3_account_names\n"
@@ -436,7 +456,7 @@ fn zsh_and_fish_complete_account_names_from_the_config_the_command_line_names() 
     }
     assert_eq!(
         run_shell("zsh", &["-fc"], &zsh, &default, dir.path()),
-        "home work\nlists\nlists\nlists\n"
+        "home work\nlists\nlists\nlists\nlists\nlists\n"
     );
 
     let fish_script = dir.path().join("pop3.fish");
