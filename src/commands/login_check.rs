@@ -81,7 +81,8 @@ pub fn run(context: &Context) -> anyhow::Result<()> {
             state_path.display()
         ),
         Ok(state) => say!(
-            "fetch-all:    state {} ({} downloaded)",
+            // The state forgets what left the server, so this is not a count of all downloads.
+            "fetch-all:    state {} ({} downloaded and still on the server)",
             state_path.display(),
             count(state.delivered_count() as u64, "message")
         ),
