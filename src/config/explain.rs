@@ -91,7 +91,22 @@ pub(super) fn explain(error: &toml::de::Error, text: &str) -> String {
     }
     if let Some(rest) = message.strip_prefix("unknown field `") {
         let (name, expected) = rest.split_once('`').unwrap_or((rest, ""));
-        return unknown_key(name, expected);
+        let reported = line_number(text, start);
+        let others: Vec<String> = other_unknown_keys(text)
+            .into_iter()
+            .filter(|(line, _, _)| *line != reported)
+            .map(|(line, key, expected)| format!("line {line}: {}", unknown_key(&key, expected)))
+            .collect();
+        if others.is_empty() {
+            return unknown_key(name, expected);
+        }
+        // serde stops at the first one: the rest are found here, so that a file with several
+        // typos is fixed in one go.
+        return format!(
+            "{}; also {}",
+            unknown_key(name, expected),
+            others.join("; ")
+        );
     }
     let key = span.as_ref().and_then(|s| key_before(text, s.start));
     let secret_line = assigns_secret(line_text);
@@ -212,6 +227,90 @@ fn duplicate(text: &str, span: std::ops::Range<usize>) -> String {
         .map(|(i, _)| format!(" (lines {} and {line})", i + 1))
         .unwrap_or_default();
     format!("key `{key}` appears twice{first}: keep one")
+}
+
+/// The unknown keys of a file (line, key, the keys known there as serde lists them, or "" for
+/// an account's), by a scan of its lines: `key = ...` lines at the top
+/// (only `default_account` is known there) and in `[defaults]` and `[accounts.NAME]` (the
+/// account keys). Lines inside a multi-line array or string are skipped. Used only once serde
+/// has refused the file for an unknown key, to name the others too.
+fn other_unknown_keys(text: &str) -> Vec<(usize, String, &'static str)> {
+    enum Table {
+        Top,
+        Account,
+        Other,
+    }
+    let mut table = Table::Top;
+    let mut open_brackets = 0i32;
+    let mut in_string: Option<&str> = None;
+    let mut unknown = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let trimmed = line.trim();
+        if let Some(quotes) = in_string {
+            if trimmed.contains(quotes) {
+                in_string = None;
+            }
+            continue;
+        }
+        if open_brackets > 0 {
+            open_brackets += bracket_balance(trimmed);
+            continue;
+        }
+        if trimmed.starts_with('[') {
+            let name = trimmed
+                .trim_start_matches('[')
+                .split(']')
+                .next()
+                .unwrap_or("");
+            let name = name.trim();
+            table = if name == "defaults" || name.starts_with("accounts.") {
+                Table::Account
+            } else {
+                Table::Other
+            };
+            continue;
+        }
+        let Some(key) = assigned_key(trimmed).filter(|_| !trimmed.starts_with('#')) else {
+            continue;
+        };
+        let value = trimmed.split_once('=').map_or("", |(_, v)| v.trim());
+        for quotes in ["\"\"\"", "'''"] {
+            if value.starts_with(quotes) && value.matches(quotes).count() == 1 {
+                in_string = Some(quotes);
+            }
+        }
+        open_brackets = bracket_balance(value).max(0);
+        let known = match table {
+            Table::Top => key == "default_account",
+            Table::Account => super::keys().contains(&key),
+            Table::Other => true,
+        };
+        if !known {
+            let expected = match table {
+                Table::Top => "`default_account`, `defaults`, `accounts`",
+                _ => "",
+            };
+            unknown.push((index + 1, key.to_owned(), expected));
+        }
+    }
+    unknown
+}
+
+/// Opening minus closing brackets of a value, outside quoted strings.
+fn bracket_balance(value: &str) -> i32 {
+    let mut balance = 0;
+    let mut quote = None;
+    for c in value.chars() {
+        match (quote, c) {
+            (None, '"' | '\'') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (None, '[') => balance += 1,
+            (None, ']') => balance -= 1,
+            (None, '#') => break,
+            _ => {}
+        }
+    }
+    balance
 }
 
 /// `unknown key `X``, with the nearest known key when one is close.
@@ -369,6 +468,30 @@ mod tests {
         assert!(
             err.contains("mda = [\"sh\", \"-c\", \"procmail -d $USER | tee\"]"),
             "{err}"
+        );
+    }
+
+    /// Trial 3: two typos were reported one at a time (serde stops at the first).
+    #[test]
+    fn every_unknown_key_of_the_file_is_named_at_once() {
+        let err = error(
+            "defualt_account = \"a\"\n[defaults]\nprot = 1\nmda = [\n  \"x = y\",\n]\n\
+             s = \"\"\"\nz = 1\n\"\"\"\n[accounts.a]\nhost = \"h\"\nkeep_day = 3\n",
+        );
+        for part in [
+            "line 1: unknown key `defualt_account`: did you mean `default_account`?",
+            "line 3: unknown key `prot`: did you mean `port`?",
+            "12: unknown key `keep_day`: did you mean `keep_days`?",
+            "unknown key `s`",
+        ] {
+            assert!(err.contains(part), "{part}: {err}");
+        }
+        // Lines inside a multi-line array or string are not keys.
+        assert!(!err.contains("`x`") && !err.contains("`z`"), "{err}");
+        // One typo: the message is as before.
+        assert_eq!(
+            error("[defaults]\nprot = 1\n"),
+            "/c.toml:2: unknown key `prot`: did you mean `port`?"
         );
     }
 
