@@ -292,25 +292,18 @@ fn completion_after_account_flag_offers_the_account_names() {
             .stdout,
     )
     .unwrap();
-    for words in ["stat -a ''", "-a ''", "fetch-all --account ''"] {
+    // What bash's completion offers after `pop3 WORDS`, the default config being `config`.
+    let complete = |words: &str| {
         let test = format!(
             "source {script}\nCOMP_WORDS=({bin} {words})\nCOMP_CWORD=$((${{#COMP_WORDS[@]}} - 1))\n\
              _pop3 {bin} '' \"${{COMP_WORDS[COMP_CWORD-1]}}\"\necho \"${{COMPREPLY[*]}}\"\n",
             script = script.display(),
             bin = env!("CARGO_BIN_EXE_pop3"),
         );
-        let output = Command::new("bash")
-            .arg("-c")
-            .arg(test)
-            .env("POP3_CONFIG", &config)
-            .output()
-            .unwrap();
-        assert_eq!(
-            String::from_utf8_lossy(&output.stdout),
-            "home work\n",
-            "{words}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        run_shell("bash", &["-c"], &test, &config, dir.path())
+    };
+    for words in ["stat -a ''", "-a ''", "fetch-all --account ''"] {
+        assert_eq!(complete(words), "home work\n", "{words}");
     }
     // Trial 2: the script asked `pop3 accounts --names` without the command line's --config.
     std::fs::create_dir(dir.path().join("other")).unwrap();
@@ -334,24 +327,7 @@ fn completion_after_account_flag_offers_the_account_names() {
         format!("--config '\"{spaced}\"' stat -a ''"),
         format!("--config '{escaped}' stat -a ''"),
     ] {
-        let test = format!(
-            "source {script}\nCOMP_WORDS=({bin} {words})\nCOMP_CWORD=$((${{#COMP_WORDS[@]}} - 1))\n\
-             _pop3 {bin} '' \"${{COMP_WORDS[COMP_CWORD-1]}}\"\necho \"${{COMPREPLY[*]}}\"\n",
-            script = script.display(),
-            bin = env!("CARGO_BIN_EXE_pop3"),
-        );
-        let output = Command::new("bash")
-            .arg("-c")
-            .arg(test)
-            .env("POP3_CONFIG", &config)
-            .output()
-            .unwrap();
-        assert_eq!(
-            String::from_utf8_lossy(&output.stdout),
-            "lists\n",
-            "{words}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        assert_eq!(complete(&words), "lists\n", "{words}");
     }
     let zsh = Pop3::new().args(["completions", "zsh"]).run().stdout;
     assert!(zsh.contains("'-a+[Account from the config file \\[default\\: default_account\\]]:NAME:_pop3_account_names'"), "{zsh}");
@@ -376,8 +352,8 @@ fn path_with_pop3() -> std::ffi::OsString {
     std::env::join_paths(dirs).unwrap()
 }
 
-/// Runs `script` with `shell` (zsh or fish, as installed by scripts/test), the default config
-/// being `config`, and returns its stdout.
+/// Runs `script` with `shell` (bash, or zsh or fish as installed by scripts/test), the default
+/// config being `config` and HOME `home`, and returns its stdout.
 fn run_shell(shell: &str, args: &[&str], script: &str, config: &Path, home: &Path) -> String {
     let output = Command::new(shell)
         .args(args)
