@@ -436,20 +436,16 @@ impl State {
             .cloned()
             .collect();
         forgotten.sort();
-        let live = self.entries.len() - forgotten.len();
-        let overgrown = self.lines + forgotten.len() > 2 * live + JOURNAL_SLACK;
+        for uid in &forgotten {
+            self.entries.remove(uid);
+        }
+        let overgrown = self.lines + forgotten.len() > 2 * self.entries.len() + JOURNAL_SLACK;
         if overgrown && (self.appended || !forgotten.is_empty()) {
-            for uid in &forgotten {
-                self.entries.remove(uid);
-            }
             return self.rewrite();
         }
         if !forgotten.is_empty() {
             let lines: String = forgotten.iter().map(|uid| format!("- {uid}\n")).collect();
             self.append(&lines)?;
-            for uid in &forgotten {
-                self.entries.remove(uid);
-            }
         }
         Ok(())
     }
