@@ -15,7 +15,7 @@ use super::TransportError;
 /// The roots verified against first: the CA file's certificates alone when one is set (the
 /// system's roots are then read only if they do not vouch for the server, see
 /// [`ShowingVerifier`]), else the system's.
-pub(super) fn trusted_roots(ca_file: Option<&Path>) -> Result<RootCertStore, TransportError> {
+fn trusted_roots(ca_file: Option<&Path>) -> Result<RootCertStore, TransportError> {
     let mut roots = RootCertStore::empty();
     match ca_file {
         Some(path) => {
@@ -201,13 +201,13 @@ pub(super) struct ShowingVerifier {
 struct SystemFallback(OnceLock<Option<Arc<WebPkiServerVerifier>>>);
 
 impl ShowingVerifier {
-    /// Verifies against `roots` (from [`trusted_roots`]); `with_system_fallback` when those
-    /// are the CA file's, so the system's roots are tried after them.
+    /// Verifies against [`trusted_roots`]: `ca_file`'s certificates, then the system's roots;
+    /// or the system's alone without a CA file.
     pub(super) fn new(
-        roots: RootCertStore,
-        with_system_fallback: bool,
+        ca_file: Option<&Path>,
         provider: Arc<rustls::crypto::CryptoProvider>,
     ) -> Result<ShowingVerifier, TransportError> {
+        let roots = trusted_roots(ca_file)?;
         let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
             .build()
             .map_err(|e| TransportError::Tls {
@@ -217,7 +217,7 @@ impl ShowingVerifier {
             })?;
         Ok(ShowingVerifier {
             inner,
-            fallback: with_system_fallback.then(SystemFallback::default),
+            fallback: ca_file.is_some().then(SystemFallback::default),
             provider,
         })
     }

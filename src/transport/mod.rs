@@ -24,7 +24,6 @@ use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
 use certificates::{
     Accept, ChainlessVerifier, ShowingVerifier, presented_certificate, read_certificates,
-    trusted_roots,
 };
 pub use certificates::{CertificateSummary, summarize_certificate};
 
@@ -281,9 +280,7 @@ impl TlsConnector {
             None => builder
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(ShowingVerifier::new(
-                    trusted_roots(ca_file)?,
-                    ca_file.is_some(),
-                    provider,
+                    ca_file, provider,
                 )?)),
         };
         let config = match &options.client_cert {
