@@ -137,17 +137,22 @@ fn an_mbox_below_a_file_is_74_and_named() {
 /// mistyped directory is an error before anything is downloaded, and nothing is created.
 #[test]
 fn an_mbox_in_a_missing_directory_is_refused_and_nothing_is_created() {
-    let fixture = Fixture::new();
+    refuses_a_target_in_a_missing_directory(&Fixture::new(), "--mbox", "mbox", "mbox");
+}
+
+/// Runs `fetch-all FLAG nonexistent/dir/LEAF`: exit 74 naming the target (`KIND PATH`) and the
+/// missing directory, nothing created, nothing recorded.
+fn refuses_a_target_in_a_missing_directory(fixture: &Fixture, flag: &str, kind: &str, leaf: &str) {
     let missing = fixture.path("nonexistent/dir");
-    let mbox = missing.join("mbox");
+    let target = missing.join(leaf);
     let server = serving(&A);
     let outcome = fixture
-        .fetch(&server, &["--mbox", mbox.to_str().unwrap()])
+        .fetch(&server, &[flag, target.to_str().unwrap()])
         .expect_code(74);
     assert!(
         outcome.stderr.contains(&format!(
-            "cannot deliver to mbox {}: the directory {} does not exist",
-            mbox.display(),
+            "cannot deliver to {kind} {}: the directory {} does not exist",
+            target.display(),
             missing.display()
         )),
         "{}",
@@ -162,22 +167,7 @@ fn an_mbox_in_a_missing_directory_is_refused_and_nothing_is_created() {
 #[test]
 fn a_maildir_in_a_missing_directory_is_refused_and_nothing_is_created() {
     let fixture = Fixture::new();
-    let missing = fixture.path("nonexistent/dir");
-    let maildir = missing.join("Maildir");
-    let server = serving(&A);
-    let outcome = fixture
-        .fetch(&server, &["--maildir", maildir.to_str().unwrap()])
-        .expect_code(74);
-    assert!(
-        outcome.stderr.contains(&format!(
-            "cannot deliver to Maildir {}: the directory {} does not exist",
-            maildir.display(),
-            missing.display()
-        )),
-        "{}",
-        outcome.stderr
-    );
-    assert!(!fixture.path("nonexistent").exists());
+    refuses_a_target_in_a_missing_directory(&fixture, "--maildir", "Maildir", "Maildir");
 
     // In an existing directory the Maildir is made.
     let server = ScriptedServer::start(&format!(
